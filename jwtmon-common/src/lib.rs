@@ -1,0 +1,192 @@
+//! Types shared by jwtmon's kernel programs (`jwtmon-ebpf`) and its userspace
+//! daemon (`jwtmon`).
+//!
+//! Everything here is `#[repr(C)]`, free of implicit padding (checked by the
+//! compile-time size asserts at the bottom), and `aya::Pod` when the `user`
+//! feature is on. Map and program names are constants so both sides agree.
+#![no_std]
+
+/// An address as the datapath keys it: IPv6, with IPv4 stored IPv4-mapped
+/// (`::ffff:a.b.c.d`). One key type serves both families, so one map of each
+/// kind covers v4 and v6 and a v4 CIDR `/n` becomes prefix `n + 96`.
+pub type Addr = [u8; 16];
+
+/// Prefix length added to an IPv4 prefix to make it an IPv4-mapped IPv6 prefix.
+pub const V4_MAPPED_PREFIX: u32 = 96;
+
+/// Builds the IPv4-mapped key of an IPv4 address given in network order.
+#[inline(always)]
+pub const fn v4_mapped(o: [u8; 4]) -> Addr {
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, o[0], o[1], o[2], o[3],
+    ]
+}
+
+/// Names of the XDP/TC programs in the object file.
+pub mod programs {
+    /// XDP ingress program: allowlist, blocklists, per-source counters.
+    pub const XDP_INGRESS: &str = "jwtmon_xdp";
+}
+
+/// Names of the maps in the object file (also their pin file names under the
+/// pin directory). Kernel object names are limited to 15 bytes.
+pub mod maps {
+    /// LPM trie `Key<Addr>` → [`super::AllowEntry`]: never dropped.
+    pub const ALLOW_CIDR: &str = "ALLOW_CIDR";
+    /// Hash `Addr` → [`super::BlockEntry`]: exact-address blocks.
+    pub const BLOCK_IP: &str = "BLOCK_IP";
+    /// LPM trie `Key<Addr>` → [`super::BlockEntry`]: CIDR blocks.
+    pub const BLOCK_CIDR: &str = "BLOCK_CIDR";
+    /// LRU per-CPU hash `Addr` → [`super::SourceStats`].
+    pub const SRC_STATS: &str = "SRC_STATS";
+    /// Per-CPU array with one [`super::GlobalStats`] slot.
+    pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
+    /// Every map name, in a fixed order (used for pinning and reset).
+    pub const ALL: [&str; 5] = [ALLOW_CIDR, BLOCK_IP, BLOCK_CIDR, SRC_STATS, GLOBAL_STATS];
+}
+
+/// Compiled-in map sizes. The daemon overrides them from its config at load
+/// time; these are the defaults it documents.
+pub mod sizes {
+    /// Exact-address block entries.
+    pub const BLOCK_IP: u32 = 1_000_000;
+    /// CIDR block entries.
+    pub const BLOCK_CIDR: u32 = 100_000;
+    /// Allowlist CIDR entries.
+    pub const ALLOW_CIDR: u32 = 10_000;
+    /// Tracked sources in the LRU counters map.
+    pub const SRC_STATS: u32 = 1_000_000;
+}
+
+/// Value of the single-slot per-CPU global stats array: one `u64` counter per
+/// [`stat`] index, so a packet costs one map lookup however many it bumps.
+pub type GlobalStats = [u64; stat::COUNT as usize];
+
+/// Indexes into [`GlobalStats`].
+pub mod stat {
+    /// Packets passed on (including fail-open ones).
+    pub const PASSED: u32 = 0;
+    /// Packets dropped by any block entry.
+    pub const DROPPED: u32 = 1;
+    /// Of the dropped: matched an exact-address entry.
+    pub const DROPPED_EXACT: u32 = 2;
+    /// Of the dropped: matched a CIDR entry.
+    pub const DROPPED_CIDR: u32 = 3;
+    /// Packets that matched a block entry but passed because the allowlist
+    /// covers their source (the allowlist always wins).
+    pub const ALLOWLISTED: u32 = 4;
+    /// Frames that are not IPv4/IPv6 (ARP, LLDP, ...): passed.
+    pub const NON_IP: u32 = 5;
+    /// Frames too short or malformed to parse: passed (fail open).
+    pub const PARSE_ERROR: u32 = 6;
+    /// Block entries found but already expired: passed.
+    pub const EXPIRED_MATCH: u32 = 7;
+    /// HTTP requests sampled into the ring buffer.
+    pub const SAMPLED: u32 = 8;
+    /// Requests skipped by the rate limit / sample rate.
+    pub const SKIPPED_RATE: u32 = 9;
+    /// Records skipped because the ring buffer was full.
+    pub const RINGBUF_FULL: u32 = 10;
+    /// TCP payloads to monitored ports that did not look like HTTP.
+    pub const NON_HTTP: u32 = 11;
+    /// Responses sampled by the egress program.
+    pub const SAMPLED_RESPONSES: u32 = 12;
+    /// Number of slots in the array (room left for later counters).
+    pub const COUNT: u32 = 16;
+    /// Human-readable names, indexed by slot (empty = unused).
+    pub const NAMES: [&str; COUNT as usize] = [
+        "passed",
+        "dropped",
+        "dropped_exact",
+        "dropped_cidr",
+        "allowlisted",
+        "non_ip",
+        "parse_error",
+        "expired_match",
+        "sampled",
+        "skipped_rate",
+        "ringbuf_full",
+        "non_http",
+        "sampled_responses",
+        "",
+        "",
+        "",
+    ];
+}
+
+/// Who created a block entry.
+pub mod origin {
+    /// An operator through the CLI or admin API.
+    pub const OPERATOR: u32 = 0;
+    /// A bulk import (`jwtmon import-blocklist`).
+    pub const IMPORT: u32 = 1;
+    /// The daemon's decision engine.
+    pub const DECISION: u32 = 2;
+}
+
+/// Length of the reason text stored in a block entry.
+pub const REASON_LEN: usize = 32;
+
+/// Value of the block maps (exact and CIDR).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockEntry {
+    /// CLOCK_MONOTONIC deadline in ns (the kernel's `bpf_ktime_get_ns`);
+    /// 0 means permanent. The kernel program passes traffic once it is past.
+    pub expires_ns: u64,
+    /// Wall-clock creation time, seconds since the Unix epoch (display only).
+    pub created_unix_s: u64,
+    /// Packets dropped by this entry (atomically incremented by the kernel).
+    pub drops: u64,
+    /// TTL requested at creation in seconds, 0 = permanent (display only).
+    pub ttl_s: u32,
+    /// One of [`origin`].
+    pub origin: u16,
+    /// Prefix length of the key this entry is stored under (128 for exact
+    /// entries). Lets the kernel look past an expired CIDR to a broader one.
+    pub prefix_len: u16,
+    /// NUL-padded UTF-8 reason text.
+    pub reason: [u8; REASON_LEN],
+}
+
+/// Value of the allowlist trie.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllowEntry {
+    /// Wall-clock creation time, seconds since the Unix epoch.
+    pub created_unix_s: u64,
+    /// Reserved for a hit counter; kept zero today so that allowlisted traffic
+    /// costs no shared-cache-line write.
+    pub _reserved: u64,
+}
+
+/// Per-source counters (one value per CPU in an LRU per-CPU hash).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    /// Packets seen from the source.
+    pub packets: u64,
+    /// Bytes seen from the source (frame length).
+    pub bytes: u64,
+    /// Packets of the source that were dropped.
+    pub drops: u64,
+    /// CLOCK_MONOTONIC ns of the first packet seen on this CPU.
+    pub first_seen_ns: u64,
+    /// CLOCK_MONOTONIC ns of the latest packet seen on this CPU.
+    pub last_seen_ns: u64,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain `#[repr(C)]` structs of integers and byte arrays with no
+    // padding (see the size asserts), so every bit pattern is valid.
+    unsafe impl aya::Pod for super::BlockEntry {}
+    unsafe impl aya::Pod for super::AllowEntry {}
+    unsafe impl aya::Pod for super::SourceStats {}
+}
+
+const _: () = assert!(core::mem::size_of::<BlockEntry>() == 8 * 3 + 4 + 2 * 2 + REASON_LEN);
+const _: () = assert!(core::mem::size_of::<GlobalStats>() == 8 * stat::COUNT as usize);
+const _: () = assert!(core::mem::size_of::<AllowEntry>() == 16);
+const _: () = assert!(core::mem::size_of::<SourceStats>() == 40);
+const _: () = assert!(core::mem::size_of::<Addr>() == 16);

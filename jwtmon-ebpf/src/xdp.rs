@@ -1,0 +1,187 @@
+//! XDP ingress: the enforcement decision and the per-source counters.
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::bpf_ktime_get_ns,
+    macros::{map, xdp},
+    maps::HashMap,
+    maps::{LpmTrie, LruPerCpuHashMap, PerCpuArray, lpm_trie::Key},
+    programs::XdpContext,
+};
+use jwtmon_common::{Addr, AllowEntry, BlockEntry, GlobalStats, SourceStats, sizes, stat};
+
+use crate::parse::{ParseError, parse_l3};
+
+/// Allocate block entries on demand: a million preallocated 64-byte values
+/// would pin ~100 MB of kernel memory whether used or not.
+const BPF_F_NO_PREALLOC: u32 = 1;
+
+#[map(name = "ALLOW_CIDR")]
+static ALLOW_CIDR: LpmTrie<Addr, AllowEntry> = LpmTrie::with_max_entries(sizes::ALLOW_CIDR, 0);
+
+#[map(name = "BLOCK_IP")]
+static BLOCK_IP: HashMap<Addr, BlockEntry> =
+    HashMap::with_max_entries(sizes::BLOCK_IP, BPF_F_NO_PREALLOC);
+
+#[map(name = "BLOCK_CIDR")]
+static BLOCK_CIDR: LpmTrie<Addr, BlockEntry> = LpmTrie::with_max_entries(sizes::BLOCK_CIDR, 0);
+
+#[map(name = "SRC_STATS")]
+static SRC_STATS: LruPerCpuHashMap<Addr, SourceStats> =
+    LruPerCpuHashMap::with_max_entries(sizes::SRC_STATS, 0);
+
+#[map(name = "GLOBAL_STATS")]
+static GLOBAL_STATS: PerCpuArray<GlobalStats> = PerCpuArray::with_max_entries(1, 0);
+
+/// How many nested CIDR entries the kernel looks through when the longest
+/// match has expired (the daemon reaps expired entries within seconds).
+const MAX_CIDR_LOOKUPS: usize = 4;
+
+/// A reason slot that is out of range, for verdicts that need no extra counter.
+const NO_REASON: u32 = stat::COUNT;
+
+/// What the block maps say about a source.
+enum Verdict {
+    Pass,
+    DropExact,
+    DropCidr,
+}
+
+#[xdp]
+pub fn jwtmon_xdp(ctx: XdpContext) -> u32 {
+    let stats = GLOBAL_STATS.get_ptr_mut(0);
+    let (action, counter) = try_jwtmon_xdp(&ctx);
+    if let Some(stats) = stats {
+        // SAFETY: per-CPU slot, only this CPU writes it while we run.
+        unsafe {
+            let stats = &mut *stats;
+            bump(stats, counter);
+            if action == xdp_action::XDP_DROP {
+                bump(stats, stat::DROPPED);
+            } else {
+                bump(stats, stat::PASSED);
+            }
+        }
+    }
+    action
+}
+
+/// Adds one to a counter slot; out-of-range indexes are ignored.
+#[inline(always)]
+fn bump(stats: &mut GlobalStats, index: u32) {
+    if let Some(slot) = stats.get_mut(index as usize) {
+        *slot += 1;
+    }
+}
+
+/// Returns the action and the counter that explains it.
+#[inline(always)]
+fn try_jwtmon_xdp(ctx: &XdpContext) -> (u32, u32) {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    let l3 = match parse_l3(start, end) {
+        Ok(l3) => l3,
+        Err(ParseError::NotIp) => return (xdp_action::XDP_PASS, stat::NON_IP),
+        Err(ParseError::Malformed) => return (xdp_action::XDP_PASS, stat::PARSE_ERROR),
+    };
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let (verdict, expired_seen) = check_blocks(&l3.src, now);
+    let (action, counter) = match verdict {
+        Verdict::Pass if expired_seen => (xdp_action::XDP_PASS, stat::EXPIRED_MATCH),
+        Verdict::Pass => (xdp_action::XDP_PASS, NO_REASON),
+        // The allowlist always wins; it is only consulted for sources that a
+        // block entry matched, so clean traffic pays for no extra lookup.
+        _ if ALLOW_CIDR.get(Key::new(128, l3.src)).is_some() => {
+            (xdp_action::XDP_PASS, stat::ALLOWLISTED)
+        }
+        Verdict::DropExact => (xdp_action::XDP_DROP, stat::DROPPED_EXACT),
+        Verdict::DropCidr => (xdp_action::XDP_DROP, stat::DROPPED_CIDR),
+    };
+    count_source(
+        &l3.src,
+        (end - start) as u64,
+        action == xdp_action::XDP_DROP,
+        now,
+    );
+    (action, counter)
+}
+
+/// Looks the source up in the exact map, then the CIDR trie. Returns the
+/// verdict and whether an expired entry was seen on the way.
+#[inline(always)]
+fn check_blocks(src: &Addr, now: u64) -> (Verdict, bool) {
+    let mut expired = false;
+    if let Some(entry) = BLOCK_IP.get_ptr_mut(src) {
+        if active(entry, now) {
+            return (Verdict::DropExact, false);
+        }
+        expired = true;
+    }
+    let mut prefix = 128u32;
+    for _ in 0..MAX_CIDR_LOOKUPS {
+        let Some(entry) = BLOCK_CIDR.get(Key::new(prefix, *src)) else {
+            break;
+        };
+        let entry = entry as *const BlockEntry as *mut BlockEntry;
+        if active(entry, now) {
+            return (Verdict::DropCidr, expired);
+        }
+        expired = true;
+        // SAFETY: `entry` points into the map value returned by the lookup.
+        let matched = unsafe { (*entry).prefix_len } as u32;
+        if matched == 0 || matched > 128 {
+            break;
+        }
+        // An LPM lookup with a shorter key prefix finds the next broader entry.
+        prefix = matched - 1;
+    }
+    (Verdict::Pass, expired)
+}
+
+/// True when the entry has not expired; counts the drop on it if so.
+#[inline(always)]
+fn active(entry: *mut BlockEntry, now: u64) -> bool {
+    // SAFETY: `entry` points at a live map value; `drops` is only ever
+    // updated atomically (several CPUs may hit the same entry).
+    unsafe {
+        let expires = (*entry).expires_ns;
+        if expires != 0 && now >= expires {
+            return false;
+        }
+        // The BPF target has no `AtomicU64::fetch_add`; the intrinsic lowers
+        // to the BPF atomic add instruction.
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(
+            core::ptr::addr_of_mut!((*entry).drops),
+            1,
+        );
+    }
+    true
+}
+
+/// Adds the packet to its source's per-CPU counters.
+#[inline(always)]
+fn count_source(src: &Addr, len: u64, dropped: bool, now: u64) {
+    let drop = dropped as u64;
+    match SRC_STATS.get_ptr_mut(src) {
+        // SAFETY: per-CPU value, written only by this CPU.
+        Some(s) => unsafe {
+            (*s).packets += 1;
+            (*s).bytes += len;
+            (*s).drops += drop;
+            (*s).last_seen_ns = now;
+        },
+        None => {
+            let fresh = SourceStats {
+                packets: 1,
+                bytes: len,
+                drops: drop,
+                first_seen_ns: now,
+                last_seen_ns: now,
+            };
+            // A failed insert (map busy) only loses one sample of counters.
+            let _ = SRC_STATS.insert(src, &fresh, 0);
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Command-line interface: what each command takes and what `--help` says.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{LogFormat, XdpMode};
+
+/// jwtmon: protects HTTP APIs from the kernel up.
+///
+/// An XDP program drops banned IPs and CIDRs at wire speed and counts traffic
+/// per source; this command runs the daemon that loads it and manages its
+/// maps. Blocks live in pinned kernel maps, so `block`, `allow`, `list` and
+/// `stats` work whether the daemon runs or not, and blocks survive restarts.
+///
+/// Quick start (as root):
+///   jwtmon run --iface eth0                  protect eth0 with the defaults
+///   jwtmon block 203.0.113.7 --ttl 10m --reason "credential stuffing"
+///   jwtmon list                              blocks, time left, drops
+///   jwtmon stats --top 10                    counters and busiest sources
+#[derive(Debug, Parser)]
+#[command(name = "jwtmon", version, max_term_width = 100)]
+pub struct Cli {
+    /// Configuration file (TOML). Without it the embedded defaults apply;
+    /// `jwtmon check-config FILE` shows the effective values.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "JWTMON_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// bpffs directory of the pinned maps [default: datapath.pin_dir,
+    /// /sys/fs/bpf/jwtmon].
+    #[arg(long, global = true, env = "JWTMON_PIN_DIR", value_name = "DIR")]
+    pub pin_dir: Option<PathBuf>,
+
+    /// Log format on stderr [default: log.format, auto].
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: load and attach XDP, enforce, stop on SIGINT/SIGTERM.
+    ///
+    /// Prints one line per interface saying how it attached (native, skb, or
+    /// adopted from a previous run). On SIGINT/SIGTERM it detaches cleanly,
+    /// unless --keep-attached: then the program stays in the kernel and goes
+    /// on enforcing blocks (and expiring them on time) until a new daemon
+    /// adopts it.
+    Run {
+        /// Interface to protect; repeat for several [default:
+        /// daemon.interfaces, else the default route's interface].
+        #[arg(long, short = 'i', value_name = "IFACE")]
+        iface: Vec<String>,
+        /// XDP mode: auto tries native driver mode and falls back to generic.
+        #[arg(long, value_enum, value_name = "MODE")]
+        xdp_mode: Option<XdpMode>,
+        /// Leave XDP attached (pinned) when the daemon stops or crashes.
+        #[arg(long)]
+        keep_attached: bool,
+    },
+    /// Validate a config file and print the effective configuration.
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
+    /// Drop all traffic from an address or network.
+    ///
+    /// Examples: `jwtmon block 203.0.113.7 --ttl 10m`,
+    /// `jwtmon block 198.51.100.0/24 --reason scanner`,
+    /// `jwtmon block 2001:db8::/48 --ttl 1d`.
+    /// Blocking what the allowlist covers is refused (the allowlist wins).
+    /// Blocking an existing entry again replaces its TTL and reason.
+    Block {
+        /// IPv4/IPv6 address or CIDR.
+        target: String,
+        /// Lifetime, e.g. 90s, 10m, 2h, 7d; `permanent` (the default) never
+        /// expires. The kernel lifts the block on time even without the daemon.
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+        /// Why (kept with the entry, 32 bytes).
+        #[arg(long, default_value = "manual", value_name = "TEXT")]
+        reason: String,
+    },
+    /// Remove a block entry (exactly as it was added: address or CIDR).
+    Unblock {
+        /// IPv4/IPv6 address or CIDR.
+        target: String,
+    },
+    /// Never drop an address or network, whatever blocks say.
+    Allow {
+        /// IPv4/IPv6 address or CIDR.
+        target: String,
+    },
+    /// Remove an allowlist entry.
+    Unallow {
+        /// IPv4/IPv6 address or CIDR.
+        target: String,
+    },
+    /// List blocks (time left, drops, reason) and allowlist entries.
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show global counters and the busiest sources.
+    Stats {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// How many top sources (by packets) to show.
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        top: usize,
+    },
+    /// Block every address/CIDR in a file (one per line; `#`/`;` comments).
+    ///
+    /// Loads Spamhaus DROP-style lists as they are. Reports what was added,
+    /// which lines were invalid (with line numbers) and which entries the
+    /// allowlist covers (skipped).
+    ImportBlocklist {
+        /// The list file.
+        file: PathBuf,
+        /// Lifetime of the imported blocks [default: permanent].
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+        /// Reason stored with each entry.
+        #[arg(long, default_value = "import", value_name = "TEXT")]
+        reason: String,
+        /// JSON report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove all pinned maps and links (blocks, allowlist, counters).
+    ///
+    /// Needed after changing map capacities in the config. Stop the daemon
+    /// first.
+    Reset {
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+}

@@ -1,0 +1,274 @@
+//! Executes CLI commands: the edge between the command line and the library
+//! (errors become messages with context here).
+
+use std::{io::IsTerminal, path::PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{
+    cli::{Cli, Command},
+    clock,
+    config::{Config, LogFormat},
+    daemon,
+    enforce::{BlockSpec, Maps, datapath, import},
+    target::Target,
+};
+
+/// Runs the parsed command line.
+pub fn execute(cli: Cli) -> Result<()> {
+    let mut config = match &cli.command {
+        // check-config reports on its own file, not --config.
+        Command::CheckConfig { file } => {
+            let config = Config::load(file)?;
+            print!("{}", config.to_toml());
+            eprintln!("{}: OK", file.display());
+            return Ok(());
+        }
+        _ => Config::load_or_default(cli.config.as_deref())?,
+    };
+    if let Some(dir) = &cli.pin_dir {
+        config.datapath.pin_dir = dir.clone();
+    }
+    if let Some(format) = cli.log_format {
+        config.log.format = format;
+    }
+    init_logging(&config);
+    let pin_dir = config.datapath.pin_dir.clone();
+    match cli.command {
+        Command::CheckConfig { .. } => unreachable!("handled above"),
+        Command::Run {
+            iface,
+            xdp_mode,
+            keep_attached,
+        } => {
+            if !iface.is_empty() {
+                config.daemon.interfaces = iface;
+            }
+            if let Some(mode) = xdp_mode {
+                config.datapath.xdp_mode = mode;
+            }
+            config.daemon.keep_attached |= keep_attached;
+            config.validate()?;
+            run_daemon(config)
+        }
+        Command::Block {
+            target,
+            ttl,
+            reason,
+        } => {
+            let target = parse_target(&target)?;
+            let ttl = ttl
+                .as_deref()
+                .map(clock::parse_ttl)
+                .transpose()
+                .map_err(anyhow::Error::msg)?
+                .flatten();
+            let mut maps = open(&pin_dir)?;
+            let spec = BlockSpec {
+                target,
+                ttl,
+                reason,
+                origin: jwtmon_common::origin::OPERATOR as u16,
+            };
+            let replaced = maps.block(&spec)?;
+            let life = ttl.map_or("permanently".to_string(), |t| {
+                format!("for {}", clock::fmt_duration(t))
+            });
+            println!(
+                "{} {target} {life}",
+                if replaced { "re-blocked" } else { "blocked" }
+            );
+            Ok(())
+        }
+        Command::Unblock { target } => {
+            let target = parse_target(&target)?;
+            open(&pin_dir)?.unblock(&target)?;
+            println!("unblocked {target}");
+            Ok(())
+        }
+        Command::Allow { target } => {
+            let target = parse_target(&target)?;
+            open(&pin_dir)?.allow(&target)?;
+            println!("allowlisted {target}");
+            Ok(())
+        }
+        Command::Unallow { target } => {
+            let target = parse_target(&target)?;
+            open(&pin_dir)?.unallow(&target)?;
+            println!("removed {target} from the allowlist");
+            Ok(())
+        }
+        Command::List { json } => list(&open(&pin_dir)?, json),
+        Command::Stats { json, top } => stats(&open(&pin_dir)?, json, top),
+        Command::ImportBlocklist {
+            file,
+            ttl,
+            reason,
+            json,
+        } => {
+            let ttl = ttl
+                .as_deref()
+                .map(clock::parse_ttl)
+                .transpose()
+                .map_err(anyhow::Error::msg)?
+                .flatten();
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let report = import::import(&mut open(&pin_dir)?, &text, ttl, &reason)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{}: {} added, {} updated, {} invalid, {} covered by the allowlist",
+                    file.display(),
+                    report.added,
+                    report.updated,
+                    report.invalid.len(),
+                    report.allowlisted.len()
+                );
+                for s in report.invalid.iter().chain(&report.allowlisted) {
+                    println!("  line {}: {} — {}", s.line, s.text, s.reason);
+                }
+            }
+            if let Some(why) = report.stopped {
+                bail!("import stopped early: {why}");
+            }
+            Ok(())
+        }
+        Command::Reset { yes } => {
+            if !yes {
+                bail!(
+                    "this deletes every block, allowlist entry and counter under {}; add --yes",
+                    pin_dir.display()
+                );
+            }
+            let removed = datapath::reset(&pin_dir)?;
+            println!(
+                "removed {} pinned objects under {}",
+                removed.len(),
+                pin_dir.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn parse_target(s: &str) -> Result<Target> {
+    Ok(s.parse::<Target>()?)
+}
+
+fn open(pin_dir: &PathBuf) -> Result<Maps> {
+    Ok(Maps::open_pinned(pin_dir)?)
+}
+
+fn run_daemon(config: Config) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(daemon::run(config, daemon::signal_shutdown(), |attached| {
+        for a in attached {
+            println!(
+                "attached {} to {} ({} mode{})",
+                jwtmon_common::programs::XDP_INGRESS,
+                a.iface,
+                a.mode,
+                if a.pinned {
+                    ", pinned: stays attached after exit"
+                } else {
+                    ""
+                }
+            );
+        }
+    }))?;
+    Ok(())
+}
+
+fn list(maps: &Maps, json: bool) -> Result<()> {
+    let blocks = maps.list_blocks()?;
+    let allow = maps.list_allow()?;
+    if json {
+        let v = serde_json::json!({ "blocks": blocks, "allowlist": allow });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{:<42} {:>12} {:>12} {:<9} REASON",
+        "BLOCKED", "TTL LEFT", "DROPS", "ORIGIN"
+    );
+    for b in &blocks {
+        let left = match (b.expired, b.remaining_s) {
+            (true, _) => "expired".to_string(),
+            (false, None) => "permanent".to_string(),
+            (false, Some(s)) => clock::fmt_duration(std::time::Duration::from_secs(s)),
+        };
+        println!(
+            "{:<42} {:>12} {:>12} {:<9} {}",
+            b.target.to_string(),
+            left,
+            b.drops,
+            b.origin,
+            b.reason
+        );
+    }
+    println!("{} blocks", blocks.len());
+    println!();
+    println!("ALLOWLISTED");
+    for a in &allow {
+        println!("{}", a.target);
+    }
+    Ok(())
+}
+
+fn stats(maps: &Maps, json: bool, top: usize) -> Result<()> {
+    let totals = maps.totals()?;
+    let sources = maps.top_sources(top)?;
+    if json {
+        let counters: serde_json::Map<String, serde_json::Value> = totals
+            .0
+            .iter()
+            .map(|(k, v)| (k.clone(), (*v).into()))
+            .collect();
+        let v = serde_json::json!({ "counters": counters, "top_sources": sources });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    for (name, value) in &totals.0 {
+        println!("{name:<18} {value:>14}");
+    }
+    println!();
+    println!(
+        "{:<40} {:>12} {:>14} {:>10} {:>8}",
+        "SOURCE", "PACKETS", "BYTES", "DROPS", "IDLE s"
+    );
+    for s in &sources {
+        println!(
+            "{:<40} {:>12} {:>14} {:>10} {:>8}",
+            s.addr.to_string(),
+            s.packets,
+            s.bytes,
+            s.drops,
+            s.idle_s
+        );
+    }
+    Ok(())
+}
+
+/// Sets up tracing on stderr: JSON or text per config, RUST_LOG overrides.
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let json = match config.log.format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,146 @@
+//! The daemon: loads and attaches the datapath, applies the configured
+//! allowlist, keeps the maps tidy, and runs until its shutdown future
+//! resolves; then detaches (or leaves the pinned links attached).
+
+use std::future::Future;
+
+use tracing::{info, warn};
+
+use crate::{
+    config::Config,
+    enforce::{Attachment, Datapath, DatapathError, MapsError},
+};
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// No interface given and none found on the default route.
+    #[error(
+        "no interface to attach to: pass --iface IFACE or set daemon.interfaces (no default route found)"
+    )]
+    NoInterface,
+    /// Datapath failure.
+    #[error(transparent)]
+    Datapath(#[from] DatapathError),
+    /// Map failure.
+    #[error(transparent)]
+    Maps(#[from] MapsError),
+}
+
+/// Interfaces carrying an IPv4 or IPv6 default route.
+pub fn default_route_interfaces() -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(text) = std::fs::read_to_string("/proc/net/route") {
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 3
+                && f[1] == "00000000"
+                && f[7] == "00000000"
+                && !out.contains(&f[0].to_string())
+            {
+                out.push(f[0].to_string());
+            }
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string("/proc/net/ipv6_route") {
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() == 10
+                && f[0] == "00000000000000000000000000000000"
+                && f[1] == "00"
+                && f[9] != "lo"
+                && !out.contains(&f[9].to_string())
+            {
+                out.push(f[9].to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Runs the daemon until `shutdown` resolves. `on_ready` is told what was
+/// attached once enforcement is live.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(&[Attachment]),
+) -> Result<(), DaemonError> {
+    let mut ifaces = config.daemon.interfaces.clone();
+    if ifaces.is_empty() {
+        ifaces = default_route_interfaces();
+        if ifaces.is_empty() {
+            return Err(DaemonError::NoInterface);
+        }
+        info!(interfaces = ?ifaces, "no interface configured, using the default route's");
+    }
+    let keep = config.daemon.keep_attached;
+    let mut datapath = Datapath::load(&config.datapath, true)?;
+    let mut maps = datapath.take_maps()?;
+    for entry in &config.allowlist.entries {
+        if maps.ensure_allowed(entry)? {
+            info!(%entry, "allowlisted from config");
+        }
+    }
+    let mut attached = Vec::new();
+    for iface in &ifaces {
+        match datapath.attach(iface, config.datapath.xdp_mode, keep) {
+            Ok(a) => {
+                info!(iface = %a.iface, mode = %a.mode, pinned = a.pinned, "XDP attached");
+                attached.push(a);
+            }
+            Err(e) => {
+                // Leave nothing half-attached behind.
+                datapath.shutdown(false);
+                return Err(e.into());
+            }
+        }
+    }
+    on_ready(&attached);
+
+    tokio::pin!(shutdown);
+    let mut delay = config.datapath.reap_interval;
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep(delay) => {
+                let started = std::time::Instant::now();
+                match maps.reap_expired() {
+                    Ok(removed) => {
+                        for target in &removed {
+                            info!(%target, "block expired");
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "expiry sweep failed"),
+                }
+                // A sweep over a huge map costs a syscall per entry; never
+                // spend more than a tenth of the time sweeping.
+                delay = config.datapath.reap_interval.max(started.elapsed() * 10);
+            }
+        }
+    }
+    drop(maps);
+    let detached = datapath.shutdown(keep);
+    if keep {
+        info!("stopping; XDP stays attached through the pinned links (--keep-attached)");
+    } else {
+        info!(interfaces = ?detached, "stopping; XDP detached");
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn signal_shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers, run until killed.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM"),
+        _ = int.recv() => info!("SIGINT"),
+    }
+}
