@@ -26,6 +26,8 @@ pub const fn v4_mapped(o: [u8; 4]) -> Addr {
 pub mod programs {
     /// XDP ingress program: allowlist, blocklists, per-source counters.
     pub const XDP_INGRESS: &str = "jwtmon_xdp";
+    /// Pass-everything XDP program: the benchmark's baseline, never attached.
+    pub const XDP_BASELINE: &str = "jwtmon_xdp_pass";
 }
 
 /// Names of the maps in the object file (also their pin file names under the

@@ -185,3 +185,10 @@ fn count_source(src: &Addr, len: u64, dropped: bool, now: u64) {
         }
     }
 }
+
+/// Passes everything and touches nothing: the baseline that `bench-xdp`
+/// measures jwtmon's cost against (never attached by the daemon).
+#[xdp]
+pub fn jwtmon_xdp_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}

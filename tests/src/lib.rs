@@ -1,1 +1,45 @@
-//! Test helpers.
+//! Shared helpers for jwtmon's end-to-end tests and benchmarks: crafted
+//! frames, network namespaces with veth pairs (removed on drop, even when a
+//! test fails), throw-away pin directories and a handle on a running daemon.
+
+pub mod daemon;
+pub mod frames;
+pub mod netns;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A process-unique small number for naming namespaces, links and pins.
+pub fn unique() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// True when running as root (the kernel tests need it).
+pub fn is_root() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A pin directory under /sys/fs/bpf, removed with everything in it on drop.
+pub struct PinDir {
+    /// The directory.
+    pub path: std::path::PathBuf,
+}
+
+impl PinDir {
+    /// A fresh, not yet existing directory name.
+    pub fn new(tag: &str) -> Self {
+        let path = std::path::PathBuf::from(format!(
+            "/sys/fs/bpf/jwtmon-test-{tag}-{}-{}",
+            std::process::id(),
+            unique()
+        ));
+        Self { path }
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = jwtmon::enforce::datapath::reset(&self.path);
+    }
+}

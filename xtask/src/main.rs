@@ -1,1 +1,295 @@
-fn main() {}
+//! Developer tasks for jwtmon: `cargo xtask <command>`.
+//!
+//! - `setup`: installs what building the kernel side needs (llvm-22-dev,
+//!   nightly rust-src, bpf-linker) and the tools the tests drive (ping,
+//!   curl, iproute2). Idempotent; `run`, `test` and the bench call it when
+//!   something is missing.
+//! - `build-ebpf`: builds the kernel object alone.
+//! - `run -- ARGS`: builds and runs `jwtmon ARGS` as root (default `run`).
+//! - `test`: the whole suite (unit, kernel-program, namespace end-to-end).
+//! - `bench-xdp`: ns/packet of the XDP program via BPF_PROG_TEST_RUN.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "jwtmon developer tasks")]
+struct Args {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the BPF toolchain and test tools (idempotent).
+    Setup,
+    /// Build the eBPF object (nightly, -Z build-std=core, bpf-linker).
+    BuildEbpf,
+    /// Build and run jwtmon as root; arguments after `--` go to jwtmon.
+    Run {
+        /// Build in debug mode instead of release.
+        #[arg(long)]
+        debug: bool,
+        /// jwtmon's arguments [default: run].
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run the whole test suite (needs root for the kernel tests).
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Print ns/packet of the XDP program for each path (BPF_PROG_TEST_RUN).
+    BenchXdp {
+        /// Iterations per measurement (kernel-side repeat).
+        #[arg(long, default_value_t = 1_000_000)]
+        repeat: u32,
+    },
+}
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+const APT_PACKAGES: &[&str] = &["llvm-22-dev", "iputils-ping", "iproute2", "curl"];
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let root = workspace_root();
+    match args.command {
+        Task::Setup => setup(true),
+        Task::BuildEbpf => {
+            setup(false)?;
+            cargo(&root)
+                .args(["+nightly", "build", "--release", "--package", "jwtmon-ebpf"])
+                .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+                .current_dir(root.join("jwtmon-ebpf"))
+                .status_ok("building the eBPF object")?;
+            println!(
+                "built {}",
+                root.join("target/bpfel-unknown-none/release/jwtmon-ebpf")
+                    .display()
+            );
+            Ok(())
+        }
+        Task::Run { debug, args } => {
+            setup(false)?;
+            let mut build = cargo(&root);
+            build.args(["build", "--package", "jwtmon"]);
+            if !debug {
+                build.arg("--release");
+            }
+            build.status_ok("building jwtmon")?;
+            let bin = root
+                .join("target")
+                .join(if debug { "debug" } else { "release" })
+                .join("jwtmon");
+            let args = if args.is_empty() {
+                vec!["run".to_string()]
+            } else {
+                args
+            };
+            as_root(&bin, &args).status_ok("jwtmon")
+        }
+        Task::Test { args } => {
+            setup(false)?;
+            if !is_root() {
+                bail!("the kernel and namespace tests need root: run `sudo -E cargo xtask test`");
+            }
+            cargo(&root)
+                .args(["test", "--workspace", "--exclude", "jwtmon-ebpf"])
+                .args(&args)
+                .status_ok("the test suite")
+        }
+        Task::BenchXdp { repeat } => {
+            setup(false)?;
+            cargo(&root)
+                .args([
+                    "build",
+                    "--release",
+                    "--package",
+                    "jwtmon-tests",
+                    "--bin",
+                    "bench-xdp",
+                ])
+                .status_ok("building the benchmark")?;
+            let bin = root.join("target/release/bench-xdp");
+            as_root(&bin, &["--repeat".to_string(), repeat.to_string()]).status_ok("bench-xdp")
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root);
+    // A cargo spawned from `cargo run` would otherwise inherit the toolchain
+    // pin of the outer one and fight over `+nightly`.
+    c.env_remove("RUSTUP_TOOLCHAIN");
+    c
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc_geteuid() == 0 }
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+fn as_root(bin: &Path, args: &[String]) -> Command {
+    if is_root() {
+        let mut c = Command::new(bin);
+        c.args(args);
+        c
+    } else {
+        println!("xtask: jwtmon needs root to load eBPF; running it through sudo");
+        let mut c = Command::new("sudo");
+        c.arg("-E").arg(bin).args(args);
+        c
+    }
+}
+
+trait StatusOk {
+    fn status_ok(&mut self, what: &str) -> Result<()>;
+}
+
+impl StatusOk for Command {
+    fn status_ok(&mut self, what: &str) -> Result<()> {
+        let status = self
+            .status()
+            .with_context(|| format!("starting {what} ({:?})", self.get_program()))?;
+        if !status.success() {
+            bail!("{what} failed ({status})");
+        }
+        Ok(())
+    }
+}
+
+fn quiet_ok(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// What is missing for a build, in the order it has to be installed.
+struct Missing {
+    apt: Vec<&'static str>,
+    nightly: bool,
+    rust_src: bool,
+    linker: bool,
+}
+
+fn missing() -> Missing {
+    let apt = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !output("dpkg-query", &["-W", "-f=${Status}", p]).contains("install ok installed")
+        })
+        .collect();
+    let nightly = !output("rustup", &["toolchain", "list"])
+        .lines()
+        .any(|l| l.starts_with("nightly"));
+    let rust_src = !output(
+        "rustup",
+        &["component", "list", "--toolchain", "nightly", "--installed"],
+    )
+    .lines()
+    .any(|l| l.starts_with("rust-src"));
+    let linker = !output("bpf-linker", &["--version"]).contains(BPF_LINKER_VERSION);
+    Missing {
+        apt,
+        nightly,
+        rust_src,
+        linker,
+    }
+}
+
+/// Installs what is missing. `verbose` also reports what is already there.
+fn setup(verbose: bool) -> Result<()> {
+    let m = missing();
+    let nothing = m.apt.is_empty() && !m.nightly && !m.rust_src && !m.linker;
+    if nothing {
+        if verbose {
+            println!(
+                "xtask setup: everything is installed (llvm-22-dev, nightly rust-src, bpf-linker {BPF_LINKER_VERSION}, ping, curl, iproute2)"
+            );
+        }
+        return Ok(());
+    }
+    if !m.apt.is_empty() {
+        println!(
+            "xtask setup: installing Debian packages: {}",
+            m.apt.join(" ")
+        );
+        let sudo = if is_root() { vec![] } else { vec!["sudo"] };
+        let run = |args: &[&str]| -> Result<()> {
+            let mut full: Vec<&str> = sudo.clone();
+            full.extend_from_slice(args);
+            Command::new(full[0])
+                .args(&full[1..])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status_ok(&format!("`{}`", full.join(" ")))
+        };
+        run(&["apt-get", "update", "-qq"])?;
+        let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+        install.extend(m.apt.iter().copied());
+        run(&install).context(
+            "llvm-22-dev comes from bookworm-security on Debian 12; check /etc/apt/sources.list",
+        )?;
+    }
+    if m.nightly {
+        println!("xtask setup: installing the nightly toolchain");
+        Command::new("rustup")
+            .args(["toolchain", "install", "nightly", "--profile", "minimal"])
+            .status_ok("`rustup toolchain install nightly`")?;
+    }
+    if m.rust_src || m.nightly {
+        println!("xtask setup: adding rust-src to nightly (needed for -Z build-std=core)");
+        Command::new("rustup")
+            .args(["component", "add", "rust-src", "--toolchain", "nightly"])
+            .status_ok("`rustup component add rust-src --toolchain nightly`")?;
+    }
+    if m.linker {
+        println!(
+            "xtask setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about a minute)"
+        );
+        Command::new("cargo")
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
+            .args(["--no-default-features", "--features", "llvm-22", "--force"])
+            .env("LLVM_PREFIX", LLVM_PREFIX)
+            .env("LLVM_SYS_221_PREFIX", LLVM_PREFIX)
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .status_ok("`cargo install bpf-linker`")?;
+    }
+    if !quiet_ok("bpf-linker", &["--version"]) {
+        bail!("bpf-linker still does not run after setup; see the messages above");
+    }
+    println!("xtask setup: done");
+    Ok(())
+}

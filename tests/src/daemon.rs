@@ -1,0 +1,179 @@
+//! Runs the real `jwtmon` binary: the daemon as a child process (killed on
+//! drop) and one-shot CLI commands against the same pin directory.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+    sync::{OnceLock, mpsc},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::PinDir;
+
+/// The jwtmon binary: `$JWTMON_BIN`, else built once with `cargo build`.
+pub fn jwtmon_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("JWTMON_BIN") {
+            return PathBuf::from(p);
+        }
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--package", "jwtmon", "--bin", "jwtmon"])
+            .current_dir(&root)
+            .status()
+            .expect("running cargo build for the jwtmon binary");
+        assert!(status.success(), "building jwtmon failed");
+        root.join("target/debug/jwtmon")
+    })
+    .clone()
+}
+
+/// Runs `jwtmon --pin-dir PIN ARGS` to completion.
+pub fn cli(pin: &PinDir, args: &[&str]) -> Output {
+    Command::new(jwtmon_bin())
+        .arg("--pin-dir")
+        .arg(&pin.path)
+        .args(args)
+        .output()
+        .expect("running jwtmon")
+}
+
+/// Like [`cli`] but fails unless it exits 0; returns stdout.
+pub fn cli_ok(pin: &PinDir, args: &[&str]) -> String {
+    let out = cli(pin, args);
+    assert!(
+        out.status.success(),
+        "jwtmon {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `jwtmon list --json` parsed.
+pub fn list_json(pin: &PinDir) -> serde_json::Value {
+    serde_json::from_str(&cli_ok(pin, &["list", "--json"])).expect("list --json is JSON")
+}
+
+/// Drops recorded on the block entry for `target` (None if absent).
+pub fn entry_drops(pin: &PinDir, target: &str) -> Option<u64> {
+    list_json(pin)["blocks"]
+        .as_array()?
+        .iter()
+        .find(|b| b["target"] == target)
+        .and_then(|b| b["drops"].as_u64())
+}
+
+/// A running daemon.
+pub struct Daemon {
+    child: Option<Child>,
+    /// Lines printed on stdout so far (attach reports).
+    pub stdout: Vec<String>,
+    stderr_path: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `jwtmon --pin-dir PIN run ARGS` and waits until it reported
+    /// `expect_attached` attachments (at most 20 s).
+    pub fn start(pin: &PinDir, args: &[&str], expect_attached: usize) -> Result<Self> {
+        let stderr_path = std::env::temp_dir().join(format!(
+            "jwtmon-test-{}-{}.log",
+            std::process::id(),
+            crate::unique()
+        ));
+        let stderr = std::fs::File::create(&stderr_path)?;
+        let mut child = Command::new(jwtmon_bin())
+            .arg("--pin-dir")
+            .arg(&pin.path)
+            .args(["--log-format", "json", "run"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .context("spawning jwtmon run")?;
+        let out = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut d = Daemon {
+            child: Some(child),
+            stdout: Vec::new(),
+            stderr_path,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while d
+            .stdout
+            .iter()
+            .filter(|l| l.starts_with("attached"))
+            .count()
+            < expect_attached
+        {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => d.stdout.push(line),
+                Err(_) => {
+                    if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+                    {
+                        bail!("jwtmon exited ({status}) before attaching: {}", d.log());
+                    }
+                    if Instant::now() > deadline {
+                        bail!("jwtmon did not attach within 20 s: {}", d.log());
+                    }
+                }
+            }
+        }
+        Ok(d)
+    }
+
+    /// The daemon's stderr (JSON logs) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait (at most 10 s); returns the exit status success.
+    pub fn stop(mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        // SAFETY: plain kill(2) on our child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.stderr_path);
+    }
+}

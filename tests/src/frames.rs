@@ -1,0 +1,134 @@
+//! Builds Ethernet frames for BPF_PROG_TEST_RUN: IPv4 (with options), IPv6,
+//! VLAN/QinQ tags, non-IP and truncated frames.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// An Ethernet frame under construction.
+#[derive(Clone, Debug, Default)]
+pub struct Frame {
+    vlans: Vec<(u16, u16)>,
+    body: Body,
+}
+
+#[derive(Clone, Debug, Default)]
+enum Body {
+    #[default]
+    Arp,
+    V4 {
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        options: usize,
+        payload: Vec<u8>,
+    },
+    V6 {
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        payload: Vec<u8>,
+    },
+}
+
+impl Frame {
+    /// A TCP-ish IPv4 packet from `src`.
+    pub fn v4(src: &str) -> Self {
+        Self {
+            vlans: Vec::new(),
+            body: Body::V4 {
+                src: src.parse().expect("IPv4 address"),
+                dst: Ipv4Addr::new(192, 0, 2, 1),
+                options: 0,
+                payload: vec![0u8; 20],
+            },
+        }
+    }
+
+    /// An IPv6 packet from `src`.
+    pub fn v6(src: &str) -> Self {
+        Self {
+            vlans: Vec::new(),
+            body: Body::V6 {
+                src: src.parse().expect("IPv6 address"),
+                dst: "2001:db8::1".parse().expect("valid"),
+                payload: vec![0u8; 20],
+            },
+        }
+    }
+
+    /// An ARP frame (not IP).
+    pub fn arp() -> Self {
+        Self::default()
+    }
+
+    /// Adds `words` 32-bit words of IPv4 options (IHL = 5 + words).
+    pub fn with_ipv4_options(mut self, words: usize) -> Self {
+        if let Body::V4 { options, .. } = &mut self.body {
+            *options = words;
+        }
+        self
+    }
+
+    /// Adds an 802.1Q tag (outermost first when called repeatedly).
+    pub fn vlan(mut self, id: u16) -> Self {
+        self.vlans.push((0x8100, id));
+        self
+    }
+
+    /// Adds an 802.1ad (QinQ service) tag.
+    pub fn qinq(mut self, id: u16) -> Self {
+        self.vlans.push((0x88A8, id));
+        self
+    }
+
+    /// The bytes on the wire.
+    pub fn build(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+        out.extend_from_slice(&[0x02, 0, 0, 0, 0, 2]);
+        for (tpid, id) in &self.vlans {
+            out.extend_from_slice(&tpid.to_be_bytes());
+            out.extend_from_slice(&id.to_be_bytes());
+        }
+        match &self.body {
+            Body::Arp => {
+                out.extend_from_slice(&0x0806u16.to_be_bytes());
+                out.extend_from_slice(&[0u8; 28]);
+            }
+            Body::V4 {
+                src,
+                dst,
+                options,
+                payload,
+            } => {
+                out.extend_from_slice(&0x0800u16.to_be_bytes());
+                let ihl = 5 + options;
+                let total = (ihl * 4 + payload.len()) as u16;
+                out.push(0x40 | ihl as u8);
+                out.push(0);
+                out.extend_from_slice(&total.to_be_bytes());
+                out.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
+                out.extend_from_slice(&src.octets());
+                out.extend_from_slice(&dst.octets());
+                // NOP options.
+                out.extend(std::iter::repeat_n(1u8, options * 4));
+                out.extend_from_slice(payload);
+            }
+            Body::V6 { src, dst, payload } => {
+                out.extend_from_slice(&0x86DDu16.to_be_bytes());
+                out.extend_from_slice(&[0x60, 0, 0, 0]);
+                out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+                out.extend_from_slice(&[6, 64]);
+                out.extend_from_slice(&src.octets());
+                out.extend_from_slice(&dst.octets());
+                out.extend_from_slice(payload);
+            }
+        }
+        out
+    }
+
+    /// Sets the version/IHL byte of an IPv4 frame (to craft bad headers).
+    pub fn build_with_ver_ihl(&self, ver_ihl: u8) -> Vec<u8> {
+        let mut b = self.build();
+        let off = 14 + 4 * self.vlans.len();
+        b[off] = ver_ihl;
+        b
+    }
+}

@@ -1,0 +1,259 @@
+//! Kernel-program tests: the real XDP program, loaded into the kernel and
+//! run on crafted frames with BPF_PROG_TEST_RUN. Needs root.
+
+use std::time::Duration;
+
+use aya::programs::{TestRun, TestRunOptions};
+use jwtmon::{
+    config::DatapathConfig,
+    enforce::{BlockSpec, Datapath, Maps},
+    target::Target,
+};
+use jwtmon_tests::frames::Frame;
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+struct Harness {
+    dp: Datapath,
+    maps: Maps,
+}
+
+impl Harness {
+    fn new() -> Self {
+        assert!(jwtmon_tests::is_root(), "kernel-program tests need root");
+        let cfg = DatapathConfig {
+            max_blocked_ips: 1024,
+            max_blocked_cidrs: 1024,
+            max_allowlist: 64,
+            max_tracked_sources: 1024,
+            ..DatapathConfig::default()
+        };
+        // Unpinned: every test gets private, empty maps.
+        let mut dp = Datapath::load(&cfg, false).expect("loading the XDP program");
+        let maps = dp.take_maps().expect("maps");
+        Self { dp, maps }
+    }
+
+    fn run(&mut self, frame: &[u8]) -> u32 {
+        let prog = self.dp.xdp().expect("xdp program");
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            ..TestRunOptions::default()
+        };
+        prog.test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
+    }
+
+    fn block(&mut self, target: &str, ttl: Option<Duration>) {
+        self.maps
+            .block(&BlockSpec {
+                target: target.parse().unwrap(),
+                ttl,
+                reason: "test".into(),
+                origin: 0,
+            })
+            .expect("block");
+    }
+
+    fn counter(&self, name: &str) -> u64 {
+        self.maps.totals().unwrap().get(name)
+    }
+
+    fn drops_of(&self, target: &str) -> u64 {
+        let t: Target = target.parse().unwrap();
+        self.maps
+            .list_blocks()
+            .unwrap()
+            .into_iter()
+            .find(|b| b.target == t)
+            .map(|b| b.drops)
+            .expect("entry present")
+    }
+}
+
+#[test]
+fn clean_ipv4_and_ipv6_pass_and_are_counted_per_source() {
+    let mut h = Harness::new();
+    let v4 = Frame::v4("198.51.100.7").build();
+    let v6 = Frame::v6("2001:db8:1::7").build();
+    for _ in 0..3 {
+        assert_eq!(h.run(&v4), XDP_PASS);
+    }
+    assert_eq!(h.run(&v6), XDP_PASS);
+    assert_eq!(h.counter("passed"), 4);
+    assert_eq!(h.counter("dropped"), 0);
+    let s = h
+        .maps
+        .source("198.51.100.7".parse().unwrap())
+        .expect("source tracked");
+    assert_eq!((s.packets, s.bytes, s.drops), (3, 3 * v4.len() as u64, 0));
+    let s6 = h
+        .maps
+        .source("2001:db8:1::7".parse().unwrap())
+        .expect("v6 source tracked");
+    assert_eq!(s6.packets, 1);
+    let top = h.maps.top_sources(1).unwrap();
+    assert_eq!(top[0].addr.to_string(), "198.51.100.7");
+}
+
+#[test]
+fn exact_block_drops_and_counts_on_the_entry() {
+    let mut h = Harness::new();
+    h.block("203.0.113.9", None);
+    h.block("2001:db8::9", None);
+    assert_eq!(h.run(&Frame::v4("203.0.113.9").build()), XDP_DROP);
+    assert_eq!(h.run(&Frame::v4("203.0.113.9").build()), XDP_DROP);
+    assert_eq!(h.run(&Frame::v4("203.0.113.10").build()), XDP_PASS);
+    assert_eq!(h.run(&Frame::v6("2001:db8::9").build()), XDP_DROP);
+    assert_eq!(h.drops_of("203.0.113.9"), 2);
+    assert_eq!(h.drops_of("2001:db8::9"), 1);
+    assert_eq!(h.counter("dropped"), 3);
+    assert_eq!(h.counter("dropped_exact"), 3);
+    assert_eq!(h.counter("passed"), 1);
+    let s = h.maps.source("203.0.113.9".parse().unwrap()).unwrap();
+    assert_eq!((s.packets, s.drops), (2, 2));
+}
+
+#[test]
+fn cidr_block_drops_the_whole_range_v4_and_v6() {
+    let mut h = Harness::new();
+    h.block("198.18.0.0/15", None);
+    h.block("2001:db8:bad::/48", None);
+    for src in ["198.18.0.1", "198.19.255.254"] {
+        assert_eq!(h.run(&Frame::v4(src).build()), XDP_DROP, "{src}");
+    }
+    assert_eq!(h.run(&Frame::v4("198.20.0.1").build()), XDP_PASS);
+    assert_eq!(h.run(&Frame::v6("2001:db8:bad:1::1").build()), XDP_DROP);
+    assert_eq!(h.run(&Frame::v6("2001:db8:bae::1").build()), XDP_PASS);
+    assert_eq!(h.drops_of("198.18.0.0/15"), 2);
+    assert_eq!(h.counter("dropped_cidr"), 3);
+}
+
+#[test]
+fn allowlist_overrides_exact_and_cidr_blocks() {
+    let mut h = Harness::new();
+    h.block("192.0.2.0/24", None);
+    h.block("192.0.2.50", None);
+    h.maps.allow(&"192.0.2.48/29".parse().unwrap()).unwrap();
+    assert_eq!(
+        h.run(&Frame::v4("192.0.2.50").build()),
+        XDP_PASS,
+        "exact block, allowlisted"
+    );
+    assert_eq!(
+        h.run(&Frame::v4("192.0.2.49").build()),
+        XDP_PASS,
+        "cidr block, allowlisted"
+    );
+    assert_eq!(
+        h.run(&Frame::v4("192.0.2.1").build()),
+        XDP_DROP,
+        "cidr block, not allowlisted"
+    );
+    assert_eq!(h.counter("allowlisted"), 2);
+    // And the maps refuse a block the allowlist fully covers.
+    let err = h
+        .maps
+        .block(&BlockSpec {
+            target: "192.0.2.52".parse().unwrap(),
+            ttl: None,
+            reason: String::new(),
+            origin: 0,
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("192.0.2.48/29"), "{err}");
+}
+
+#[test]
+fn expired_entries_pass_and_a_broader_live_cidr_still_applies() {
+    let mut h = Harness::new();
+    h.block("203.0.113.5", Some(Duration::from_secs(1)));
+    h.block("10.9.9.0/24", Some(Duration::from_secs(1)));
+    h.block("10.9.0.0/16", None);
+    h.block("2001:db8:e::/48", Some(Duration::from_secs(1)));
+    assert_eq!(h.run(&Frame::v4("203.0.113.5").build()), XDP_DROP);
+    assert_eq!(h.run(&Frame::v6("2001:db8:e::1").build()), XDP_DROP);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(h.run(&Frame::v4("203.0.113.5").build()), XDP_PASS);
+    assert_eq!(h.run(&Frame::v6("2001:db8:e::1").build()), XDP_PASS);
+    // The expired /24 must not hide the permanent /16 around it.
+    assert_eq!(h.run(&Frame::v4("10.9.9.9").build()), XDP_DROP);
+    assert_eq!(h.drops_of("10.9.0.0/16"), 1);
+    assert!(h.counter("expired_match") >= 2);
+    // The sweep removes exactly the expired ones.
+    let mut removed = h.maps.reap_expired().unwrap();
+    removed.sort();
+    let want: Vec<Target> = ["203.0.113.5", "10.9.9.0/24", "2001:db8:e::/48"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(removed, want);
+    assert_eq!(h.maps.list_blocks().unwrap().len(), 1);
+}
+
+#[test]
+fn vlan_and_qinq_frames_are_parsed_through() {
+    let mut h = Harness::new();
+    h.block("203.0.113.77", None);
+    h.block("2001:db8::77", None);
+    assert_eq!(h.run(&Frame::v4("203.0.113.77").vlan(10).build()), XDP_DROP);
+    assert_eq!(
+        h.run(&Frame::v4("203.0.113.77").qinq(100).vlan(10).build()),
+        XDP_DROP
+    );
+    assert_eq!(
+        h.run(&Frame::v6("2001:db8::77").qinq(100).vlan(10).build()),
+        XDP_DROP
+    );
+    assert_eq!(
+        h.run(&Frame::v4("203.0.113.78").qinq(100).vlan(10).build()),
+        XDP_PASS
+    );
+    assert_eq!(h.counter("dropped"), 3);
+    assert_eq!(h.counter("parse_error"), 0);
+}
+
+#[test]
+fn ipv4_options_are_handled_and_bad_headers_fail_open() {
+    let mut h = Harness::new();
+    h.block("203.0.113.88", None);
+    let with_opts = Frame::v4("203.0.113.88").with_ipv4_options(3);
+    assert_eq!(h.run(&with_opts.build()), XDP_DROP);
+    // IHL 4 (< 20 bytes) and version 5 are malformed: passed and counted,
+    // even from a blocked source (fail open).
+    assert_eq!(h.run(&with_opts.build_with_ver_ihl(0x44)), XDP_PASS);
+    assert_eq!(h.run(&with_opts.build_with_ver_ihl(0x58)), XDP_PASS);
+    // IHL 15 claims 60 bytes of header the frame does not have.
+    let mut short = Frame::v4("203.0.113.88").build_with_ver_ihl(0x4f);
+    short.truncate(14 + 40);
+    assert_eq!(h.run(&short), XDP_PASS);
+    assert_eq!(h.counter("parse_error"), 3);
+}
+
+#[test]
+fn truncated_and_non_ip_frames_pass_and_are_counted() {
+    let mut h = Harness::new();
+    h.block("203.0.113.99", None);
+    h.block("2001:db8::99", None);
+    let v4 = Frame::v4("203.0.113.99").build();
+    let v6 = Frame::v6("2001:db8::99").build();
+    // Ethernet header only; cut inside the IPv4 header; cut inside IPv6;
+    // a VLAN tag with nothing after it.
+    let mut vlan_cut = Frame::v4("203.0.113.99").vlan(5).build();
+    vlan_cut.truncate(16);
+    for (name, frame) in [
+        ("eth only", v4[..14].to_vec()),
+        ("v4 cut", v4[..14 + 15].to_vec()),
+        ("v6 cut", v6[..14 + 30].to_vec()),
+        ("vlan cut", vlan_cut),
+    ] {
+        assert_eq!(h.run(&frame), XDP_PASS, "{name}");
+    }
+    assert_eq!(h.counter("parse_error"), 4);
+    assert_eq!(h.run(&Frame::arp().build()), XDP_PASS);
+    assert_eq!(h.counter("non_ip"), 1);
+    assert_eq!(h.counter("dropped"), 0);
+    assert_eq!(h.counter("passed"), 5);
+}
