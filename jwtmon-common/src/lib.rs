@@ -43,8 +43,17 @@ pub mod maps {
     pub const SRC_STATS: &str = "SRC_STATS";
     /// Per-CPU array with one [`super::GlobalStats`] slot.
     pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
+    /// Array with one [`super::Control`] slot, written by userspace.
+    pub const CONTROL: &str = "CONTROL";
     /// Every map name, in a fixed order (used for pinning and reset).
-    pub const ALL: [&str; 5] = [ALLOW_CIDR, BLOCK_IP, BLOCK_CIDR, SRC_STATS, GLOBAL_STATS];
+    pub const ALL: [&str; 6] = [
+        ALLOW_CIDR,
+        BLOCK_IP,
+        BLOCK_CIDR,
+        SRC_STATS,
+        GLOBAL_STATS,
+        CONTROL,
+    ];
 }
 
 /// Compiled-in map sizes. The daemon overrides them from its config at load
@@ -162,6 +171,18 @@ pub struct AllowEntry {
     pub _reserved: u64,
 }
 
+/// Knobs userspace sets for the kernel programs (single slot of `CONTROL`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Control {
+    /// Bumped by userspace after every block insert. A source whose cached
+    /// `clean_gen` equals it is known to match no block entry, so the kernel
+    /// skips the block lookups. Starts at 1 (0 never matches).
+    pub block_gen: u64,
+    /// Reserved for the sampling knobs.
+    pub _reserved: [u64; 7],
+}
+
 /// Per-source counters (one value per CPU in an LRU per-CPU hash).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -176,6 +197,9 @@ pub struct SourceStats {
     pub first_seen_ns: u64,
     /// CLOCK_MONOTONIC ns of the latest packet seen on this CPU.
     pub last_seen_ns: u64,
+    /// `Control::block_gen` at which this source last matched no block
+    /// entry (verdict cache; see [`Control::block_gen`]).
+    pub clean_gen: u64,
 }
 
 #[cfg(feature = "user")]
@@ -185,10 +209,12 @@ mod pod {
     unsafe impl aya::Pod for super::BlockEntry {}
     unsafe impl aya::Pod for super::AllowEntry {}
     unsafe impl aya::Pod for super::SourceStats {}
+    unsafe impl aya::Pod for super::Control {}
 }
 
 const _: () = assert!(core::mem::size_of::<BlockEntry>() == 8 * 3 + 4 + 2 * 2 + REASON_LEN);
 const _: () = assert!(core::mem::size_of::<GlobalStats>() == 8 * stat::COUNT as usize);
 const _: () = assert!(core::mem::size_of::<AllowEntry>() == 16);
-const _: () = assert!(core::mem::size_of::<SourceStats>() == 40);
+const _: () = assert!(core::mem::size_of::<SourceStats>() == 48);
+const _: () = assert!(core::mem::size_of::<Control>() == 64);
 const _: () = assert!(core::mem::size_of::<Addr>() == 16);

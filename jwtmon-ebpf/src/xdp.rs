@@ -4,13 +4,13 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::bpf_ktime_get_ns,
+    helpers::bpf_ktime_get_coarse_ns,
     macros::{map, xdp},
     maps::HashMap,
-    maps::{LpmTrie, LruPerCpuHashMap, PerCpuArray, lpm_trie::Key},
+    maps::{Array, LpmTrie, LruPerCpuHashMap, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
-use jwtmon_common::{Addr, AllowEntry, BlockEntry, GlobalStats, SourceStats, sizes, stat};
+use jwtmon_common::{Addr, AllowEntry, BlockEntry, Control, GlobalStats, SourceStats, sizes, stat};
 
 use crate::parse::{ParseError, parse_l3};
 
@@ -31,6 +31,9 @@ static BLOCK_CIDR: LpmTrie<Addr, BlockEntry> = LpmTrie::with_max_entries(sizes::
 #[map(name = "SRC_STATS")]
 static SRC_STATS: LruPerCpuHashMap<Addr, SourceStats> =
     LruPerCpuHashMap::with_max_entries(sizes::SRC_STATS, 0);
+
+#[map(name = "CONTROL")]
+static CONTROL: Array<Control> = Array::with_max_entries(1, 0);
 
 #[map(name = "GLOBAL_STATS")]
 static GLOBAL_STATS: PerCpuArray<GlobalStats> = PerCpuArray::with_max_entries(1, 0);
@@ -85,8 +88,28 @@ fn try_jwtmon_xdp(ctx: &XdpContext) -> (u32, u32) {
         Err(ParseError::NotIp) => return (xdp_action::XDP_PASS, stat::NON_IP),
         Err(ParseError::Malformed) => return (xdp_action::XDP_PASS, stat::PARSE_ERROR),
     };
+    // CLOCK_MONOTONIC at jiffy resolution: precise enough for expiries and
+    // last-seen times, and cheaper than bpf_ktime_get_ns.
     // SAFETY: helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    // Read the generation before the lookups: a block inserted meanwhile
+    // bumps it, so a verdict computed from older maps is never cached as new.
+    let generation = CONTROL.get(0).map_or(0, |c| c.block_gen);
+    let len = (end - start) as u64;
+    let source = SRC_STATS.get_ptr_mut(&l3.src);
+    if let Some(s) = source {
+        // SAFETY: per-CPU value, written only by this CPU while we run.
+        unsafe {
+            if generation != 0 && (*s).clean_gen == generation {
+                // Verdict cache hit: no block entry matched at this
+                // generation, and entries only expire without a new one.
+                (*s).packets += 1;
+                (*s).bytes += len;
+                (*s).last_seen_ns = now;
+                return (xdp_action::XDP_PASS, NO_REASON);
+            }
+        }
+    }
     let (verdict, expired_seen) = check_blocks(&l3.src, now);
     let (action, counter) = match verdict {
         Verdict::Pass if expired_seen => (xdp_action::XDP_PASS, stat::EXPIRED_MATCH),
@@ -99,12 +122,35 @@ fn try_jwtmon_xdp(ctx: &XdpContext) -> (u32, u32) {
         Verdict::DropExact => (xdp_action::XDP_DROP, stat::DROPPED_EXACT),
         Verdict::DropCidr => (xdp_action::XDP_DROP, stat::DROPPED_CIDR),
     };
-    count_source(
-        &l3.src,
-        (end - start) as u64,
-        action == xdp_action::XDP_DROP,
-        now,
-    );
+    // Only a source that matched nothing at all is cached as clean; one that
+    // saw an expired entry is rechecked until the sweep removes it.
+    let clean_gen = match verdict {
+        Verdict::Pass if !expired_seen => generation,
+        _ => 0,
+    };
+    let dropped = (action == xdp_action::XDP_DROP) as u64;
+    match source {
+        // SAFETY: as above.
+        Some(s) => unsafe {
+            (*s).packets += 1;
+            (*s).bytes += len;
+            (*s).drops += dropped;
+            (*s).last_seen_ns = now;
+            (*s).clean_gen = clean_gen;
+        },
+        None => {
+            let fresh = SourceStats {
+                packets: 1,
+                bytes: len,
+                drops: dropped,
+                first_seen_ns: now,
+                last_seen_ns: now,
+                clean_gen,
+            };
+            // A failed insert (map busy) only loses one sample of counters.
+            let _ = SRC_STATS.insert(&l3.src, &fresh, 0);
+        }
+    }
     (action, counter)
 }
 
@@ -158,32 +204,6 @@ fn active(entry: *mut BlockEntry, now: u64) -> bool {
         );
     }
     true
-}
-
-/// Adds the packet to its source's per-CPU counters.
-#[inline(always)]
-fn count_source(src: &Addr, len: u64, dropped: bool, now: u64) {
-    let drop = dropped as u64;
-    match SRC_STATS.get_ptr_mut(src) {
-        // SAFETY: per-CPU value, written only by this CPU.
-        Some(s) => unsafe {
-            (*s).packets += 1;
-            (*s).bytes += len;
-            (*s).drops += drop;
-            (*s).last_seen_ns = now;
-        },
-        None => {
-            let fresh = SourceStats {
-                packets: 1,
-                bytes: len,
-                drops: drop,
-                first_seen_ns: now,
-                last_seen_ns: now,
-            };
-            // A failed insert (map busy) only loses one sample of counters.
-            let _ = SRC_STATS.insert(src, &fresh, 0);
-        }
-    }
 }
 
 /// Passes everything and touches nothing: the baseline that `bench-xdp`

@@ -257,3 +257,28 @@ fn truncated_and_non_ip_frames_pass_and_are_counted() {
     assert_eq!(h.counter("dropped"), 0);
     assert_eq!(h.counter("passed"), 5);
 }
+
+#[test]
+fn a_new_block_overrides_the_cached_clean_verdict_at_once() {
+    let mut h = Harness::new();
+    let a = Frame::v4("198.51.100.20").build();
+    let b = Frame::v6("2001:db8:c::20").build();
+    // Several clean packets: both sources are now cached as "matches nothing".
+    for _ in 0..3 {
+        assert_eq!(h.run(&a), XDP_PASS);
+        assert_eq!(h.run(&b), XDP_PASS);
+    }
+    h.block("198.51.100.20", None);
+    assert_eq!(
+        h.run(&a),
+        XDP_DROP,
+        "exact block after cached clean verdict"
+    );
+    h.block("2001:db8:c::/48", None);
+    assert_eq!(h.run(&b), XDP_DROP, "CIDR block after cached clean verdict");
+    // Unblocking lets them through again.
+    h.maps.unblock(&"198.51.100.20".parse().unwrap()).unwrap();
+    assert_eq!(h.run(&a), XDP_PASS);
+    let s = h.maps.source("198.51.100.20".parse().unwrap()).unwrap();
+    assert_eq!((s.packets, s.drops), (5, 1));
+}

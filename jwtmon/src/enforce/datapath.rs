@@ -21,7 +21,9 @@ use aya::{
         xdp::XdpLink,
     },
 };
-use jwtmon_common::{AllowEntry, BlockEntry, GlobalStats, SourceStats, maps as names, programs};
+use jwtmon_common::{
+    AllowEntry, BlockEntry, Control, GlobalStats, SourceStats, maps as names, programs,
+};
 use tracing::{info, warn};
 
 use crate::{config::DatapathConfig, config::XdpMode, enforce::maps::Maps};
@@ -135,6 +137,7 @@ fn expected_sizes(name: &str) -> (u32, u32) {
         names::BLOCK_IP => (addr, size_of::<BlockEntry>() as u32),
         names::BLOCK_CIDR => (lpm_key, size_of::<BlockEntry>() as u32),
         names::SRC_STATS => (addr, size_of::<SourceStats>() as u32),
+        names::CONTROL => (4, size_of::<Control>() as u32),
         _ => (4, size_of::<GlobalStats>() as u32),
     }
 }
@@ -242,9 +245,12 @@ impl Datapath {
         })
     }
 
-    /// Takes typed handles on the maps (once).
+    /// Takes typed handles on the maps (once) and arms the kernel's verdict
+    /// cache.
     pub fn take_maps(&mut self) -> Result<Maps, DatapathError> {
-        Ok(Maps::take(&mut self.ebpf)?)
+        let mut maps = Maps::take(&mut self.ebpf)?;
+        maps.new_generation()?;
+        Ok(maps)
     }
 
     /// The loaded XDP program (for `BPF_PROG_TEST_RUN`).
@@ -437,6 +443,25 @@ fn check_pinned_maps(dir: &Path, cfg: &DatapathConfig) -> Result<(), DatapathErr
         }
     }
     Ok(())
+}
+
+/// Loads the pass-everything baseline program of the object (benchmarks
+/// measure jwtmon's cost against it). It is never attached.
+pub fn baseline_program(dp: &mut Datapath) -> Result<&mut Xdp, DatapathError> {
+    let prog: &mut Xdp = dp
+        .ebpf
+        .program_mut(programs::XDP_BASELINE)
+        .ok_or_else(|| DatapathError::Link(format!("program {} missing", programs::XDP_BASELINE)))?
+        .try_into()
+        .map_err(|error| DatapathError::Program {
+            what: format!("program {}", programs::XDP_BASELINE),
+            error,
+        })?;
+    prog.load().map_err(|error| DatapathError::Program {
+        what: "loading the baseline program".into(),
+        error,
+    })?;
+    Ok(prog)
 }
 
 /// Removes the pinned maps and links under `dir`: the datapath starts empty

@@ -7,10 +7,13 @@ use std::{net::IpAddr, path::Path, time::Duration};
 
 use aya::{
     Ebpf,
-    maps::{HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, lpm_trie::Key},
+    maps::{
+        Array, HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, lpm_trie::Key,
+    },
 };
 use jwtmon_common::{
-    Addr, AllowEntry, BlockEntry, GlobalStats, REASON_LEN, SourceStats, maps as names, origin, stat,
+    Addr, AllowEntry, BlockEntry, Control, GlobalStats, REASON_LEN, SourceStats, maps as names,
+    origin, stat,
 };
 use serde::Serialize;
 
@@ -138,6 +141,7 @@ pub struct Maps {
     block_cidr: LpmTrie<MapData, Addr, BlockEntry>,
     sources: PerCpuHashMap<MapData, Addr, SourceStats>,
     global: PerCpuArray<MapData, GlobalStats>,
+    control: Array<MapData, Control>,
 }
 
 fn typed<T>(map: Map, name: &'static str) -> Result<T, MapsError>
@@ -164,6 +168,7 @@ impl Maps {
             block_cidr: typed(open(names::BLOCK_CIDR)?, names::BLOCK_CIDR)?,
             sources: typed(open(names::SRC_STATS)?, names::SRC_STATS)?,
             global: typed(open(names::GLOBAL_STATS)?, names::GLOBAL_STATS)?,
+            control: typed(open(names::CONTROL)?, names::CONTROL)?,
         })
     }
 
@@ -176,6 +181,7 @@ impl Maps {
             block_cidr: typed(take(names::BLOCK_CIDR)?, names::BLOCK_CIDR)?,
             sources: typed(take(names::SRC_STATS)?, names::SRC_STATS)?,
             global: typed(take(names::GLOBAL_STATS)?, names::GLOBAL_STATS)?,
+            control: typed(take(names::CONTROL)?, names::CONTROL)?,
         })
     }
 
@@ -228,7 +234,24 @@ impl Maps {
                 .insert(&Key::new(prefix, addr), entry, 0)
                 .map_err(kernel("insert", names::BLOCK_CIDR))?;
         }
+        self.new_generation()?;
         Ok(previous.is_some())
+    }
+
+    /// Invalidates the kernel's per-source "matches no block" cache. Must run
+    /// after every block insert. The value is this writer's CLOCK_MONOTONIC
+    /// ns, not a read-modify-write counter: each value is written once, after
+    /// its writer's insert, so concurrent writers (daemon and CLI) can never
+    /// bring back a generation that predates an insert.
+    pub fn new_generation(&mut self) -> Result<(), MapsError> {
+        let mut control = self
+            .control
+            .get(&0, 0)
+            .map_err(kernel("read", names::CONTROL))?;
+        control.block_gen = clock::monotonic_ns().max(1);
+        self.control
+            .set(0, control, 0)
+            .map_err(kernel("write", names::CONTROL))
     }
 
     fn block_entry(&self, target: &Target) -> Option<BlockEntry> {
