@@ -149,3 +149,76 @@ pub enum Command {
         yes: bool,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_the_documented_forms() {
+        let cli = Cli::try_parse_from([
+            "jwtmon",
+            "run",
+            "-i",
+            "eth0",
+            "--iface",
+            "eth1",
+            "--keep-attached",
+            "--xdp-mode",
+            "skb",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Run {
+                iface,
+                xdp_mode,
+                keep_attached,
+            } => {
+                assert_eq!(iface, ["eth0", "eth1"]);
+                assert_eq!(xdp_mode, Some(XdpMode::Skb));
+                assert!(keep_attached);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "jwtmon",
+            "--pin-dir",
+            "/sys/fs/bpf/x",
+            "block",
+            "10.0.0.1",
+            "--ttl",
+            "10m",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.pin_dir.as_deref(),
+            Some(std::path::Path::new("/sys/fs/bpf/x"))
+        );
+        assert!(
+            matches!(cli.command, Command::Block { ref ttl, .. } if ttl.as_deref() == Some("10m"))
+        );
+        let cli = Cli::try_parse_from(["jwtmon", "stats", "--top", "3", "--json"]).unwrap();
+        assert!(matches!(cli.command, Command::Stats { json: true, top: 3 }));
+    }
+
+    #[test]
+    fn rejects_malformed_arguments() {
+        for args in [
+            vec!["jwtmon", "block"],
+            vec!["jwtmon", "run", "--xdp-mode", "turbo"],
+            vec!["jwtmon", "stats", "--top", "-1"],
+            vec!["jwtmon", "stats", "--top", "ten"],
+            vec!["jwtmon", "frobnicate"],
+            vec!["jwtmon", "--log-format", "xml", "list"],
+        ] {
+            assert!(Cli::try_parse_from(&args).is_err(), "{args:?}");
+        }
+    }
+}

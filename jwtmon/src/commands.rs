@@ -80,24 +80,14 @@ pub fn execute(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Unblock { target } => {
-            let target = parse_target(&target)?;
-            open(&pin_dir)?.unblock(&target)?;
-            println!("unblocked {target}");
-            Ok(())
-        }
-        Command::Allow { target } => {
-            let target = parse_target(&target)?;
-            open(&pin_dir)?.allow(&target)?;
-            println!("allowlisted {target}");
-            Ok(())
-        }
-        Command::Unallow { target } => {
-            let target = parse_target(&target)?;
-            open(&pin_dir)?.unallow(&target)?;
-            println!("removed {target} from the allowlist");
-            Ok(())
-        }
+        Command::Unblock { target } => edit(&pin_dir, &target, Maps::unblock, "unblocked"),
+        Command::Allow { target } => edit(&pin_dir, &target, Maps::allow, "allowlisted"),
+        Command::Unallow { target } => edit(
+            &pin_dir,
+            &target,
+            Maps::unallow,
+            "removed from the allowlist:",
+        ),
         Command::List { json } => list(&open(&pin_dir)?, json),
         Command::Stats { json, top } => stats(&open(&pin_dir)?, json, top),
         Command::ImportBlocklist {
@@ -155,6 +145,20 @@ pub fn execute(cli: Cli) -> Result<()> {
 
 fn parse_target(s: &str) -> Result<Target> {
     Ok(s.parse::<Target>()?)
+}
+
+/// Validates the target first (nothing is opened on bad input), applies one
+/// map edit and reports it.
+fn edit(
+    pin_dir: &PathBuf,
+    target: &str,
+    op: fn(&mut Maps, &Target) -> Result<(), crate::enforce::MapsError>,
+    done: &str,
+) -> Result<()> {
+    let target = parse_target(target)?;
+    op(&mut open(pin_dir)?, &target)?;
+    println!("{done} {target}");
+    Ok(())
 }
 
 fn open(pin_dir: &PathBuf) -> Result<Maps> {

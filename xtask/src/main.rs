@@ -100,10 +100,10 @@ fn main() -> Result<()> {
             if !is_root() {
                 bail!("the kernel and namespace tests need root: run `sudo -E cargo xtask test`");
             }
-            cargo(&root)
-                .args(["test", "--workspace", "--exclude", "jwtmon-ebpf"])
-                .args(&args)
-                .status_ok("the test suite")
+            let mut cmd = cargo(&root);
+            cmd.args(["test", "--workspace", "--exclude", "jwtmon-ebpf"])
+                .args(&args);
+            run_tests(cmd)
         }
         Task::BenchXdp { repeat } => {
             setup(false)?;
@@ -121,6 +121,46 @@ fn main() -> Result<()> {
             as_root(&bin, &["--repeat".to_string(), repeat.to_string()]).status_ok("bench-xdp")
         }
     }
+}
+
+/// Runs `cargo test`, echoing its output, and closes with one line that
+/// sums every test binary's result ("N passed, N failed").
+fn run_tests(mut cmd: Command) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    let stdout = child.stdout.take().expect("piped");
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().rev();
+                let (Some(label), Some(n)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let n: u64 = n.parse().unwrap_or(0);
+                match label {
+                    "passed" => passed += n,
+                    "failed" => failed += n,
+                    "ignored" => ignored += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    println!();
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if !status.success() {
+        bail!("the test suite failed ({status})");
+    }
+    if passed == 0 {
+        bail!("the test suite ran no test");
+    }
+    Ok(())
 }
 
 fn workspace_root() -> PathBuf {
