@@ -24,8 +24,15 @@ pub const fn v4_mapped(o: [u8; 4]) -> Addr {
 
 /// Names of the XDP/TC programs in the object file.
 pub mod programs {
-    /// XDP ingress program: allowlist, blocklists, per-source counters.
+    /// XDP ingress program: allowlist, blocklists, per-source counters, and
+    /// HTTP request sampling (interface role "both").
     pub const XDP_INGRESS: &str = "jwtmon_xdp";
+    /// XDP ingress, enforcement only (role "enforce").
+    pub const XDP_ENFORCE: &str = "jwtmon_xdp_enforce";
+    /// XDP ingress, sampling only, never drops (role "capture").
+    pub const XDP_CAPTURE: &str = "jwtmon_xdp_capture";
+    /// TC egress program: HTTP response sampling.
+    pub const TC_EGRESS: &str = "jwtmon_tc_egress";
     /// Pass-everything XDP program: the benchmark's baseline, never attached.
     pub const XDP_BASELINE: &str = "jwtmon_xdp_pass";
 }
@@ -45,7 +52,14 @@ pub mod maps {
     pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
     /// Array with one [`super::Control`] slot, written by userspace.
     pub const CONTROL: &str = "CONTROL";
-    /// Every map name, in a fixed order (used for pinning and reset).
+    /// Ring buffer of [`super::RecordHeader`] + payload records.
+    pub const EVENTS: &str = "EVENTS";
+    /// Per-CPU [`super::SamplerState`].
+    pub const SAMPLER: &str = "SAMPLER";
+    /// Per-CPU scratch space a record is assembled in.
+    pub const SCRATCH: &str = "SCRATCH";
+    /// Maps that are pinned (state worth keeping across restarts and shared
+    /// with the CLI). EVENTS/SAMPLER/SCRATCH belong to one daemon run.
     pub const ALL: [&str; 6] = [
         ALLOW_CIDR,
         BLOCK_IP,
@@ -171,16 +185,83 @@ pub struct AllowEntry {
     pub _reserved: u64,
 }
 
+/// Most monitored plain-HTTP ports.
+pub const MAX_CAPTURE_PORTS: usize = 16;
+/// Most request bytes one record carries.
+pub const MAX_REQUEST_CAPTURE: u32 = 4096;
+/// Most response bytes one record carries.
+pub const MAX_RESPONSE_CAPTURE: u32 = 512;
+
 /// Knobs userspace sets for the kernel programs (single slot of `CONTROL`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Control {
-    /// Bumped by userspace after every block insert. A source whose cached
+    /// Written by userspace after every block insert. A source whose cached
     /// `clean_gen` equals it is known to match no block entry, so the kernel
-    /// skips the block lookups. Starts at 1 (0 never matches).
+    /// skips the block lookups. 0 never matches.
     pub block_gen: u64,
-    /// Reserved for the sampling knobs.
-    pub _reserved: [u64; 7],
+    /// Monitored server ports (host order); 0 marks an unused slot.
+    pub capture_ports: [u16; MAX_CAPTURE_PORTS],
+    /// Sample one request in N (1 = every request; 0 = capture off).
+    pub sample_rate: u32,
+    /// Request payload bytes to copy (1..=MAX_REQUEST_CAPTURE).
+    pub request_len: u32,
+    /// Response payload bytes to copy (1..=MAX_RESPONSE_CAPTURE).
+    pub response_len: u32,
+    /// Records per second each CPU may emit (the global cap / CPUs).
+    pub rate_per_cpu: u32,
+    /// Reserved.
+    pub _pad: [u32; 2],
+}
+
+/// Kinds of ring-buffer records.
+pub mod record {
+    /// A TCP segment to a monitored port that starts an HTTP/1.x request.
+    pub const REQUEST: u32 = 1;
+    /// A TCP segment from a monitored port that starts an HTTP/1.x response.
+    pub const RESPONSE: u32 = 2;
+}
+
+/// Header of every ring-buffer record; `captured_len` payload bytes follow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// One of [`record`].
+    pub kind: u32,
+    /// Payload bytes that follow this header.
+    pub captured_len: u32,
+    /// TCP payload length of the whole segment.
+    pub payload_len: u32,
+    /// TCP sequence number of the segment's first payload byte.
+    pub seq: u32,
+    /// CLOCK_MONOTONIC ns when the program saw the segment.
+    pub ts_ns: u64,
+    /// Source address (IPv4-mapped for IPv4).
+    pub src: Addr,
+    /// Destination address.
+    pub dst: Addr,
+    /// Source port, host order.
+    pub sport: u16,
+    /// Destination port, host order.
+    pub dport: u16,
+    /// Interface index it was seen on.
+    pub ifindex: u32,
+    /// TCP acknowledgment number (responses: how far the server has read).
+    pub ack: u32,
+    /// Reserved.
+    pub _pad: u32,
+}
+
+/// Per-CPU sampling state (token bucket and 1-in-N counter).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SamplerState {
+    /// Tokens left, in millitokens.
+    pub tokens_milli: u64,
+    /// CLOCK_MONOTONIC ns of the last refill.
+    pub last_ns: u64,
+    /// Requests seen (for 1-in-N sampling).
+    pub seen: u64,
 }
 
 /// Per-source counters (one value per CPU in an LRU per-CPU hash).
@@ -210,6 +291,8 @@ mod pod {
     unsafe impl aya::Pod for super::AllowEntry {}
     unsafe impl aya::Pod for super::SourceStats {}
     unsafe impl aya::Pod for super::Control {}
+    unsafe impl aya::Pod for super::RecordHeader {}
+    unsafe impl aya::Pod for super::SamplerState {}
 }
 
 const _: () = assert!(core::mem::size_of::<BlockEntry>() == 8 * 3 + 4 + 2 * 2 + REASON_LEN);
@@ -217,4 +300,8 @@ const _: () = assert!(core::mem::size_of::<GlobalStats>() == 8 * stat::COUNT as 
 const _: () = assert!(core::mem::size_of::<AllowEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<SourceStats>() == 48);
 const _: () = assert!(core::mem::size_of::<Control>() == 64);
+const _: () = assert!(core::mem::size_of::<RecordHeader>() == 72);
+const _: () = assert!(core::mem::size_of::<SamplerState>() == 24);
+/// Size of the per-CPU scratch buffer: the largest record.
+pub const SCRATCH_LEN: usize = core::mem::size_of::<RecordHeader>() + MAX_REQUEST_CAPTURE as usize;
 const _: () = assert!(core::mem::size_of::<Addr>() == 16);

@@ -6,10 +6,24 @@
 //! drops the packet unless the allowlist covers the source; everything else
 //! passes. Anything it cannot parse passes too (fail open) and is counted.
 //! It never logs per packet: it counts, per source and globally.
+//!
+//! What passes on a capture interface is sampled: TCP segments to the
+//! monitored ports that start an HTTP/1.x request go into the `EVENTS` ring
+//! buffer (`capture`), and `jwtmon_tc_egress` does the same for response
+//! status lines leaving those ports.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
+
+#[cfg(target_arch = "bpf")]
+mod capture;
+
+#[cfg(target_arch = "bpf")]
+mod counters;
+
+#[cfg(target_arch = "bpf")]
+mod tc;
 
 #[cfg(target_arch = "bpf")]
 mod xdp;

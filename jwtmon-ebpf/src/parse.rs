@@ -10,16 +10,64 @@ pub enum ParseError {
     Malformed,
 }
 
-/// The network-layer facts the programs need (`proto`/`l4_off` feed the
-/// HTTP sampler).
-#[allow(dead_code)]
+/// The network-layer facts the programs need.
 pub struct L3 {
     /// Source address, IPv4-mapped for IPv4.
     pub src: Addr,
+    /// Destination address, IPv4-mapped for IPv4.
+    pub dst: Addr,
     /// IP protocol / IPv6 next header (6 = TCP).
     pub proto: u8,
     /// Offset of the transport header from the start of the frame.
     pub l4_off: usize,
+    /// Offset just past the IP packet (from its length field).
+    pub ip_end: usize,
+}
+
+/// The TCP facts the samplers need.
+pub struct Tcp {
+    /// Source port, host order.
+    pub sport: u16,
+    /// Destination port, host order.
+    pub dport: u16,
+    /// Sequence number, host order.
+    pub seq: u32,
+    /// Acknowledgment number, host order.
+    pub ack: u32,
+    /// Offset of the payload from the start of the frame.
+    pub payload_off: usize,
+}
+
+const IPPROTO_TCP: u8 = 6;
+
+/// Parses the TCP header that `l3` points at. `None` for other protocols,
+/// IPv6 extension headers, or truncated headers.
+#[inline(always)]
+pub fn parse_tcp(start: usize, end: usize, l3: &L3) -> Option<Tcp> {
+    if l3.proto != IPPROTO_TCP {
+        return None;
+    }
+    let p = bytes_at(start, end, l3.l4_off, 20)?;
+    // SAFETY: the 20-byte minimum TCP header is in bounds.
+    let (sport, dport, seq, ack, doff) = unsafe {
+        (
+            u16::from_be_bytes([*p, *p.add(1)]),
+            u16::from_be_bytes([*p.add(2), *p.add(3)]),
+            u32::from_be_bytes([*p.add(4), *p.add(5), *p.add(6), *p.add(7)]),
+            u32::from_be_bytes([*p.add(8), *p.add(9), *p.add(10), *p.add(11)]),
+            ((*p.add(12) >> 4) as usize) * 4,
+        )
+    };
+    if doff < 20 {
+        return None;
+    }
+    Some(Tcp {
+        sport,
+        dport,
+        seq,
+        ack,
+        payload_off: l3.l4_off + doff,
+    })
 }
 
 const ETH_HLEN: usize = 14;
@@ -75,11 +123,13 @@ fn parse_ipv4(start: usize, end: usize, off: usize) -> Result<L3, ParseError> {
     // the proven range per pointer.
     let p = bytes_at(start, end, off, IPV4_MIN_HLEN).ok_or(ParseError::Malformed)?;
     // SAFETY: the 20-byte minimum header is in bounds.
-    let (ver_ihl, proto, src) = unsafe {
+    let (ver_ihl, total, proto, src, dst) = unsafe {
         (
             *p,
+            u16::from_be_bytes([*p.add(2), *p.add(3)]) as usize,
             *p.add(9),
             v4_mapped([*p.add(12), *p.add(13), *p.add(14), *p.add(15)]),
+            v4_mapped([*p.add(16), *p.add(17), *p.add(18), *p.add(19)]),
         )
     };
     let ihl = ((ver_ihl & 0x0f) as usize) * 4;
@@ -90,8 +140,11 @@ fn parse_ipv4(start: usize, end: usize, off: usize) -> Result<L3, ParseError> {
     bytes_at(start, end, off, ihl).ok_or(ParseError::Malformed)?;
     Ok(L3 {
         src,
+        dst,
         proto,
         l4_off: off + ihl,
+        // tot_len 0 happens on GSO super-packets: fall back to the frame.
+        ip_end: if total == 0 { end - start } else { off + total },
     })
 }
 
@@ -100,17 +153,31 @@ fn parse_ipv6(start: usize, end: usize, off: usize) -> Result<L3, ParseError> {
     const IPV6_HLEN: usize = 40;
     let p = bytes_at(start, end, off, IPV6_HLEN).ok_or(ParseError::Malformed)?;
     // SAFETY: the 40-byte header is in bounds.
-    let (ver, proto, src) = unsafe {
+    let (ver, plen, proto, src, dst) = unsafe {
         let mut src = [0u8; 16];
+        let mut dst = [0u8; 16];
         core::ptr::copy_nonoverlapping(p.add(8), src.as_mut_ptr(), 16);
-        (*p >> 4, *p.add(6), src)
+        core::ptr::copy_nonoverlapping(p.add(24), dst.as_mut_ptr(), 16);
+        (
+            *p >> 4,
+            u16::from_be_bytes([*p.add(4), *p.add(5)]) as usize,
+            *p.add(6),
+            src,
+            dst,
+        )
     };
     if ver != 6 {
         return Err(ParseError::Malformed);
     }
     Ok(L3 {
         src,
+        dst,
         proto,
         l4_off: off + IPV6_HLEN,
+        ip_end: if plen == 0 {
+            end - start
+        } else {
+            off + IPV6_HLEN + plen
+        },
     })
 }

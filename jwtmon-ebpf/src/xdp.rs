@@ -6,13 +6,16 @@ use aya_ebpf::{
     bindings::xdp_action,
     helpers::bpf_ktime_get_coarse_ns,
     macros::{map, xdp},
-    maps::HashMap,
-    maps::{Array, LpmTrie, LruPerCpuHashMap, PerCpuArray, lpm_trie::Key},
+    maps::{HashMap, LpmTrie, LruPerCpuHashMap, lpm_trie::Key},
     programs::XdpContext,
 };
-use jwtmon_common::{Addr, AllowEntry, BlockEntry, Control, GlobalStats, SourceStats, sizes, stat};
+use jwtmon_common::{Addr, AllowEntry, BlockEntry, SourceStats, sizes, stat};
 
-use crate::parse::{ParseError, parse_l3};
+use crate::{
+    capture,
+    counters::{Counters, control},
+    parse::{L3, ParseError, parse_l3, parse_tcp},
+};
 
 /// Allocate block entries on demand: a million preallocated 64-byte values
 /// would pin ~100 MB of kernel memory whether used or not.
@@ -32,12 +35,6 @@ static BLOCK_CIDR: LpmTrie<Addr, BlockEntry> = LpmTrie::with_max_entries(sizes::
 static SRC_STATS: LruPerCpuHashMap<Addr, SourceStats> =
     LruPerCpuHashMap::with_max_entries(sizes::SRC_STATS, 0);
 
-#[map(name = "CONTROL")]
-static CONTROL: Array<Control> = Array::with_max_entries(1, 0);
-
-#[map(name = "GLOBAL_STATS")]
-static GLOBAL_STATS: PerCpuArray<GlobalStats> = PerCpuArray::with_max_entries(1, 0);
-
 /// How many nested CIDR entries the kernel looks through when the longest
 /// match has expired (the daemon reaps expired entries within seconds).
 const MAX_CIDR_LOOKUPS: usize = 4;
@@ -52,50 +49,78 @@ enum Verdict {
     DropCidr,
 }
 
+/// Interface role "both": enforce, then sample what passes.
 #[xdp]
 pub fn jwtmon_xdp(ctx: XdpContext) -> u32 {
-    let stats = GLOBAL_STATS.get_ptr_mut(0);
-    let (action, counter) = try_jwtmon_xdp(&ctx);
-    if let Some(stats) = stats {
-        // SAFETY: per-CPU slot, only this CPU writes it while we run.
-        unsafe {
-            let stats = &mut *stats;
-            bump(stats, counter);
-            if action == xdp_action::XDP_DROP {
-                bump(stats, stat::DROPPED);
-            } else {
-                bump(stats, stat::PASSED);
-            }
-        }
-    }
-    action
+    xdp_main::<true, true>(&ctx)
 }
 
-/// Adds one to a counter slot; out-of-range indexes are ignored.
-#[inline(always)]
-fn bump(stats: &mut GlobalStats, index: u32) {
-    if let Some(slot) = stats.get_mut(index as usize) {
-        *slot += 1;
-    }
+/// Interface role "enforce": drops and counts, never samples.
+#[xdp]
+pub fn jwtmon_xdp_enforce(ctx: XdpContext) -> u32 {
+    xdp_main::<true, false>(&ctx)
 }
 
-/// Returns the action and the counter that explains it.
+/// Interface role "capture": samples, never drops (e.g. `lo` behind a
+/// TLS-terminating proxy).
+#[xdp]
+pub fn jwtmon_xdp_capture(ctx: XdpContext) -> u32 {
+    xdp_main::<false, true>(&ctx)
+}
+
+/// One body for all roles; the role flags are compile-time constants, so
+/// each entry point pays only for what it does.
 #[inline(always)]
-fn try_jwtmon_xdp(ctx: &XdpContext) -> (u32, u32) {
+fn xdp_main<const ENFORCE: bool, const CAPTURE: bool>(ctx: &XdpContext) -> u32 {
+    let mut counters = Counters::get();
     let (start, end) = (ctx.data(), ctx.data_end());
     let l3 = match parse_l3(start, end) {
         Ok(l3) => l3,
-        Err(ParseError::NotIp) => return (xdp_action::XDP_PASS, stat::NON_IP),
-        Err(ParseError::Malformed) => return (xdp_action::XDP_PASS, stat::PARSE_ERROR),
+        Err(ParseError::NotIp) => return finish(&mut counters, xdp_action::XDP_PASS, stat::NON_IP),
+        Err(ParseError::Malformed) => {
+            return finish(&mut counters, xdp_action::XDP_PASS, stat::PARSE_ERROR);
+        }
     };
+    let (action, reason) = if ENFORCE {
+        enforce(&l3, (end - start) as u64)
+    } else {
+        (xdp_action::XDP_PASS, NO_REASON)
+    };
+    if CAPTURE
+        && action == xdp_action::XDP_PASS
+        && let Some(control) = control()
+        && control.sample_rate != 0
+        && let Some(tcp) = parse_tcp(start, end, &l3)
+    {
+        // SAFETY: reading the context's ingress ifindex field.
+        let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+        capture::sample_request(ctx, start, end, &l3, &tcp, control, ifindex, &mut counters);
+    }
+    finish(&mut counters, action, reason)
+}
+
+#[inline(always)]
+fn finish(counters: &mut Counters, action: u32, reason: u32) -> u32 {
+    counters.bump(reason);
+    counters.bump(if action == xdp_action::XDP_DROP {
+        stat::DROPPED
+    } else {
+        stat::PASSED
+    });
+    action
+}
+
+/// The enforcement decision for a parsed packet of `len` bytes: the action
+/// and the counter that explains it.
+#[inline(always)]
+fn enforce(l3: &L3, len: u64) -> (u32, u32) {
     // CLOCK_MONOTONIC at jiffy resolution: precise enough for expiries and
     // last-seen times, and cheaper than bpf_ktime_get_ns.
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     // Read the generation before the lookups: a block inserted meanwhile
     // bumps it, so a verdict computed from older maps is never cached as new.
-    let generation = CONTROL.get(0).map_or(0, |c| c.block_gen);
-    let len = (end - start) as u64;
+    let generation = control().map_or(0, |c| c.block_gen);
     let source = SRC_STATS.get_ptr_mut(&l3.src);
     if let Some(s) = source {
         // SAFETY: per-CPU value, written only by this CPU while we run.

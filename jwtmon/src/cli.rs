@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{LogFormat, XdpMode};
+use crate::config::{InterfaceSpec, LogFormat, XdpMode};
 
 /// jwtmon: protects HTTP APIs from the kernel up.
 ///
@@ -57,10 +57,12 @@ pub enum Command {
     /// on enforcing blocks (and expiring them on time) until a new daemon
     /// adopts it.
     Run {
-        /// Interface to protect; repeat for several [default:
-        /// daemon.interfaces, else the default route's interface].
-        #[arg(long, short = 'i', value_name = "IFACE")]
-        iface: Vec<String>,
+        /// Interface as NAME or NAME:ROLE; repeat for several. Roles: both
+        /// (default: enforce and capture), enforce (drop only), capture
+        /// (sample HTTP only, never drop) [default: daemon.interfaces, else
+        /// the default route's interface].
+        #[arg(long, short = 'i', value_name = "IFACE[:ROLE]")]
+        iface: Vec<InterfaceSpec>,
         /// XDP mode: auto tries native driver mode and falls back to generic.
         #[arg(long, value_enum, value_name = "MODE")]
         xdp_mode: Option<XdpMode>,
@@ -181,7 +183,8 @@ mod tests {
                 xdp_mode,
                 keep_attached,
             } => {
-                assert_eq!(iface, ["eth0", "eth1"]);
+                let names: Vec<&str> = iface.iter().map(|i| i.name.as_str()).collect();
+                assert_eq!(names, ["eth0", "eth1"]);
                 assert_eq!(xdp_mode, Some(XdpMode::Skb));
                 assert!(keep_attached);
             }

@@ -50,17 +50,110 @@ pub struct Config {
     /// Never-drop sources.
     #[serde(default)]
     pub allowlist: AllowlistConfig,
+    /// HTTP sampling.
+    #[serde(default)]
+    pub capture: CaptureConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+}
+
+/// What jwtmon does on an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Drop banned sources and sample HTTP.
+    Both,
+    /// Drop banned sources only.
+    Enforce,
+    /// Sample HTTP only; never drop.
+    Capture,
+}
+
+impl Role {
+    /// Drops banned sources here.
+    pub fn enforces(self) -> bool {
+        matches!(self, Role::Both | Role::Enforce)
+    }
+
+    /// Samples HTTP here.
+    pub fn captures(self) -> bool {
+        matches!(self, Role::Both | Role::Capture)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Both => "both",
+            Role::Enforce => "enforce",
+            Role::Capture => "capture",
+        })
+    }
+}
+
+/// An interface and its role, written `NAME` or `NAME:ROLE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfaceSpec {
+    /// Interface name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+impl std::str::FromStr for InterfaceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, role) = match s.split_once(':') {
+            None => (s, Role::Both),
+            Some((n, "both")) => (n, Role::Both),
+            Some((n, "enforce")) => (n, Role::Enforce),
+            Some((n, "capture")) => (n, Role::Capture),
+            Some((_, r)) => {
+                return Err(format!(
+                    "`{s}`: unknown role `{r}` (expected both, enforce or capture)"
+                ));
+            }
+        };
+        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', ':']) {
+            return Err(format!("`{name}` is not a valid interface name"));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            role,
+        })
+    }
+}
+
+impl std::fmt::Display for InterfaceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.role {
+            Role::Both => write!(f, "{}", self.name),
+            role => write!(f, "{}:{role}", self.name),
+        }
+    }
+}
+
+impl Serialize for InterfaceSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for InterfaceSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// `[daemon]`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonConfig {
-    /// Interfaces to attach to (empty: the default route's).
-    pub interfaces: Vec<String>,
+    /// Interfaces to attach to (empty: the default route's, role both).
+    pub interfaces: Vec<InterfaceSpec>,
     /// Keep the XDP program attached after the daemon stops.
     pub keep_attached: bool,
 }
@@ -96,6 +189,46 @@ pub struct DatapathConfig {
     /// Interval between expired-entry sweeps.
     #[serde(with = "humantime_serde")]
     pub reap_interval: Duration,
+    /// Ring buffer size in bytes.
+    pub ring_buffer_bytes: u32,
+}
+
+/// `[capture]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Monitored plain-HTTP server ports.
+    pub ports: Vec<u16>,
+    /// One request in N (0 = off).
+    pub sample_rate: u32,
+    /// Request bytes kept.
+    pub request_bytes: u32,
+    /// Response bytes kept.
+    pub response_bytes: u32,
+    /// Kernel cap on samples per second.
+    pub max_records_per_second: u32,
+    /// When a request without response is reported unanswered.
+    #[serde(with = "humantime_serde")]
+    pub response_timeout: Duration,
+    /// Connections tracked for pairing.
+    pub max_flows: usize,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<Target>,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self {
+            ports: vec![80, 3000, 5000, 8000, 8080],
+            sample_rate: 1,
+            request_bytes: 2048,
+            response_bytes: 512,
+            max_records_per_second: 200_000,
+            response_timeout: Duration::from_secs(30),
+            max_flows: 100_000,
+            trusted_proxies: Vec::new(),
+        }
+    }
 }
 
 /// `[allowlist]`.
@@ -147,6 +280,7 @@ impl Default for DatapathConfig {
             max_allowlist: jwtmon_common::sizes::ALLOW_CIDR,
             max_tracked_sources: jwtmon_common::sizes::SRC_STATS,
             reap_interval: Duration::from_secs(1),
+            ring_buffer_bytes: 16 << 20,
         }
     }
 }
@@ -177,6 +311,7 @@ impl Default for Config {
             daemon: DaemonConfig::default(),
             datapath: DatapathConfig::default(),
             allowlist: AllowlistConfig::default(),
+            capture: CaptureConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -244,10 +379,54 @@ impl Config {
                 d.pin_dir.display()
             )));
         }
-        for iface in &self.daemon.interfaces {
-            if iface.is_empty() || iface.len() > 15 || iface.contains(['/', ' ']) {
+        let rb = d.ring_buffer_bytes;
+        if rb < 4096 || !rb.is_power_of_two() || rb > 1 << 30 {
+            return Err(ConfigError::Invalid(format!(
+                "datapath.ring_buffer_bytes = {rb}: must be a power of two between 4096 and 1073741824"
+            )));
+        }
+        let c = &self.capture;
+        if c.ports.len() > jwtmon_common::MAX_CAPTURE_PORTS || c.ports.contains(&0) {
+            return Err(ConfigError::Invalid(format!(
+                "capture.ports: at most {} ports, none of them 0",
+                jwtmon_common::MAX_CAPTURE_PORTS
+            )));
+        }
+        for (name, value, max) in [
+            (
+                "capture.request_bytes",
+                c.request_bytes,
+                jwtmon_common::MAX_REQUEST_CAPTURE,
+            ),
+            (
+                "capture.response_bytes",
+                c.response_bytes,
+                jwtmon_common::MAX_RESPONSE_CAPTURE,
+            ),
+        ] {
+            if value == 0 || value > max {
                 return Err(ConfigError::Invalid(format!(
-                    "daemon.interfaces: `{iface}` is not a valid interface name"
+                    "{name} = {value}: must be between 1 and {max}"
+                )));
+            }
+        }
+        if c.max_flows == 0 || c.max_flows > 10_000_000 {
+            return Err(ConfigError::Invalid(format!(
+                "capture.max_flows = {}: must be between 1 and 10000000",
+                c.max_flows
+            )));
+        }
+        if c.response_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid(
+                "capture.response_timeout: at least 100ms".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for iface in &self.daemon.interfaces {
+            if !seen.insert(&iface.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "daemon.interfaces: `{}` is listed twice",
+                    iface.name
                 )));
             }
         }
@@ -287,6 +466,30 @@ mod tests {
         assert_eq!(c.datapath.max_blocked_ips, 5000);
         assert_eq!(c.datapath.max_blocked_cidrs, 100_000);
         assert_eq!(c.allowlist, AllowlistConfig::default());
+    }
+
+    #[test]
+    fn interface_roles() {
+        let c = Config::from_toml(
+            "[daemon]\ninterfaces = [\"eth0:enforce\", \"lo:capture\", \"veth1\"]\n",
+            None,
+        )
+        .unwrap();
+        let roles: Vec<Role> = c.daemon.interfaces.iter().map(|i| i.role).collect();
+        assert_eq!(roles, [Role::Enforce, Role::Capture, Role::Both]);
+        assert_eq!(c.daemon.interfaces[1].to_string(), "lo:capture");
+        let e = Config::from_toml("[daemon]\ninterfaces = [\"eth0:sniff\"]\n", None).unwrap_err();
+        assert!(e.to_string().contains("unknown role `sniff`"), "{e}");
+        let e = Config::from_toml(
+            "[daemon]\ninterfaces = [\"eth0\", \"eth0:capture\"]\n",
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+        let e = Config::from_toml("[capture]\nrequest_bytes = 5000\n", None).unwrap_err();
+        assert!(e.to_string().contains("request_bytes"), "{e}");
+        let e = Config::from_toml("[datapath]\nring_buffer_bytes = 5000\n", None).unwrap_err();
+        assert!(e.to_string().contains("power of two"), "{e}");
     }
 
     #[test]

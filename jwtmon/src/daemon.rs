@@ -7,7 +7,7 @@ use std::future::Future;
 use tracing::{info, warn};
 
 use crate::{
-    config::Config,
+    config::{Config, InterfaceSpec, Role},
     enforce::{Attachment, Datapath, DatapathError, MapsError},
 };
 
@@ -67,7 +67,13 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let mut ifaces = config.daemon.interfaces.clone();
     if ifaces.is_empty() {
-        ifaces = default_route_interfaces();
+        ifaces = default_route_interfaces()
+            .into_iter()
+            .map(|name| InterfaceSpec {
+                name,
+                role: Role::Both,
+            })
+            .collect();
         if ifaces.is_empty() {
             return Err(DaemonError::NoInterface);
         }

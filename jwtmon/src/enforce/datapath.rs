@@ -14,9 +14,9 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::MapInfo,
+    maps::{MapData, MapInfo, RingBuf},
     programs::{
-        ProgramError, Xdp, XdpMode as AyaXdpMode,
+        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode as AyaXdpMode,
         links::{FdLink, PinnedLink},
         xdp::XdpLink,
     },
@@ -26,7 +26,10 @@ use jwtmon_common::{
 };
 use tracing::{info, warn};
 
-use crate::{config::DatapathConfig, config::XdpMode, enforce::maps::Maps};
+use crate::{
+    config::{DatapathConfig, InterfaceSpec, Role, XdpMode},
+    enforce::maps::Maps,
+};
 
 /// The kernel object built by `build.rs`, embedded in the binary.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/jwtmon-ebpf"));
@@ -113,10 +116,26 @@ impl std::fmt::Display for AttachMode {
 pub struct Attachment {
     /// Interface name.
     pub iface: String,
+    /// What jwtmon does there.
+    #[serde(serialize_with = "serialize_display")]
+    pub role: Role,
     /// Mode.
     pub mode: AttachMode,
     /// Whether the link is pinned (survives the daemon).
     pub pinned: bool,
+}
+
+fn serialize_display<S: serde::Serializer>(v: &Role, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// The XDP program serving a role.
+fn xdp_program_name(role: Role) -> &'static str {
+    match role {
+        Role::Both => programs::XDP_INGRESS,
+        Role::Enforce => programs::XDP_ENFORCE,
+        Role::Capture => programs::XDP_CAPTURE,
+    }
 }
 
 /// A loaded kernel object and its attachments.
@@ -214,7 +233,8 @@ impl Datapath {
             .map_max_entries(names::BLOCK_IP, cfg.max_blocked_ips)
             .map_max_entries(names::BLOCK_CIDR, cfg.max_blocked_cidrs)
             .map_max_entries(names::ALLOW_CIDR, cfg.max_allowlist)
-            .map_max_entries(names::SRC_STATS, cfg.max_tracked_sources);
+            .map_max_entries(names::SRC_STATS, cfg.max_tracked_sources)
+            .map_max_entries(names::EVENTS, cfg.ring_buffer_bytes);
         let pin_paths: Vec<(&str, PathBuf)>;
         if let Some(dir) = &pin_dir {
             prepare_pin_dir(dir)?;
@@ -232,11 +252,24 @@ impl Datapath {
             }
             _ => DatapathError::Load(e),
         })?;
-        let prog = xdp_program(&mut ebpf)?;
-        prog.load().map_err(|error| DatapathError::Program {
-            what: "loading the XDP program (verifier)".into(),
-            error,
-        })?;
+        for name in [
+            programs::XDP_INGRESS,
+            programs::XDP_ENFORCE,
+            programs::XDP_CAPTURE,
+        ] {
+            xdp_program(&mut ebpf, name)?
+                .load()
+                .map_err(|error| DatapathError::Program {
+                    what: format!("loading XDP program {name} (verifier)"),
+                    error,
+                })?;
+        }
+        tc_program(&mut ebpf)?
+            .load()
+            .map_err(|error| DatapathError::Program {
+                what: format!("loading TC program {} (verifier)", programs::TC_EGRESS),
+                error,
+            })?;
         Ok(Self {
             ebpf,
             pin_dir,
@@ -253,9 +286,24 @@ impl Datapath {
         Ok(maps)
     }
 
-    /// The loaded XDP program (for `BPF_PROG_TEST_RUN`).
+    /// The loaded XDP program of role "both" (for `BPF_PROG_TEST_RUN`).
     pub fn xdp(&mut self) -> Result<&mut Xdp, DatapathError> {
-        xdp_program(&mut self.ebpf)
+        xdp_program(&mut self.ebpf, programs::XDP_INGRESS)
+    }
+
+    /// Takes the ring buffer of HTTP samples (once).
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, DatapathError> {
+        let map = self
+            .ebpf
+            .take_map(names::EVENTS)
+            .ok_or(crate::enforce::MapsError::Missing(names::EVENTS))?;
+        RingBuf::try_from(map).map_err(|error| {
+            DatapathError::Maps(crate::enforce::MapsError::Kernel {
+                op: "open",
+                map: names::EVENTS,
+                error,
+            })
+        })
     }
 
     /// What is attached so far.
@@ -267,10 +315,24 @@ impl Datapath {
     /// previous daemon. With `keep`, the link is pinned so it outlives us.
     pub fn attach(
         &mut self,
-        iface: &str,
+        spec: &InterfaceSpec,
         mode: XdpMode,
         keep: bool,
     ) -> Result<Attachment, DatapathError> {
+        let (iface, role) = (spec.name.as_str(), spec.role);
+        if role.captures() {
+            let tc = tc_program(&mut self.ebpf)?;
+            if let Err(error) = tc.attach(iface, TcAttachType::Egress) {
+                // Kernels without TCX need the clsact qdisc first.
+                let _ = aya::programs::tc::qdisc_add_clsact(iface);
+                tc.attach(iface, TcAttachType::Egress)
+                    .map_err(|_| DatapathError::Program {
+                        what: format!("attaching TC egress to {iface}"),
+                        error,
+                    })?;
+            }
+        }
+        let prog_name = xdp_program_name(role);
         if keep && self.pin_dir.is_none() {
             return Err(DatapathError::Link(
                 "keep_attached needs pinned maps".into(),
@@ -278,7 +340,7 @@ impl Datapath {
         }
         let pin_path = self.pin_dir.as_deref().map(|d| link_pin_path(d, iface));
         if let Some(path) = pin_path.as_deref().filter(|p| p.exists()) {
-            match self.adopt(iface, path) {
+            match self.adopt(iface, role, path) {
                 Ok(a) => return Ok(a),
                 Err(e) => {
                     warn!(iface, error = %e, "stale pinned link, replacing it");
@@ -286,7 +348,7 @@ impl Datapath {
                 }
             }
         }
-        let prog = xdp_program(&mut self.ebpf)?;
+        let prog = xdp_program(&mut self.ebpf, prog_name)?;
         let (link_id, used) = match mode {
             XdpMode::Native => (
                 try_attach(prog, iface, AyaXdpMode::Driver)?,
@@ -321,6 +383,7 @@ impl Datapath {
         }
         let a = Attachment {
             iface: iface.to_string(),
+            role,
             mode: used,
             pinned: keep,
         };
@@ -328,14 +391,14 @@ impl Datapath {
         Ok(a)
     }
 
-    fn adopt(&mut self, iface: &str, path: &Path) -> Result<Attachment, DatapathError> {
+    fn adopt(&mut self, iface: &str, role: Role, path: &Path) -> Result<Attachment, DatapathError> {
         let pinned = PinnedLink::from_pin(path)
             .map_err(|e| DatapathError::Link(format!("opening {}: {e}", path.display())))?;
         let fd: FdLink = pinned.into();
         let link = XdpLink::try_from(fd).map_err(|e| {
             DatapathError::Link(format!("{} is not an XDP link: {e}", path.display()))
         })?;
-        let prog = xdp_program(&mut self.ebpf)?;
+        let prog = xdp_program(&mut self.ebpf, xdp_program_name(role))?;
         prog.attach_to_link(link)
             .map_err(|error| DatapathError::Program {
                 what: format!("replacing the program in the pinned link of {iface}"),
@@ -343,6 +406,7 @@ impl Datapath {
             })?;
         let a = Attachment {
             iface: iface.to_string(),
+            role,
             mode: AttachMode::Adopted,
             pinned: true,
         };
@@ -384,12 +448,22 @@ fn create_parent(path: &Path) -> Result<(), DatapathError> {
     })
 }
 
-fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, DatapathError> {
+fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp, DatapathError> {
     let prog = ebpf
-        .program_mut(programs::XDP_INGRESS)
-        .ok_or_else(|| DatapathError::Link(format!("program {} missing", programs::XDP_INGRESS)))?;
+        .program_mut(name)
+        .ok_or_else(|| DatapathError::Link(format!("program {name} missing")))?;
     prog.try_into().map_err(|error| DatapathError::Program {
-        what: format!("program {}", programs::XDP_INGRESS),
+        what: format!("program {name}"),
+        error,
+    })
+}
+
+fn tc_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, DatapathError> {
+    let prog = ebpf
+        .program_mut(programs::TC_EGRESS)
+        .ok_or_else(|| DatapathError::Link(format!("program {} missing", programs::TC_EGRESS)))?;
+    prog.try_into().map_err(|error| DatapathError::Program {
+        what: format!("program {}", programs::TC_EGRESS),
         error,
     })
 }
@@ -448,15 +522,7 @@ fn check_pinned_maps(dir: &Path, cfg: &DatapathConfig) -> Result<(), DatapathErr
 /// Loads the pass-everything baseline program of the object (benchmarks
 /// measure jwtmon's cost against it). It is never attached.
 pub fn baseline_program(dp: &mut Datapath) -> Result<&mut Xdp, DatapathError> {
-    let prog: &mut Xdp = dp
-        .ebpf
-        .program_mut(programs::XDP_BASELINE)
-        .ok_or_else(|| DatapathError::Link(format!("program {} missing", programs::XDP_BASELINE)))?
-        .try_into()
-        .map_err(|error| DatapathError::Program {
-            what: format!("program {}", programs::XDP_BASELINE),
-            error,
-        })?;
+    let prog = xdp_program(&mut dp.ebpf, programs::XDP_BASELINE)?;
     prog.load().map_err(|error| DatapathError::Program {
         what: "loading the baseline program".into(),
         error,

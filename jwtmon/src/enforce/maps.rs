@@ -238,6 +238,26 @@ impl Maps {
         Ok(previous.is_some())
     }
 
+    /// Writes the sampling knobs the kernel programs read.
+    pub fn set_capture(&mut self, c: &crate::config::CaptureConfig) -> Result<(), MapsError> {
+        let mut control = self
+            .control
+            .get(&0, 0)
+            .map_err(kernel("read", names::CONTROL))?;
+        control.capture_ports = [0; jwtmon_common::MAX_CAPTURE_PORTS];
+        for (slot, port) in control.capture_ports.iter_mut().zip(&c.ports) {
+            *slot = *port;
+        }
+        control.sample_rate = c.sample_rate;
+        control.request_len = c.request_bytes;
+        control.response_len = c.response_bytes;
+        let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1)) as u32;
+        control.rate_per_cpu = c.max_records_per_second.div_ceil(cpus);
+        self.control
+            .set(0, control, 0)
+            .map_err(kernel("write", names::CONTROL))
+    }
+
     /// Invalidates the kernel's per-source "matches no block" cache. Must run
     /// after every block insert. The value is this writer's CLOCK_MONOTONIC
     /// ns, not a read-modify-write counter: each value is written once, after

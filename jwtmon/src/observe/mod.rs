@@ -1,0 +1,271 @@
+//! Observe: turns parsed segments into request observations. Pairs each
+//! request with its response (oldest unanswered request on the flow, checked
+//! against the response's TCP ack), resolves the client behind trusted
+//! proxies, and reports requests whose response never came. Bounded: an LRU
+//! of flows and a cap on pending requests per flow.
+
+pub mod client;
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    net::{IpAddr, SocketAddr},
+    num::NonZeroUsize,
+    time::{Duration, SystemTime},
+};
+
+use lru::LruCache;
+use serde_json::{Value, json};
+
+use crate::{
+    capture::{Direction, Segment},
+    config::CaptureConfig,
+    parse::{self, Request},
+    target::Target,
+};
+
+/// Pending requests kept per connection; older ones are reported
+/// unanswered when more arrive.
+pub const MAX_PENDING_PER_FLOW: usize = 128;
+
+/// One HTTP request as jwtmon saw it, with its outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// When the request was seen.
+    pub time: SystemTime,
+    /// Packet source (the client, or a proxy).
+    pub src: SocketAddr,
+    /// Packet destination (the server).
+    pub dst: SocketAddr,
+    /// The client: `src`, or the forwarded-for address behind a trusted proxy.
+    pub client_ip: IpAddr,
+    /// The request.
+    pub request: Request,
+    /// Response status, once seen.
+    pub status: Option<u16>,
+    /// Request to response.
+    pub latency: Option<Duration>,
+    /// No response within the timeout (or before shutdown / eviction).
+    pub unanswered: bool,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+impl Observation {
+    /// The JSON line form. Credentials appear only as scheme + token_id, and
+    /// cookies only by name.
+    pub fn to_json(&self) -> Value {
+        let r = &self.request;
+        let proxy = (self.client_ip != self.src.ip()).then(|| self.src.ip().to_string());
+        json!({
+            "time": rfc3339(self.time),
+            "src_ip": self.src.ip().to_string(),
+            "src_port": self.src.port(),
+            "dst_ip": self.dst.ip().to_string(),
+            "dst_port": self.dst.port(),
+            "client_ip": self.client_ip.to_string(),
+            "proxy_ip": proxy,
+            "method": r.method,
+            "path": r.path,
+            "query": r.query,
+            "version": format!("HTTP/1.{}", r.version),
+            "host": r.host,
+            "user_agent": r.user_agent,
+            "auth_scheme": r.credentials.as_ref().map(|c| c.scheme.clone()),
+            "token_id": r.credentials.as_ref().map(|c| c.token_id.clone()),
+            "cookie_names": r.cookie_names,
+            "content_type": r.content_type,
+            "content_length": r.content_length,
+            "x_forwarded_for": r.forwarded_for,
+            "body_bytes": r.body.len(),
+            "truncated": r.truncated,
+            "status": self.status,
+            "latency_ms": self.latency.map(|d| d.as_secs_f64() * 1000.0),
+            "unanswered": self.unanswered,
+        })
+    }
+}
+
+/// Counters of the observation stage.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ObserveStats {
+    /// Requests parsed.
+    pub requests: u64,
+    /// Responses paired with a request.
+    pub paired: u64,
+    /// Responses with no request to pair with.
+    pub unmatched_responses: u64,
+    /// Requests reported without a response.
+    pub unanswered: u64,
+    /// Flows evicted to stay within `max_flows`.
+    pub evicted_flows: u64,
+    /// Malformed requests by reason.
+    pub malformed: BTreeMap<&'static str, u64>,
+}
+
+struct Pending {
+    obs: Observation,
+    seq: u32,
+}
+
+#[derive(Default)]
+struct Flow {
+    pending: VecDeque<Pending>,
+}
+
+/// Client and server of a connection.
+type FlowKey = (SocketAddr, SocketAddr);
+
+/// The stateful pairing stage; the same for live capture and pcap files.
+pub struct Observer {
+    trusted: Vec<Target>,
+    timeout: Duration,
+    flows: LruCache<FlowKey, Flow>,
+    /// What happened so far.
+    pub stats: ObserveStats,
+}
+
+impl Observer {
+    /// A new observer with the capture settings.
+    pub fn new(cfg: &CaptureConfig) -> Self {
+        Self {
+            trusted: cfg.trusted_proxies.clone(),
+            timeout: cfg.response_timeout,
+            flows: LruCache::new(NonZeroUsize::new(cfg.max_flows.max(1)).expect("max(1)")),
+            stats: ObserveStats::default(),
+        }
+    }
+
+    /// Flows currently tracked.
+    pub fn flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Feeds one segment; completed observations are appended to `out`.
+    pub fn push(&mut self, seg: Segment, out: &mut Vec<Observation>) {
+        match seg.dir {
+            Direction::Request => self.request(seg, out),
+            Direction::Response => self.response(seg, out),
+        }
+    }
+
+    fn request(&mut self, seg: Segment, out: &mut Vec<Observation>) {
+        let complete = seg.complete();
+        let key = (seg.src, seg.dst);
+        for parsed in parse::parse_requests(&seg.data, complete) {
+            let request = match parsed {
+                Ok(r) => r,
+                Err(why) => {
+                    *self.stats.malformed.entry(why.as_str()).or_default() += 1;
+                    continue;
+                }
+            };
+            self.stats.requests += 1;
+            let client_ip = client::client_ip(seg.src.ip(), &request, &self.trusted);
+            let obs = Observation {
+                time: seg.time,
+                src: seg.src,
+                dst: seg.dst,
+                client_ip,
+                request,
+                status: None,
+                latency: None,
+                unanswered: false,
+            };
+            if !self.flows.contains(&key)
+                && let Some((_, evicted)) = self.flows.push(key, Flow::default())
+            {
+                self.stats.evicted_flows += 1;
+                for p in evicted.pending {
+                    self.unanswered(p.obs, out);
+                }
+            }
+            let flow = self.flows.get_mut(&key).expect("just inserted");
+            if flow.pending.len() >= MAX_PENDING_PER_FLOW
+                && let Some(old) = flow.pending.pop_front()
+            {
+                self.stats.unanswered += 1;
+                let mut o = old.obs;
+                o.unanswered = true;
+                out.push(o);
+            }
+            let flow = self.flows.get_mut(&key).expect("present");
+            flow.pending.push_back(Pending { obs, seq: seg.seq });
+        }
+    }
+
+    fn response(&mut self, seg: Segment, out: &mut Vec<Observation>) {
+        let key = (seg.dst, seg.src);
+        for resp in parse::parse_responses(&seg.data) {
+            let Some(flow) = self.flows.get_mut(&key) else {
+                self.stats.unmatched_responses += 1;
+                continue;
+            };
+            // The server cannot answer a request it has not received: a
+            // response acknowledging less than the oldest pending request's
+            // first byte belongs to one we did not sample.
+            let answerable = flow
+                .pending
+                .front()
+                .is_some_and(|p| (seg.ack.wrapping_sub(p.seq) as i32) > 0);
+            if !answerable {
+                self.stats.unmatched_responses += 1;
+                continue;
+            }
+            let p = flow.pending.pop_front().expect("checked");
+            let mut obs = p.obs;
+            obs.status = Some(resp.status);
+            obs.latency = seg.time.duration_since(obs.time).ok();
+            self.stats.paired += 1;
+            out.push(obs);
+        }
+    }
+
+    fn unanswered(&mut self, mut obs: Observation, out: &mut Vec<Observation>) {
+        self.stats.unanswered += 1;
+        obs.unanswered = true;
+        out.push(obs);
+    }
+
+    /// Reports requests older than the response timeout as unanswered and
+    /// forgets empty flows.
+    pub fn expire(&mut self, now: SystemTime, out: &mut Vec<Observation>) {
+        let timeout = self.timeout;
+        let mut expired = Vec::new();
+        let mut empty = Vec::new();
+        for (key, flow) in self.flows.iter_mut() {
+            while flow
+                .pending
+                .front()
+                .is_some_and(|p| now.duration_since(p.obs.time).unwrap_or_default() >= timeout)
+            {
+                expired.push(flow.pending.pop_front().expect("checked").obs);
+            }
+            if flow.pending.is_empty() {
+                empty.push(*key);
+            }
+        }
+        for key in empty {
+            self.flows.pop(&key);
+        }
+        for obs in expired {
+            self.unanswered(obs, out);
+        }
+    }
+
+    /// Reports everything still pending as unanswered (end of input).
+    pub fn flush(&mut self, out: &mut Vec<Observation>) {
+        let mut all = Vec::new();
+        while let Some((_, flow)) = self.flows.pop_lru() {
+            all.extend(flow.pending.into_iter().map(|p| p.obs));
+        }
+        all.sort_by_key(|o| o.time);
+        for obs in all {
+            self.unanswered(obs, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,10 @@
+//! Parse: HTTP/1.x requests and responses from captured payload bytes.
+
+pub mod http;
+
+pub use http::{
+    Credentials, Malformed, Request, Response, parse_requests, parse_responses, token_id,
+};
+
+#[cfg(test)]
+mod tests;
