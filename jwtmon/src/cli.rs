@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{InterfaceSpec, LogFormat, XdpMode};
+use crate::config::{Emit, InterfaceSpec, LogFormat, XdpMode};
 
 /// jwtmon: protects HTTP APIs from the kernel up.
 ///
@@ -52,7 +52,9 @@ pub enum Command {
     /// Run the daemon: load and attach XDP, enforce, stop on SIGINT/SIGTERM.
     ///
     /// Prints one line per interface saying how it attached (native, skb, or
-    /// adopted from a previous run). On SIGINT/SIGTERM it detaches cleanly,
+    /// adopted from a previous run), then JSON lines per --emit. SIGUSR1
+    /// pauses/resumes reading HTTP samples (a drill: watch `jwtmon stats`
+    /// count ringbuf_full while traffic keeps flowing). On SIGINT/SIGTERM it detaches cleanly,
     /// unless --keep-attached: then the program stays in the kernel and goes
     /// on enforcing blocks (and expiring them on time) until a new daemon
     /// adopts it.
@@ -69,6 +71,10 @@ pub enum Command {
         /// Leave XDP attached (pinned) when the daemon stops or crashes.
         #[arg(long)]
         keep_attached: bool,
+        /// JSON lines on stdout: observations (each HTTP request with its
+        /// response status), findings, or none [default: daemon.emit].
+        #[arg(long, value_enum, value_name = "WHAT")]
+        emit: Option<Emit>,
     },
     /// Validate a config file and print the effective configuration.
     CheckConfig {

@@ -40,7 +40,11 @@ pub fn execute(cli: Cli) -> Result<()> {
             iface,
             xdp_mode,
             keep_attached,
+            emit,
         } => {
+            if let Some(emit) = emit {
+                config.daemon.emit = emit;
+            }
             if !iface.is_empty() {
                 config.daemon.interfaces = iface;
             }
@@ -173,9 +177,9 @@ fn run_daemon(config: Config) -> Result<()> {
     runtime.block_on(daemon::run(config, daemon::signal_shutdown(), |attached| {
         for a in attached {
             println!(
-                "attached {} to {} ({} mode{})",
-                jwtmon_common::programs::XDP_INGRESS,
+                "attached to {} (role {}, {} mode{})",
                 a.iface,
+                a.role,
                 a.mode,
                 if a.pinned {
                     ", pinned: stays attached after exit"

@@ -156,6 +156,20 @@ pub struct DaemonConfig {
     pub interfaces: Vec<InterfaceSpec>,
     /// Keep the XDP program attached after the daemon stops.
     pub keep_attached: bool,
+    /// What the daemon prints on stdout as JSON lines.
+    pub emit: Emit,
+}
+
+/// What the daemon prints on stdout.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Emit {
+    /// One JSON line per observed HTTP request (with its response status).
+    Observations,
+    /// One JSON line per finding (none until the analysers exist).
+    Findings,
+    /// Nothing.
+    None,
 }
 
 /// XDP attach mode.
@@ -266,6 +280,7 @@ impl Default for DaemonConfig {
         Self {
             interfaces: Vec::new(),
             keep_attached: false,
+            emit: Emit::Observations,
         }
     }
 }

@@ -2,7 +2,13 @@
 //! allowlist, keeps the maps tidy, and runs until its shutdown future
 //! resolves; then detaches (or leaves the pinned links attached).
 
-use std::future::Future;
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use tracing::{info, warn};
 
@@ -80,6 +86,9 @@ pub async fn run(
         info!(interfaces = ?ifaces, "no interface configured, using the default route's");
     }
     let keep = config.daemon.keep_attached;
+    // Before anything reports ready: a SIGUSR1 must never hit the default
+    // (terminating) action.
+    let usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).ok();
     let mut datapath = Datapath::load(&config.datapath, true)?;
     let mut maps = datapath.take_maps()?;
     for entry in &config.allowlist.entries {
@@ -103,6 +112,30 @@ pub async fn run(
     }
     on_ready(&attached);
 
+    let capturing = attached.iter().any(|a| a.role.captures());
+    let mut capture_cfg = config.capture.clone();
+    if !capturing {
+        // Nobody would read the ring: tell any kept program not to fill it.
+        capture_cfg.sample_rate = 0;
+    }
+    maps.set_capture(&capture_cfg)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let paused = Arc::new(AtomicBool::new(false));
+    let pipeline = if capturing {
+        let ring = datapath.take_events()?;
+        info!(ports = ?capture_cfg.ports, sample_rate = capture_cfg.sample_rate, "sampling HTTP");
+        Some(tokio::spawn(crate::pipeline::run(
+            ring,
+            capture_cfg.clone(),
+            config.daemon.emit,
+            paused.clone(),
+            stop_rx,
+        )))
+    } else {
+        None
+    };
+    let pause_toggle = tokio::spawn(toggle_on_sigusr1(usr1, paused));
+
     tokio::pin!(shutdown);
     let mut delay = config.datapath.reap_interval;
     loop {
@@ -124,6 +157,15 @@ pub async fn run(
             }
         }
     }
+    let _ = stop_tx.send(true);
+    pause_toggle.abort();
+    if let Some(p) = pipeline {
+        let _ = p.await;
+    }
+    capture_cfg.sample_rate = 0;
+    if let Err(e) = maps.set_capture(&capture_cfg) {
+        warn!(error = %e, "could not switch sampling off");
+    }
     drop(maps);
     let detached = datapath.shutdown(keep);
     if keep {
@@ -132,6 +174,21 @@ pub async fn run(
         info!(interfaces = ?detached, "stopping; XDP detached");
     }
     Ok(())
+}
+
+/// Flips `paused` on every SIGUSR1 (pauses reading HTTP samples).
+async fn toggle_on_sigusr1(usr1: Option<tokio::signal::unix::Signal>, paused: Arc<AtomicBool>) {
+    let Some(mut usr1) = usr1 else {
+        return;
+    };
+    while usr1.recv().await.is_some() {
+        let now = !paused.fetch_xor(true, Ordering::Relaxed);
+        info!(
+            paused = now,
+            "SIGUSR1: sample reader {}",
+            if now { "paused" } else { "resumed" }
+        );
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

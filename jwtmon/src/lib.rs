@@ -14,4 +14,5 @@ pub mod daemon;
 pub mod enforce;
 pub mod observe;
 pub mod parse;
+pub mod pipeline;
 pub mod target;

@@ -71,8 +71,9 @@ pub fn entry_drops(pin: &PinDir, target: &str) -> Option<u64> {
 /// A running daemon.
 pub struct Daemon {
     child: Option<Child>,
-    /// Lines printed on stdout so far (attach reports).
+    /// Lines printed on stdout before it was ready (attach reports).
     pub stdout: Vec<String>,
+    lines: mpsc::Receiver<String>,
     stderr_path: PathBuf,
 }
 
@@ -107,6 +108,7 @@ impl Daemon {
         let mut d = Daemon {
             child: Some(child),
             stdout: Vec::new(),
+            lines: rx,
             stderr_path,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -117,7 +119,7 @@ impl Daemon {
             .count()
             < expect_attached
         {
-            match rx.recv_timeout(Duration::from_millis(100)) {
+            match d.lines.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => d.stdout.push(line),
                 Err(_) => {
                     if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
@@ -131,6 +133,39 @@ impl Daemon {
             }
         }
         Ok(d)
+    }
+
+    /// Collects JSON lines from stdout until `n` arrived or `limit` passed.
+    pub fn json_lines(&mut self, n: usize, limit: Duration) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + limit;
+        let mut out = Vec::new();
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
+                Ok(line) => {
+                    if let Ok(v) = serde_json::from_str(&line) {
+                        out.push(v);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        out
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on our child's pid.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
     }
 
     /// The daemon's stderr (JSON logs) so far.

@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod frames;
+pub mod http;
 pub mod netns;
 
 use std::sync::atomic::{AtomicU32, Ordering};

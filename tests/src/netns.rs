@@ -168,53 +168,20 @@ impl Drop for TestNet {
     }
 }
 
-/// A tiny HTTP server on a host address: answers every connection with
-/// `200 OK` and body `ok`. Stops when dropped.
-pub struct TinyHttp {
-    /// The port it listens on.
-    pub port: u16,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TinyHttp {
-    /// Listens on `ip:0`.
-    pub fn start(ip: &str) -> Result<Self> {
-        use std::{io::Write, sync::atomic::Ordering};
-        let listener = std::net::TcpListener::bind((ip, 0)).context("binding test server")?;
-        listener.set_nonblocking(true)?;
-        let port = listener.local_addr()?.port();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut s, _)) => {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(500)));
-                        let mut buf = [0u8; 1024];
-                        let _ = std::io::Read::read(&mut s, &mut buf);
-                        let _ = s.write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                        );
-                    }
-                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
-                }
-            }
-        });
-        Ok(Self {
-            port,
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for TinyHttp {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+/// Runs `f` on a thread that has entered namespace `ns`: sockets it opens
+/// (e.g. a reqwest client's) live in that namespace.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let path = format!("/var/run/netns/{ns}");
+    let handle = std::thread::spawn(move || -> Result<T> {
+        let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+        // SAFETY: setns on a valid namespace fd affects only this thread.
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+        if rc != 0 {
+            bail!("setns {path}: {}", std::io::Error::last_os_error());
         }
-    }
+        Ok(f())
+    });
+    handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("thread in {ns} panicked"))?
 }

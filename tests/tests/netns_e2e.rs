@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use jwtmon_tests::{
     PinDir,
     daemon::{Daemon, cli, cli_ok, entry_drops, list_json},
-    netns::{TestNet, TinyHttp},
+    http::TestServer,
+    netns::TestNet,
 };
 
 /// Polls `cond` every 100 ms for at most `limit`.
@@ -29,7 +30,7 @@ fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 fn block_unblock_and_cidr_on_live_traffic() {
     let net = TestNet::new().expect("test network");
     let pin = PinDir::new("e2e");
-    let server = TinyHttp::start(&net.host_ip).expect("server");
+    let server = TestServer::start(&net.host_ip, 0).expect("server");
     let daemon = Daemon::start(&pin, &["--iface", &net.host_if], 1).expect("daemon");
     assert!(
         daemon.stdout[0].contains(&net.host_if) && daemon.stdout[0].contains("mode"),
