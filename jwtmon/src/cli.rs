@@ -188,6 +188,7 @@ mod tests {
                 iface,
                 xdp_mode,
                 keep_attached,
+                ..
             } => {
                 let names: Vec<&str> = iface.iter().map(|i| i.name.as_str()).collect();
                 assert_eq!(names, ["eth0", "eth1"]);
