@@ -138,7 +138,12 @@ impl TestNet {
     /// An HTTP GET with curl from the namespace to `host_ip:port`, at most
     /// `secs` seconds; returns the body when it succeeded.
     pub fn curl(&self, port: u16, secs: u32) -> Option<String> {
-        let url = format!("http://{}:{port}/", self.host_ip);
+        self.curl_path(port, "/", secs)
+    }
+
+    /// Like [`TestNet::curl`] for a given path.
+    pub fn curl_path(&self, port: u16, path: &str, secs: u32) -> Option<String> {
+        let url = format!("http://{}:{port}{path}", self.host_ip);
         let out = Command::new("ip")
             .args([
                 "netns",
