@@ -46,6 +46,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Output format of offline analysis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON object per line.
+    Json,
+    /// An aligned table.
+    Table,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -75,6 +84,21 @@ pub enum Command {
         /// response status), findings, or none [default: daemon.emit].
         #[arg(long, value_enum, value_name = "WHAT")]
         emit: Option<Emit>,
+    },
+    /// Analyse a pcap/pcapng capture offline, through the same parser and
+    /// pairing as live capture.
+    ///
+    /// Link types: Ethernet (with VLAN tags), Linux cooked (SLL, SLL2), raw
+    /// IP. TCP is reassembled per direction (out-of-order and retransmitted
+    /// segments handled). Prints one observation per HTTP request, with its
+    /// response status, stamped with the packet time.
+    Analyze {
+        /// The capture file.
+        #[arg(long, value_name = "FILE")]
+        pcap: PathBuf,
+        /// Output: JSON lines or a table.
+        #[arg(long, value_enum, default_value = "json")]
+        format: OutputFormat,
     },
     /// Validate a config file and print the effective configuration.
     CheckConfig {

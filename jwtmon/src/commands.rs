@@ -1,12 +1,15 @@
 //! Executes CLI commands: the edge between the command line and the library
 //! (errors become messages with context here).
 
-use std::{io::IsTerminal, path::PathBuf};
+use std::{
+    io::{IsTerminal, Write},
+    path::PathBuf,
+};
 
 use anyhow::{Context, Result, bail};
 
 use crate::{
-    cli::{Cli, Command},
+    cli::{Cli, Command, OutputFormat},
     clock,
     config::{Config, LogFormat},
     daemon,
@@ -92,6 +95,7 @@ pub fn execute(cli: Cli) -> Result<()> {
             Maps::unallow,
             "removed from the allowlist:",
         ),
+        Command::Analyze { pcap, format } => analyze(&config, &pcap, format),
         Command::List { json } => list(&open(&pin_dir)?, json),
         Command::Stats { json, top } => stats(&open(&pin_dir)?, json, top),
         Command::ImportBlocklist {
@@ -189,6 +193,45 @@ fn run_daemon(config: Config) -> Result<()> {
             );
         }
     }))?;
+    Ok(())
+}
+
+fn analyze(config: &Config, path: &std::path::Path, format: OutputFormat) -> Result<()> {
+    let (observations, stats) = crate::offline::analyze_file(path, &config.capture)?;
+    match format {
+        OutputFormat::Json => {
+            let mut out = std::io::stdout().lock();
+            for o in &observations {
+                writeln!(out, "{}", o.to_json())?;
+            }
+        }
+        OutputFormat::Table => {
+            println!(
+                "{:<24} {:<39} {:<7} {:<40} {:>6} {:<16}",
+                "TIME", "CLIENT", "METHOD", "PATH", "STATUS", "TOKEN"
+            );
+            for o in &observations {
+                let status = o.status.map_or("-".to_string(), |s| s.to_string());
+                let token = o
+                    .request
+                    .credentials
+                    .as_ref()
+                    .map_or("-", |c| c.token_id.as_str());
+                let mut path = o.request.path.clone();
+                path.truncate(40);
+                println!(
+                    "{:<24} {:<39} {:<7} {:<40} {:>6} {:<16}",
+                    humantime::format_rfc3339_millis(o.time).to_string(),
+                    o.client_ip.to_string(),
+                    o.request.method,
+                    path,
+                    status,
+                    token
+                );
+            }
+        }
+    }
+    tracing::info!(?stats, "analysis done");
     Ok(())
 }
 

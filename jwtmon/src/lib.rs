@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod enforce;
 pub mod observe;
+pub mod offline;
 pub mod parse;
 pub mod pipeline;
 pub mod target;

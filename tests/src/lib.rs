@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod frames;
 pub mod http;
 pub mod netns;
+pub mod pcapgen;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
