@@ -45,6 +45,8 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Print requests/s of parse and parse + pairing next to raw httparse.
+    BenchParse,
     /// Print ns/packet of the XDP program for each path (BPF_PROG_TEST_RUN).
     BenchXdp {
         /// Iterations per measurement (kernel-side repeat).
@@ -105,6 +107,17 @@ fn main() -> Result<()> {
                 .args(&args);
             run_tests(cmd)
         }
+        Task::BenchParse => cargo(&root)
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "--package",
+                "jwtmon-tests",
+                "--bin",
+                "bench-parse",
+            ])
+            .status_ok("bench-parse"),
         Task::BenchXdp { repeat } => {
             setup(false)?;
             cargo(&root)

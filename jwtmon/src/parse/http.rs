@@ -68,8 +68,6 @@ pub struct Request {
     pub credentials: Option<Credentials>,
     /// Names of the cookies sent (values are credentials too; not kept).
     pub cookie_names: Vec<String>,
-    /// Cookie values hashed like tokens, by name (for session identity).
-    pub cookie_ids: Vec<(String, String)>,
     /// `Content-Type`.
     pub content_type: Option<String>,
     /// `Content-Length`.
@@ -242,11 +240,9 @@ fn build(req: &httparse::Request<'_, '_>, truncated: bool) -> Result<Request, Ma
             r.credentials = Some(Credentials::new(&String::from_utf8_lossy(h.value)));
         } else if name.eq_ignore_ascii_case("cookie") {
             for pair in String::from_utf8_lossy(h.value).split(';') {
-                let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
-                let n = n.trim();
+                let n = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
                 if !n.is_empty() {
                     r.cookie_names.push(n.to_string());
-                    r.cookie_ids.push((n.to_string(), token_id(v.trim())));
                 }
             }
         } else if name.eq_ignore_ascii_case("content-type") {
