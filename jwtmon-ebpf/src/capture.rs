@@ -184,42 +184,26 @@ pub fn sample_request<C: EbpfContext>(
     let Some(now) = admit(control, counters) else {
         return;
     };
-    let want = (control.request_len as usize).min(MAX_REQUEST_CAPTURE as usize);
-    let captured = payload_len.min(want);
-    if captured == 0 || captured > MAX_REQUEST_CAPTURE as usize {
-        return;
-    }
-    let Some(scratch) = header(
+    record::<{ MAX_REQUEST_CAPTURE as usize }>(
         record::REQUEST,
         l3,
         tcp,
         payload_len,
-        captured,
+        control.request_len as usize,
         now,
         ifindex,
-    ) else {
-        return;
-    };
-    // SAFETY: destination has MAX_REQUEST_CAPTURE bytes after the header;
-    // the helper bounds-checks the packet side.
-    let ret = unsafe {
-        bpf_xdp_load_bytes(
-            ctx.as_ptr() as *mut _,
-            tcp.payload_off as u32,
-            scratch.add(HEADER_LEN) as *mut _,
-            captured as u32,
-        )
-    };
-    if ret != 0 {
-        counters.bump(stat::PARSE_ERROR);
-        return;
-    }
-    emit(
-        scratch,
-        captured,
-        MAX_REQUEST_CAPTURE as usize,
         counters,
         stat::SAMPLED,
+        // SAFETY: the destination has MAX bytes after the header; the
+        // helper bounds-checks the packet side.
+        |dst, len| unsafe {
+            bpf_xdp_load_bytes(
+                ctx.as_ptr() as *mut _,
+                tcp.payload_off as u32,
+                dst as *mut _,
+                len,
+            )
+        },
     );
 }
 
@@ -257,39 +241,60 @@ pub fn sample_response<C: EbpfContext>(
     }
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let want = (control.response_len as usize).min(MAX_RESPONSE_CAPTURE as usize);
-    let captured = payload_len.min(want);
-    if captured == 0 || captured > MAX_RESPONSE_CAPTURE as usize {
-        return;
-    }
-    let Some(scratch) = header(
+    record::<{ MAX_RESPONSE_CAPTURE as usize }>(
         record::RESPONSE,
         l3,
         tcp,
         payload_len,
-        captured,
+        control.response_len as usize,
         now,
         ifindex,
-    ) else {
-        return;
-    };
-    // SAFETY: as in `sample_request`.
-    let ret = unsafe {
-        bpf_skb_load_bytes(
-            ctx.as_ptr() as *const _,
-            tcp.payload_off as u32,
-            scratch.add(HEADER_LEN) as *mut _,
-            captured as u32,
-        )
-    };
-    if ret != 0 {
-        return;
-    }
-    emit(
-        scratch,
-        captured,
-        MAX_RESPONSE_CAPTURE as usize,
         counters,
         stat::SAMPLED_RESPONSES,
+        // SAFETY: as above.
+        |dst, len| unsafe {
+            bpf_skb_load_bytes(
+                ctx.as_ptr() as *const _,
+                tcp.payload_off as u32,
+                dst as *mut _,
+                len,
+            )
+        },
     );
+}
+
+/// Copies up to `want` (at most `MAX`) payload bytes with `load` behind a
+/// header in the scratch buffer and outputs the record; counts the outcome
+/// in `sampled` or `ringbuf_full` (a failed copy counts as a parse error).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn record<const MAX: usize>(
+    kind: u32,
+    l3: &L3,
+    tcp: &Tcp,
+    payload_len: usize,
+    want: usize,
+    now: u64,
+    ifindex: u32,
+    counters: &mut Counters,
+    sampled: u32,
+    load: impl FnOnce(*mut u8, u32) -> i64,
+) {
+    const { assert!(MAX.is_power_of_two()) };
+    let captured = payload_len.min(want.min(MAX));
+    if captured == 0 || captured > MAX {
+        return;
+    }
+    // An identity for 1..=MAX that the verifier can see is never 0 nor
+    // above MAX (range facts do not survive every compiler transformation).
+    let captured = ((captured - 1) & (MAX - 1)) + 1;
+    let Some(scratch) = header(kind, l3, tcp, payload_len, captured, now, ifindex) else {
+        return;
+    };
+    // SAFETY: scratch holds SCRATCH_LEN >= HEADER_LEN + MAX bytes.
+    if load(unsafe { scratch.add(HEADER_LEN) }, captured as u32) != 0 {
+        counters.bump(stat::PARSE_ERROR);
+        return;
+    }
+    emit(scratch, captured, MAX, counters, sampled);
 }

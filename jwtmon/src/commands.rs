@@ -64,12 +64,7 @@ pub fn execute(cli: Cli) -> Result<()> {
             reason,
         } => {
             let target = parse_target(&target)?;
-            let ttl = ttl
-                .as_deref()
-                .map(clock::parse_ttl)
-                .transpose()
-                .map_err(anyhow::Error::msg)?
-                .flatten();
+            let ttl = ttl_arg(ttl.as_deref())?;
             let mut maps = open(&pin_dir)?;
             let spec = BlockSpec {
                 target,
@@ -104,12 +99,7 @@ pub fn execute(cli: Cli) -> Result<()> {
             reason,
             json,
         } => {
-            let ttl = ttl
-                .as_deref()
-                .map(clock::parse_ttl)
-                .transpose()
-                .map_err(anyhow::Error::msg)?
-                .flatten();
+            let ttl = ttl_arg(ttl.as_deref())?;
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let report = import::import(&mut open(&pin_dir)?, &text, ttl, &reason)?;
@@ -149,6 +139,15 @@ pub fn execute(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `--ttl` as given (`None`: permanent).
+fn ttl_arg(ttl: Option<&str>) -> Result<Option<std::time::Duration>> {
+    Ok(ttl
+        .map(clock::parse_ttl)
+        .transpose()
+        .map_err(anyhow::Error::msg)?
+        .flatten())
 }
 
 fn parse_target(s: &str) -> Result<Target> {

@@ -41,6 +41,25 @@ impl Frame {
         }
     }
 
+    /// A TCP segment from `src:40000` to `dport` carrying `payload`.
+    pub fn tcp_v4(src: &str, dport: u16, seq: u32, payload: &[u8]) -> Self {
+        let mut tcp = Vec::with_capacity(20 + payload.len());
+        tcp.extend_from_slice(&40000u16.to_be_bytes());
+        tcp.extend_from_slice(&dport.to_be_bytes());
+        tcp.extend_from_slice(&seq.to_be_bytes());
+        tcp.extend_from_slice(&[0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        tcp.extend_from_slice(payload);
+        Self {
+            vlans: Vec::new(),
+            body: Body::V4 {
+                src: src.parse().expect("IPv4 address"),
+                dst: Ipv4Addr::new(192, 0, 2, 1),
+                options: 0,
+                payload: tcp,
+            },
+        }
+    }
+
     /// An IPv6 packet from `src`.
     pub fn v6(src: &str) -> Self {
         Self {

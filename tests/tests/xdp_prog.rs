@@ -282,3 +282,56 @@ fn a_new_block_overrides_the_cached_clean_verdict_at_once() {
     let s = h.maps.source("198.51.100.20".parse().unwrap()).unwrap();
     assert_eq!((s.packets, s.drops), (5, 1));
 }
+
+#[test]
+fn http_request_starts_are_sampled_into_the_ring_buffer() {
+    let mut h = Harness::new();
+    let mut ring = h.dp.take_events().expect("ring buffer");
+    h.maps
+        .set_capture(&jwtmon::config::CaptureConfig::default())
+        .expect("capture knobs");
+    let req = b"POST /login HTTP/1.1\r\nHost: api\r\nContent-Length: 5\r\n\r\nhello";
+    assert_eq!(
+        h.run(&Frame::tcp_v4("198.51.100.30", 8080, 777, req).build()),
+        XDP_PASS
+    );
+    // A continuation segment, a non-HTTP payload, another port: not sampled.
+    assert_eq!(
+        h.run(&Frame::tcp_v4("198.51.100.30", 8080, 900, b"rest of the body").build()),
+        XDP_PASS
+    );
+    assert_eq!(
+        h.run(&Frame::tcp_v4("198.51.100.30", 22, 1, b"GET / HTTP/1.1\r\n\r\n").build()),
+        XDP_PASS
+    );
+    assert_eq!(h.counter("sampled"), 1);
+    assert_eq!(h.counter("non_http"), 1);
+    let item = ring.next().expect("one record");
+    let seg = jwtmon::capture::decode(&item, &jwtmon::capture::Clock::now()).expect("decodes");
+    drop(item);
+    assert!(ring.next().is_none(), "exactly one record");
+    assert_eq!(seg.data, req);
+    assert_eq!((seg.seq, seg.payload_len), (777, req.len() as u32));
+    assert_eq!(seg.src.to_string(), "198.51.100.30:40000");
+    assert_eq!(seg.dst.port(), 8080);
+
+    // sample_rate 0 switches sampling off.
+    let off = jwtmon::config::CaptureConfig {
+        sample_rate: 0,
+        ..Default::default()
+    };
+    h.maps.set_capture(&off).unwrap();
+    h.run(&Frame::tcp_v4("198.51.100.30", 8080, 2000, req).build());
+    assert_eq!(h.counter("sampled"), 1);
+    // 1 in 2.
+    let half = jwtmon::config::CaptureConfig {
+        sample_rate: 2,
+        ..Default::default()
+    };
+    h.maps.set_capture(&half).unwrap();
+    for i in 0..10 {
+        h.run(&Frame::tcp_v4("198.51.100.30", 8080, 3000 + i, req).build());
+    }
+    assert_eq!(h.counter("sampled"), 1 + 5);
+    assert_eq!(h.counter("skipped_rate"), 5);
+}
