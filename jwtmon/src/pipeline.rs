@@ -71,9 +71,8 @@ pub async fn run(
     reader.abort();
     observer.flush(&mut batch);
     emit(&mut stdout.lock(), what, &batch);
-    if let Some(bad) =
-        Some(stats.bad_records.load(std::sync::atomic::Ordering::Relaxed)).filter(|b| *b > 0)
-    {
+    let bad = stats.bad_records.load(std::sync::atomic::Ordering::Relaxed);
+    if bad > 0 {
         warn!(bad_records = bad, "ring records that did not decode");
     }
     info!(stats = ?observer.stats, "capture stopped");
