@@ -81,14 +81,20 @@ fn xdp_main<const ENFORCE: bool, const CAPTURE: bool>(ctx: &XdpContext) -> u32 {
             return finish(&mut counters, xdp_action::XDP_PASS, stat::PARSE_ERROR);
         }
     };
+    // One read of the control slot serves both stages.
+    let control = control();
     let (action, reason) = if ENFORCE {
-        enforce(&l3, (end - start) as u64)
+        enforce(
+            &l3,
+            (end - start) as u64,
+            control.map_or(0, |c| c.block_gen),
+        )
     } else {
         (xdp_action::XDP_PASS, NO_REASON)
     };
     if CAPTURE
         && action == xdp_action::XDP_PASS
-        && let Some(control) = control()
+        && let Some(control) = control
         && control.sample_rate != 0
         && let Some(tcp) = parse_tcp(start, end, &l3)
     {
@@ -111,16 +117,15 @@ fn finish(counters: &mut Counters, action: u32, reason: u32) -> u32 {
 }
 
 /// The enforcement decision for a parsed packet of `len` bytes: the action
-/// and the counter that explains it.
+/// and the counter that explains it. `generation` is the block generation,
+/// read before any lookup: a block inserted meanwhile changes it, so a
+/// verdict computed from older maps is never cached as current.
 #[inline(always)]
-fn enforce(l3: &L3, len: u64) -> (u32, u32) {
+fn enforce(l3: &L3, len: u64, generation: u64) -> (u32, u32) {
     // CLOCK_MONOTONIC at jiffy resolution: precise enough for expiries and
     // last-seen times, and cheaper than bpf_ktime_get_ns.
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    // Read the generation before the lookups: a block inserted meanwhile
-    // bumps it, so a verdict computed from older maps is never cached as new.
-    let generation = control().map_or(0, |c| c.block_gen);
     let source = SRC_STATS.get_ptr_mut(&l3.src);
     if let Some(s) = source {
         // SAFETY: per-CPU value, written only by this CPU while we run.

@@ -49,15 +49,11 @@ impl Frame {
         tcp.extend_from_slice(&seq.to_be_bytes());
         tcp.extend_from_slice(&[0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
         tcp.extend_from_slice(payload);
-        Self {
-            vlans: Vec::new(),
-            body: Body::V4 {
-                src: src.parse().expect("IPv4 address"),
-                dst: Ipv4Addr::new(192, 0, 2, 1),
-                options: 0,
-                payload: tcp,
-            },
+        let mut frame = Self::v4(src);
+        if let Body::V4 { payload, .. } = &mut frame.body {
+            *payload = tcp;
         }
+        frame
     }
 
     /// An IPv6 packet from `src`.

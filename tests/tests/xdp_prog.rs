@@ -23,7 +23,7 @@ impl Harness {
     fn new() -> Self {
         assert!(jwtmon_tests::is_root(), "kernel-program tests need root");
         let cfg = DatapathConfig {
-            max_blocked_ips: 1024,
+            max_blocked_ips: 8192,
             max_blocked_cidrs: 1024,
             max_allowlist: 64,
             max_tracked_sources: 1024,
@@ -334,4 +334,36 @@ fn http_request_starts_are_sampled_into_the_ring_buffer() {
     }
     assert_eq!(h.counter("sampled"), 1 + 5);
     assert_eq!(h.counter("skipped_rate"), 5);
+}
+
+#[test]
+fn an_import_reaches_sources_already_cached_as_clean() {
+    let mut h = Harness::new();
+    // A bulk list (more than one generation batch) of unrelated entries.
+    let bulk: String = (0..5000)
+        .map(|i| format!("203.0.{}.{}\n", i / 250, i % 250))
+        .collect();
+    let report = jwtmon::enforce::import::import(&mut h.maps, &bulk, None, "bulk").unwrap();
+    assert_eq!(report.added, 5000);
+    // Now the sources are cached as clean at the current generation...
+    let a = Frame::v4("198.51.100.40").build();
+    let b = Frame::v6("2001:db8:d::40").build();
+    for _ in 0..3 {
+        assert_eq!(h.run(&a), XDP_PASS);
+        assert_eq!(h.run(&b), XDP_PASS);
+    }
+    // ...and a small import that lists them must reach them at once.
+    let list = "198.51.100.40\n2001:db8:d::/48\n";
+    let report = jwtmon::enforce::import::import(&mut h.maps, list, None, "test").unwrap();
+    assert_eq!(report.added, 2);
+    assert_eq!(
+        h.run(&a),
+        XDP_DROP,
+        "imported exact block applies to a cached source"
+    );
+    assert_eq!(
+        h.run(&b),
+        XDP_DROP,
+        "imported CIDR block applies to a cached source"
+    );
 }

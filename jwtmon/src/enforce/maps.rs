@@ -200,8 +200,18 @@ impl Maps {
             .max_by_key(|a| a.key().1)
     }
 
-    /// Inserts or replaces a block entry. Returns true when it replaced one.
+    /// Inserts or replaces a block entry and makes the kernel see it at
+    /// once. Returns true when it replaced one.
     pub fn block(&mut self, spec: &BlockSpec) -> Result<bool, MapsError> {
+        let replaced = self.insert_block(spec)?;
+        self.new_generation()?;
+        Ok(replaced)
+    }
+
+    /// Inserts or replaces a block entry without a new generation: sources
+    /// the kernel has cached as clean are not rechecked until the caller
+    /// calls [`Maps::new_generation`] (bulk inserts do that once per batch).
+    pub(crate) fn insert_block(&mut self, spec: &BlockSpec) -> Result<bool, MapsError> {
         if let Some(allow) = self.allow_covering(&spec.target) {
             return Err(MapsError::Allowlisted {
                 target: spec.target,
@@ -234,7 +244,6 @@ impl Maps {
                 .insert(&Key::new(prefix, addr), entry, 0)
                 .map_err(kernel("insert", names::BLOCK_CIDR))?;
         }
-        self.new_generation()?;
         Ok(previous.is_some())
     }
 
