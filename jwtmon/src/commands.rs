@@ -215,7 +215,7 @@ fn analyze(config: &Config, path: &std::path::Path, format: OutputFormat) -> Res
                     .request
                     .credentials
                     .as_ref()
-                    .map_or("-", |c| c.token_id.as_str());
+                    .map_or_else(|| "-".to_string(), |c| c.token_id());
                 let mut path = o.request.path.clone();
                 path.truncate(40);
                 println!(

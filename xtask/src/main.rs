@@ -8,6 +8,7 @@
 //! - `run -- ARGS`: builds and runs `jwtmon ARGS` as root (default `run`).
 //! - `test`: the whole suite (unit, kernel-program, namespace end-to-end).
 //! - `bench-xdp`: ns/packet of the XDP program via BPF_PROG_TEST_RUN.
+//! - `conformance --corpora DIR`: grades jwtmon against public corpora.
 
 use std::{
     path::{Path, PathBuf},
@@ -47,6 +48,13 @@ enum Task {
     },
     /// Print requests/s of parse and parse + pairing next to raw httparse.
     BenchParse,
+    /// Grade jwtmon against the public corpora in DIR (llhttp requests,
+    /// JWS vectors, ...) and print agreement; absent corpora are skipped.
+    Conformance {
+        /// The corpora directory [default: $JWTMON_CORPORA or ../shared/corpora].
+        #[arg(long)]
+        corpora: Option<PathBuf>,
+    },
     /// Print ns/packet of the XDP program for each path (BPF_PROG_TEST_RUN).
     BenchXdp {
         /// Iterations per measurement (kernel-side repeat).
@@ -118,6 +126,16 @@ fn main() -> Result<()> {
                 "bench-parse",
             ])
             .status_ok("bench-parse"),
+        Task::Conformance { corpora } => {
+            setup(false)?;
+            let mut cmd = cargo(&root);
+            cmd.args(["run", "--quiet", "--release", "--package", "jwtmon-tests"])
+                .args(["--bin", "conformance", "--"]);
+            if let Some(dir) = corpora {
+                cmd.arg("--corpora").arg(dir);
+            }
+            cmd.status_ok("conformance")
+        }
         Task::BenchXdp { repeat } => {
             setup(false)?;
             cargo(&root)

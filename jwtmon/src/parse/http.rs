@@ -2,7 +2,7 @@
 //! (several when pipelined), response status lines, and a classification of
 //! malformed input. Never panics on any input.
 
-use std::fmt;
+use std::{borrow::Cow, fmt, sync::OnceLock};
 
 use sha2::{Digest, Sha256};
 
@@ -11,23 +11,34 @@ pub const MAX_HEADERS: usize = 96;
 
 /// Credentials from `Authorization`. The raw value stays in memory for the
 /// analysers and is never printed: `Debug` shows only the `token_id`.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// The SHA-256 digest is computed on first use, not while parsing, so the
+/// capture path pays for it only when an analyser or the output needs it.
+#[derive(Clone)]
 pub struct Credentials {
     /// Scheme as sent (`Bearer`, `Basic`, ...).
     pub scheme: String,
-    /// First 16 hex chars of SHA-256 of the credentials.
-    pub token_id: String,
     secret: String,
+    digest: OnceLock<[u8; 32]>,
 }
 
+impl PartialEq for Credentials {
+    fn eq(&self, other: &Self) -> bool {
+        self.scheme == other.scheme && self.secret == other.secret
+    }
+}
+
+impl Eq for Credentials {}
+
 impl Credentials {
-    fn new(value: &str) -> Self {
+    /// Splits an `Authorization` value into scheme and credentials.
+    pub fn new(value: &str) -> Self {
         let value = value.trim();
         let (scheme, secret) = value.split_once(' ').unwrap_or(("", value));
         Self {
             scheme: scheme.to_string(),
-            token_id: token_id(secret.trim()),
             secret: secret.trim().to_string(),
+            digest: OnceLock::new(),
         }
     }
 
@@ -35,18 +46,49 @@ impl Credentials {
     pub fn expose_secret(&self) -> &str {
         &self.secret
     }
+
+    /// SHA-256 of the credentials (computed once).
+    pub fn digest(&self) -> &[u8; 32] {
+        self.digest
+            .get_or_init(|| Sha256::digest(self.secret.as_bytes()).into())
+    }
+
+    /// First 16 hex chars of SHA-256 of the credentials.
+    pub fn token_id(&self) -> String {
+        hex16(self.digest())
+    }
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Credentials({} {})", self.scheme, self.token_id)
+        write!(f, "Credentials({} {})", self.scheme, self.token_id())
     }
 }
 
 /// First 16 hex chars of SHA-256: how jwtmon names a token or secret.
 pub fn token_id(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hex16(&Sha256::digest(secret.as_bytes()).into())
+}
+
+/// Lower-case hex of the first 8 bytes of a digest.
+pub fn hex16(digest: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(16);
+    for b in &digest[..8] {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+/// A string that holds a credential: `Debug` prints only its length.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Hidden(pub String);
+
+impl fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hidden({} bytes)", self.0.len())
+    }
 }
 
 /// A parsed request head plus the body bytes that were captured.
@@ -66,14 +108,18 @@ pub struct Request {
     pub user_agent: Option<String>,
     /// `Authorization`, hashed for display.
     pub credentials: Option<Credentials>,
-    /// Names of the cookies sent (values are credentials too; not kept).
-    pub cookie_names: Vec<String>,
+    /// The raw `Cookie` header (values are credentials: `Debug` hides it;
+    /// use [`Request::cookie_names`] or [`Request::cookie`]).
+    pub cookies: Option<Hidden>,
     /// `Content-Type`.
     pub content_type: Option<String>,
     /// `Content-Length`.
     pub content_length: Option<u64>,
     /// `Transfer-Encoding: chunked`.
     pub chunked: bool,
+    /// The connection leaves HTTP/1.x after this request (CONNECT, PRI, or
+    /// `Connection: upgrade` with `Upgrade`): later bytes are not parsed.
+    pub upgrade: bool,
     /// `X-Forwarded-For` hops, leftmost first.
     pub forwarded_for: Vec<String>,
     /// `Forwarded: for=` hops, leftmost first.
@@ -152,14 +198,24 @@ fn classify(e: httparse::Error) -> Malformed {
 pub fn parse_requests(data: &[u8], complete: bool) -> Vec<Result<Request, Malformed>> {
     let mut out = Vec::new();
     let mut at = 0;
-    while at < data.len() {
-        match parse_one(&data[at..], complete) {
+    loop {
+        // RFC 9112 2.2: ignore empty lines before a request line.
+        let Some(mut rest) = data.get(at..) else {
+            break;
+        };
+        while let Some(r) = rest.strip_prefix(b"\r\n").or(rest.strip_prefix(b"\n")) {
+            rest = r;
+        }
+        if rest.is_empty() {
+            break;
+        }
+        at = data.len() - rest.len();
+        match parse_one(rest, complete) {
             Ok((req, used, body_len)) => {
                 let next = used.saturating_add(body_len);
-                let chunked = req.chunked;
-                let truncated = req.truncated;
+                let stop = req.chunked || req.truncated || req.upgrade;
                 out.push(Ok(req));
-                if truncated || chunked || next == 0 {
+                if stop || next == 0 {
                     break;
                 }
                 at = at.saturating_add(next);
@@ -179,6 +235,7 @@ fn parse_one(data: &[u8], complete: bool) -> Result<(Request, usize, usize), Mal
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(data).map_err(classify)? {
         httparse::Status::Complete(head_len) => {
+            check_head(&data[..head_len])?;
             let parsed = build(&req, false)?;
             let body_len = parsed.content_length.unwrap_or(0).min(usize::MAX as u64) as usize;
             let body_end = head_len.saturating_add(body_len).min(data.len());
@@ -202,6 +259,7 @@ fn parse_one(data: &[u8], complete: bool) -> Result<(Request, usize, usize), Mal
             let mut req = httparse::Request::new(&mut headers);
             match req.parse(&head).map_err(classify)? {
                 httparse::Status::Complete(_) => {
+                    check_head(&head)?;
                     let parsed = build(&req, true)?;
                     Ok((parsed, data.len(), 0))
                 }
@@ -211,8 +269,67 @@ fn parse_one(data: &[u8], complete: bool) -> Result<(Request, usize, usize), Mal
     }
 }
 
+/// What httparse lets through but RFC 9112 forbids and request smuggling
+/// uses: a bare LF as line end, and control bytes in header values.
+fn check_head(head: &[u8]) -> Result<(), Malformed> {
+    // Branch-free folds so the compiler vectorizes them; the exact reason
+    // is only worked out when something is wrong.
+    let ctl = head.iter().fold(false, |bad, &b| {
+        bad | ((b < 0x20) & (b != b'\t') & (b != b'\r') & (b != b'\n')) | (b == 0x7f)
+    });
+    if ctl {
+        return Err(Malformed::HeaderValue);
+    }
+    let first_lf = head.first() == Some(&b'\n');
+    let last_cr = head.last() == Some(&b'\r');
+    let lone = head[1.min(head.len())..]
+        .iter()
+        .zip(head)
+        .fold(false, |bad, (&b, &prev)| {
+            bad | ((b == b'\n') & (prev != b'\r')) | ((prev == b'\r') & (b != b'\n'))
+        });
+    if first_lf || last_cr || lone {
+        return Err(Malformed::NewLine);
+    }
+    Ok(())
+}
+
+/// Bytes as text: borrowed when valid UTF-8 (the usual case), lossy else.
+fn str_of(v: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(v) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v),
+    }
+}
+
 fn text(v: &[u8]) -> String {
-    String::from_utf8_lossy(v).trim().to_string()
+    str_of(v).trim().to_string()
+}
+
+impl Request {
+    /// Names of the cookies sent, in order.
+    pub fn cookie_names(&self) -> Vec<&str> {
+        self.cookie_pairs().map(|(n, _)| n).collect()
+    }
+
+    /// The value of cookie `name` (a credential: hash it before output).
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookie_pairs()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+
+    fn cookie_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.cookies
+            .as_ref()
+            .map_or("", |c| c.0.as_str())
+            .split(';')
+            .map(|pair| {
+                let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (n.trim(), v.trim())
+            })
+            .filter(|(n, _)| !n.is_empty())
+    }
 }
 
 fn build(req: &httparse::Request<'_, '_>, truncated: bool) -> Result<Request, Malformed> {
@@ -230,21 +347,26 @@ fn build(req: &httparse::Request<'_, '_>, truncated: bool) -> Result<Request, Ma
         ..Request::default()
     };
     let mut te: Option<String> = None;
+    let (mut connection_upgrade, mut upgrade) = (false, false);
     for h in req.headers.iter() {
         let name = h.name;
-        if name.eq_ignore_ascii_case("host") {
+        if name.eq_ignore_ascii_case("connection") {
+            connection_upgrade |= str_of(h.value)
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            upgrade = true;
+        } else if name.eq_ignore_ascii_case("host") {
             r.host = Some(text(h.value));
         } else if name.eq_ignore_ascii_case("user-agent") {
             r.user_agent = Some(text(h.value));
         } else if name.eq_ignore_ascii_case("authorization") {
-            r.credentials = Some(Credentials::new(&String::from_utf8_lossy(h.value)));
+            r.credentials = Some(Credentials::new(&str_of(h.value)));
         } else if name.eq_ignore_ascii_case("cookie") {
-            for pair in String::from_utf8_lossy(h.value).split(';') {
-                let n = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
-                if !n.is_empty() {
-                    r.cookie_names.push(n.to_string());
-                }
-            }
+            r.cookies = Some(Hidden(match r.cookies.take() {
+                Some(prev) => format!("{}; {}", prev.0, str_of(h.value)),
+                None => text(h.value),
+            }));
         } else if name.eq_ignore_ascii_case("content-type") {
             r.content_type = Some(text(h.value));
         } else if name.eq_ignore_ascii_case("content-length") {
@@ -263,13 +385,13 @@ fn build(req: &httparse::Request<'_, '_>, truncated: bool) -> Result<Request, Ma
             });
         } else if name.eq_ignore_ascii_case("x-forwarded-for") {
             r.forwarded_for.extend(
-                String::from_utf8_lossy(h.value)
+                str_of(h.value)
                     .split(',')
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty()),
             );
         } else if name.eq_ignore_ascii_case("forwarded") {
-            for element in String::from_utf8_lossy(h.value).split(',') {
+            for element in str_of(h.value).split(',') {
                 for pair in element.split(';') {
                     if let Some((k, v)) = pair.trim().split_once('=')
                         && k.trim().eq_ignore_ascii_case("for")
@@ -280,6 +402,7 @@ fn build(req: &httparse::Request<'_, '_>, truncated: bool) -> Result<Request, Ma
             }
         }
     }
+    r.upgrade = (connection_upgrade && upgrade) || r.method == "CONNECT" || r.method == "PRI";
     if let Some(te) = te {
         if r.content_length.is_some() {
             return Err(Malformed::ContentLengthAndTransferEncoding);

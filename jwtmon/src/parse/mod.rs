@@ -3,7 +3,7 @@
 pub mod http;
 
 pub use http::{
-    Credentials, Malformed, Request, Response, parse_requests, parse_responses, token_id,
+    Credentials, Hidden, Malformed, Request, Response, parse_requests, parse_responses, token_id,
 };
 
 #[cfg(test)]

@@ -27,12 +27,12 @@ fn full_request_fields() {
     assert_eq!(r.user_agent.as_deref(), Some("curl/8"));
     let c = r.credentials.as_ref().unwrap();
     assert_eq!(c.scheme, "Bearer");
-    assert_eq!(c.token_id, token_id(JWT));
-    assert_eq!(c.token_id.len(), 16);
+    assert_eq!(c.token_id(), token_id(JWT));
+    assert_eq!(c.token_id().len(), 16);
     assert_eq!(c.expose_secret(), JWT);
     // Debug never shows the secret.
     assert!(!format!("{r:?}").contains(JWT));
-    assert_eq!(r.cookie_names, ["session", "theme"]);
+    assert_eq!(r.cookie_names(), ["session", "theme"]);
     assert!(!format!("{r:?}").contains("abc"));
     assert_eq!(r.content_length, Some(17));
     assert_eq!(r.body, b"{\"user\":\"alice\"}");
@@ -58,7 +58,7 @@ fn cut_header_block_is_truncated_but_usable() {
     let r = parse_requests(raw.as_bytes(), false).remove(0).unwrap();
     assert!(r.truncated);
     assert_eq!(r.path, "/x");
-    assert_eq!(r.credentials.unwrap().token_id, token_id(JWT));
+    assert_eq!(r.credentials.unwrap().token_id(), token_id(JWT));
     assert_eq!(r.user_agent, None);
 }
 
@@ -145,4 +145,59 @@ fn responses_and_pipelined_responses() {
     let codes: Vec<u16> = parse_responses(raw).iter().map(|r| r.status).collect();
     assert_eq!(codes, [200, 404, 401]);
     assert!(parse_responses(b"garbage").is_empty());
+}
+
+#[test]
+fn smuggling_shapes_are_malformed() {
+    let cases: &[(&[u8], Malformed)] = &[
+        (b"GET / HTTP/1.1\nHost: a\r\n\r\n", Malformed::NewLine),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n",
+            Malformed::NewLine,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n",
+            Malformed::HeaderValue,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nX: a\x0cb\r\n\r\n",
+            Malformed::HeaderValue,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nX: a\x7fb\r\n\r\n",
+            Malformed::HeaderValue,
+        ),
+    ];
+    for (input, want) in cases {
+        let got = parse_requests(input, true);
+        assert_eq!(got[0], Err(*want), "{:?}", String::from_utf8_lossy(input));
+    }
+    // Tabs and obs-text stay legal in values.
+    let ok = parse_requests(b"GET / HTTP/1.1\r\nX: a\tb\xc3\xa9\r\n\r\n", true);
+    assert!(ok[0].is_ok());
+}
+
+#[test]
+fn parsing_stops_where_http_ends() {
+    // After an upgrade or CONNECT the stream is another protocol.
+    for head in [
+        &b"GET /ws HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n"[..],
+        b"CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\n",
+    ] {
+        let mut data = head.to_vec();
+        data.extend_from_slice(b"\x16\x03\x01 binary tunnel bytes");
+        let got = parse_requests(&data, true);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].as_ref().unwrap().upgrade);
+    }
+    // Empty lines between pipelined requests are skipped, and a body
+    // longer than the capture does not run past it.
+    let got = parse_requests(
+        b"GET /a HTTP/1.1\r\n\r\n\r\nGET /b HTTP/1.1\r\n\r\n\n",
+        true,
+    );
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(Result::is_ok));
+    let got = parse_requests(b"POST /a HTTP/1.1\r\nContent-Length: 99\r\n\r\nab", true);
+    assert_eq!(got.len(), 1);
 }
