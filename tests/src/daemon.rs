@@ -160,6 +160,11 @@ impl Daemon {
         out
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Sends a signal to the daemon.
     pub fn signal(&self, sig: i32) {
         if let Some(c) = &self.child {
@@ -192,6 +197,20 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGTERM, wait, and return the daemon's log (final stats included).
+    pub fn stop_with_log(self) -> String {
+        let path = self.stderr_path.clone();
+        let log = std::fs::File::open(&path);
+        self.stop();
+        // The file is unlinked on drop; the open handle still reads it.
+        let mut text = String::new();
+        if let Ok(mut f) = log {
+            use std::io::Read;
+            let _ = f.read_to_string(&mut text);
+        }
+        text
     }
 
     /// SIGKILL, as a crash would.

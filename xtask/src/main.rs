@@ -48,6 +48,9 @@ enum Task {
     },
     /// Print requests/s of parse and parse + pairing next to raw httparse.
     BenchParse,
+    /// Print the live capture ceiling: wrk against a namespace server with
+    /// and without the daemon, ring-buffer loss and the daemon's CPU.
+    BenchCapture,
     /// Grade jwtmon against the public corpora in DIR (llhttp requests,
     /// JWS vectors, ...) and print agreement; absent corpora are skipped.
     Conformance {
@@ -65,7 +68,7 @@ enum Task {
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
-const APT_PACKAGES: &[&str] = &["llvm-22-dev", "iputils-ping", "iproute2", "curl"];
+const APT_PACKAGES: &[&str] = &["llvm-22-dev", "iputils-ping", "iproute2", "curl", "wrk"];
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -126,6 +129,19 @@ fn main() -> Result<()> {
                 "bench-parse",
             ])
             .status_ok("bench-parse"),
+        Task::BenchCapture => {
+            setup(false)?;
+            cargo(&root)
+                .args(["build", "--release", "--package", "jwtmon-tests"])
+                .args(["--bin", "bench-capture"])
+                .status_ok("building the benchmark")?;
+            cargo(&root)
+                .args(["build", "--release", "--package", "jwtmon"])
+                .status_ok("building jwtmon")?;
+            as_root(&root.join("target/release/bench-capture"), &[])
+                .env("JWTMON_BIN", root.join("target/release/jwtmon"))
+                .status_ok("bench-capture")
+        }
         Task::Conformance { corpora } => {
             setup(false)?;
             let mut cmd = cargo(&root);
