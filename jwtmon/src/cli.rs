@@ -46,6 +46,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// What `jwtmon analyze` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnalyzeOutput {
+    /// One line per finding.
+    Findings,
+    /// One line per HTTP request.
+    Observations,
+}
+
 /// Output format of offline analysis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -99,6 +108,10 @@ pub enum Command {
         /// Output: JSON lines or a table.
         #[arg(long, value_enum, default_value = "json")]
         format: OutputFormat,
+        /// What to print: findings (token attacks and anomalies) or every
+        /// observed request with its response status.
+        #[arg(long, value_enum, default_value = "findings")]
+        output: AnalyzeOutput,
     },
     /// Validate a config file and print the effective configuration.
     CheckConfig {

@@ -9,7 +9,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 use crate::{
-    cli::{Cli, Command, OutputFormat},
+    cli::{AnalyzeOutput, Cli, Command, OutputFormat},
     clock,
     config::{Config, LogFormat},
     daemon,
@@ -90,7 +90,12 @@ pub fn execute(cli: Cli) -> Result<()> {
             Maps::unallow,
             "removed from the allowlist:",
         ),
-        Command::Analyze { pcap, format } => analyze(&config, &pcap, format),
+        Command::Analyze {
+            pcap,
+            format,
+            output: AnalyzeOutput::Observations,
+        } => analyze(&config, &pcap, format),
+        Command::Analyze { pcap, format, .. } => analyze_findings(&config, &pcap, format),
         Command::List { json } => list(&open(&pin_dir)?, json),
         Command::Stats { json, top } => stats(&open(&pin_dir)?, json, top),
         Command::ImportBlocklist {
@@ -192,6 +197,42 @@ fn run_daemon(config: Config) -> Result<()> {
             );
         }
     }))?;
+    Ok(())
+}
+
+fn analyze_findings(config: &Config, path: &std::path::Path, format: OutputFormat) -> Result<()> {
+    let (findings, stats) = crate::offline::findings_of_file(path, config)?;
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Json => {
+            for f in &findings {
+                writeln!(out, "{}", f.to_json())?;
+            }
+        }
+        OutputFormat::Table => {
+            writeln!(
+                out,
+                "{:<24} {:<24} {:<8} {:<39} {:<16} {:<16} ENDPOINT",
+                "TIME", "KIND", "SEVERITY", "CLIENT", "SUBJECT", "TOKEN"
+            )?;
+            for f in &findings {
+                let mut subject = f.subject.clone().unwrap_or_else(|| "-".into());
+                subject.truncate(16);
+                writeln!(
+                    out,
+                    "{:<24} {:<24} {:<8} {:<39} {:<16} {:<16} {}",
+                    humantime::format_rfc3339_millis(f.time).to_string(),
+                    f.kind,
+                    f.severity.to_string(),
+                    f.src_ip.to_string(),
+                    subject,
+                    f.token_id.as_deref().unwrap_or("-"),
+                    f.endpoint
+                )?;
+            }
+        }
+    }
+    tracing::info!(?stats, "analysis done");
     Ok(())
 }
 

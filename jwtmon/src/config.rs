@@ -53,6 +53,9 @@ pub struct Config {
     /// HTTP sampling.
     #[serde(default)]
     pub capture: CaptureConfig,
+    /// JWT analysis.
+    #[serde(default)]
+    pub jwt: crate::jwt::config::JwtConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -166,7 +169,7 @@ pub struct DaemonConfig {
 pub enum Emit {
     /// One JSON line per observed HTTP request (with its response status).
     Observations,
-    /// One JSON line per finding (none until the analysers exist).
+    /// One JSON line per finding.
     Findings,
     /// Nothing.
     None,
@@ -280,7 +283,7 @@ impl Default for DaemonConfig {
         Self {
             interfaces: Vec::new(),
             keep_attached: false,
-            emit: Emit::Observations,
+            emit: Emit::Findings,
         }
     }
 }
@@ -327,6 +330,7 @@ impl Default for Config {
             datapath: DatapathConfig::default(),
             allowlist: AllowlistConfig::default(),
             capture: CaptureConfig::default(),
+            jwt: Default::default(),
             log: LogConfig::default(),
         }
     }

@@ -31,6 +31,9 @@ pub enum DaemonError {
     /// Map failure.
     #[error(transparent)]
     Maps(#[from] MapsError),
+    /// JWT keys or revocation list.
+    #[error(transparent)]
+    Jwt(#[from] crate::jwt::JwtError),
 }
 
 /// Interfaces carrying an IPv4 or IPv6 default route.
@@ -89,6 +92,8 @@ pub async fn run(
     // Before anything reports ready: a SIGUSR1 must never hit the default
     // (terminating) action.
     let usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).ok();
+    // Keys and the revocation list first: a bad file fails before attaching.
+    let analyzer = crate::jwt::JwtAnalyzer::new(&config.jwt)?;
     let mut datapath = Datapath::load(&config.datapath, true)?;
     let mut maps = datapath.take_maps()?;
     for entry in &config.allowlist.entries {
@@ -127,6 +132,7 @@ pub async fn run(
         Some(tokio::spawn(crate::pipeline::run(
             ring,
             capture_cfg.clone(),
+            analyzer,
             config.daemon.emit,
             paused.clone(),
             stop_rx,

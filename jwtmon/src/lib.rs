@@ -1,7 +1,8 @@
 //! jwtmon protects HTTP APIs from the kernel up.
 //!
 //! Data flow: `capture` (kernel ring buffer or pcap) → `parse` (HTTP) →
-//! `observe` (pairing, client address) → [analyse → decide, later issues] →
+//! `observe` (pairing, client address) → `jwt` (token analysis → `finding`s)
+//! → [decide, later issues] →
 //! `enforce` (kernel maps). `daemon` runs it live; `cli`/`commands` serve the
 //! command line.
 
@@ -11,7 +12,10 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod endpoint;
 pub mod enforce;
+pub mod finding;
+pub mod jwt;
 pub mod observe;
 pub mod offline;
 pub mod parse;

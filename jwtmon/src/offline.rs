@@ -1,5 +1,6 @@
-//! Offline analysis: a capture file through the live path's parser and
-//! observer. Time is the packet time, so an old capture is judged as it was.
+//! Offline analysis: a capture file through the live path's parser,
+//! observer and analysers. Time is the packet time, so an old capture is
+//! judged as it was when it was recorded.
 
 use std::path::Path;
 
@@ -7,9 +8,22 @@ use serde::Serialize;
 
 use crate::{
     capture::pcap::{PcapError, PcapStats, Reassembler, read_file},
-    config::CaptureConfig,
+    config::{CaptureConfig, Config},
+    finding::Finding,
+    jwt::{JwtAnalyzer, JwtError, JwtStats, keys::fetch_jwks},
     observe::{Observation, ObserveStats, Observer},
 };
+
+/// Errors of an offline run.
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    /// The capture file.
+    #[error(transparent)]
+    Pcap(#[from] PcapError),
+    /// The analyser's configuration (keys, revocation list).
+    #[error(transparent)]
+    Jwt(#[from] JwtError),
+}
 
 /// What an offline run counted.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -18,6 +32,8 @@ pub struct OfflineStats {
     pub pcap: PcapStats,
     /// Request-level counts.
     pub observe: ObserveStats,
+    /// Token analysis counts.
+    pub jwt: JwtStats,
 }
 
 /// Reads `path` and returns every observation in time order.
@@ -46,6 +62,56 @@ pub fn analyze_file(
         OfflineStats {
             pcap: reassembler.stats,
             observe: observer.stats,
+            jwt: JwtStats::default(),
         },
     ))
+}
+
+/// Fetches each issuer's JWKS URL once (offline runs have no refresh loop).
+/// A failed fetch is reported and the issuer keeps its file keys.
+fn fetch_remote_keys(analyzer: &mut JwtAnalyzer) {
+    let urls: Vec<(usize, String)> = analyzer
+        .issuers()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, is)| is.cfg.jwks_url.clone().map(|u| (i, u)))
+        .collect();
+    if urls.is_empty() {
+        return;
+    }
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    for (i, url) in urls {
+        match rt.block_on(fetch_jwks(&client, &url)) {
+            Ok(keys) => {
+                if let Err(e) = analyzer.set_fetched_keys(i, keys) {
+                    tracing::warn!(error = %e, "JWKS keys not usable");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "JWKS fetch failed"),
+        }
+    }
+}
+
+/// Reads `path` and returns every finding in time order, with the counts.
+pub fn findings_of_file(
+    path: &Path,
+    config: &Config,
+) -> Result<(Vec<Finding>, OfflineStats), OfflineError> {
+    let (observations, mut stats) = analyze_file(path, &config.capture)?;
+    let mut analyzer = JwtAnalyzer::new(&config.jwt)?;
+    fetch_remote_keys(&mut analyzer);
+    let mut out = Vec::new();
+    for o in &observations {
+        analyzer.analyze(o, &mut out);
+    }
+    analyzer.finish(&mut out);
+    out.sort_by_key(|f| f.time);
+    stats.jwt = analyzer.stats.clone();
+    Ok((out, stats))
 }

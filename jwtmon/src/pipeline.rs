@@ -1,5 +1,7 @@
-//! The live pipeline: ring-buffer reader → observer → output, as tasks of
-//! the daemon. Output is JSON lines on stdout per `daemon.emit`.
+//! The live pipeline: ring-buffer reader → observer → JWT analyser →
+//! output, as tasks of the daemon. The reader is its own task, so analysis
+//! never holds up draining the kernel ring. Output is JSON lines on stdout
+//! per `daemon.emit`.
 
 use std::{
     io::Write,
@@ -14,21 +16,43 @@ use tracing::{info, warn};
 use crate::{
     capture::ringbuf::{self, ReaderStats},
     config::{CaptureConfig, Emit},
+    finding::Finding,
+    jwt::{JwtAnalyzer, jwks::Refresher},
     observe::{Observation, Observer},
 };
 
 /// Segments buffered between the reader and the observer.
 const QUEUE: usize = 65_536;
 
-/// Writes observations as JSON lines.
-fn emit(out: &mut impl Write, emit: Emit, batch: &[Observation]) {
-    if emit != Emit::Observations || batch.is_empty() {
-        return;
-    }
+/// Analyses a batch of observations and writes what `emit` asks for.
+fn emit(
+    out: &mut impl Write,
+    emit: Emit,
+    analyzer: &mut JwtAnalyzer,
+    batch: &[Observation],
+    findings: &mut Vec<Finding>,
+) {
     for obs in batch {
-        let _ = writeln!(out, "{}", obs.to_json());
+        analyzer.analyze(obs, findings);
     }
-    let _ = out.flush();
+    analyzer.poll(findings);
+    match emit {
+        Emit::Observations => {
+            for obs in batch {
+                let _ = writeln!(out, "{}", obs.to_json());
+            }
+        }
+        Emit::Findings => {
+            for f in findings.iter() {
+                let _ = writeln!(out, "{}", f.to_json());
+            }
+        }
+        Emit::None => {}
+    }
+    if !batch.is_empty() || !findings.is_empty() {
+        let _ = out.flush();
+    }
+    findings.clear();
 }
 
 /// Runs until `stop` turns true; then reports what is still pending as
@@ -36,6 +60,7 @@ fn emit(out: &mut impl Write, emit: Emit, batch: &[Observation]) {
 pub async fn run(
     ring: RingBuf<MapData>,
     cfg: CaptureConfig,
+    mut analyzer: JwtAnalyzer,
     what: Emit,
     paused: Arc<AtomicBool>,
     mut stop: watch::Receiver<bool>,
@@ -48,6 +73,8 @@ pub async fn run(
     let mut report = tokio::time::interval(Duration::from_secs(60));
     let stdout = std::io::stdout();
     let mut batch = Vec::new();
+    let mut findings = Vec::new();
+    let (refresher, mut fetched) = Refresher::start(analyzer.jwks_urls(), stop.clone());
     loop {
         tokio::select! {
             seg = rx.recv() => {
@@ -61,19 +88,46 @@ pub async fn run(
                     }
                 }
             }
-            _ = tick.tick() => observer.expire(SystemTime::now(), &mut batch),
+            _ = tick.tick() => {
+                observer.expire(SystemTime::now(), &mut batch);
+                match analyzer.maintain() {
+                    Ok(true) => info!(entries = analyzer.revocations.len(), "revocation list reloaded"),
+                    Ok(false) => {}
+                    Err(e) => warn!(error = %e, "revocation list not reloaded; keeping the old one"),
+                }
+            }
+            Some((i, keys)) = fetched.recv() => {
+                if let Err(e) = analyzer.set_fetched_keys(i, keys) {
+                    warn!(error = %e, "fetched keys not used");
+                }
+            }
             _ = report.tick() => info!(stats = ?observer.stats, flows = observer.flows(), "capture"),
             _ = stop.changed() => break,
         }
-        emit(&mut stdout.lock(), what, &batch);
+        emit(
+            &mut stdout.lock(),
+            what,
+            &mut analyzer,
+            &batch,
+            &mut findings,
+        );
         batch.clear();
+        for i in analyzer.take_refresh_requests() {
+            refresher.request(i);
+        }
     }
     reader.abort();
     observer.flush(&mut batch);
-    emit(&mut stdout.lock(), what, &batch);
+    emit(
+        &mut stdout.lock(),
+        what,
+        &mut analyzer,
+        &batch,
+        &mut findings,
+    );
     let bad = stats.bad_records.load(std::sync::atomic::Ordering::Relaxed);
     if bad > 0 {
         warn!(bad_records = bad, "ring records that did not decode");
     }
-    info!(stats = ?observer.stats, "capture stopped");
+    info!(stats = ?observer.stats, jwt = ?analyzer.stats, "capture stopped");
 }

@@ -145,7 +145,12 @@ fn a_thousand_requests_become_exactly_a_thousand_paired_observations() {
     let net = TestNet::new().expect("test network");
     let server = TestServer::start(&net.host_ip, PORT).expect("server");
     let pin = PinDir::new("cap");
-    let mut daemon = Daemon::start(&pin, &["--iface", &net.host_if], 1).expect("daemon");
+    let mut daemon = Daemon::start(
+        &pin,
+        &["--iface", &net.host_if, "--emit", "observations"],
+        1,
+    )
+    .expect("daemon");
 
     let mut sent_ok = with_reqwest(&net.ns, &net.host_ip, 0..500);
     sent_ok += with_curl(&net, 500..800);
@@ -212,7 +217,14 @@ fn a_full_ring_skips_and_counts_while_traffic_flows_then_recovers() {
     std::fs::write(&cfg, "[datapath]\nring_buffer_bytes = 8192\n").unwrap();
     let mut daemon = Daemon::start(
         &pin,
-        &["--iface", &net.host_if, "--config", cfg.to_str().unwrap()],
+        &[
+            "--iface",
+            &net.host_if,
+            "--emit",
+            "observations",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
         1,
     )
     .expect("daemon");

@@ -90,6 +90,8 @@ fn capture_on_loopback_enforce_on_the_nic_with_a_trusted_proxy() {
             &enforce,
             "--iface",
             "lo:capture",
+            "--emit",
+            "observations",
             "--config",
             cfg.to_str().unwrap(),
         ],

@@ -53,6 +53,12 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 impl Observation {
+    /// The response refused the credentials (401 or 403): what the
+    /// behaviour detectors count as a failed authentication.
+    pub fn auth_failed(&self) -> bool {
+        matches!(self.status, Some(401 | 403))
+    }
+
     /// The JSON line form. Credentials appear only as scheme + token_id, and
     /// cookies only by name.
     pub fn to_json(&self) -> Value {

@@ -3,7 +3,8 @@
 pub mod http;
 
 pub use http::{
-    Credentials, Hidden, Malformed, Request, Response, parse_requests, parse_responses, token_id,
+    Credentials, Hidden, Malformed, Request, Response, hex16, parse_requests, parse_responses,
+    token_id,
 };
 
 #[cfg(test)]

@@ -1,0 +1,243 @@
+//! The static checks of one token: everything that depends only on the
+//! token and the trusted keys, computed once per distinct token and cached.
+//! (Time-dependent checks run per request in the analyser.)
+
+use serde_json::{Value, json};
+
+use super::{
+    Issuer,
+    keys::Family,
+    token::{Token, TokenError},
+    verify::{self, SigVerdict},
+};
+use crate::finding::Severity;
+
+/// A finding without its request context.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Raw {
+    /// Kind.
+    pub kind: &'static str,
+    /// Severity.
+    pub severity: Severity,
+    /// Evidence.
+    pub detail: Value,
+}
+
+fn raw(kind: &'static str, severity: Severity, detail: Value) -> Raw {
+    Raw {
+        kind,
+        severity,
+        detail,
+    }
+}
+
+/// `jwt_malformed` for a token that does not parse.
+pub fn malformed(e: TokenError) -> Raw {
+    raw(
+        "jwt_malformed",
+        Severity::Medium,
+        json!({ "reason": e.to_string() }),
+    )
+}
+
+/// Why a `kid` is an injection attempt, if it is.
+pub fn kid_injection(kid: &str) -> Option<&'static str> {
+    let lower = kid.to_ascii_lowercase();
+    if kid.len() > 256 {
+        Some("absurd length")
+    } else if kid.contains("../") || kid.contains("..\\") || lower.contains("%2e%2e") {
+        Some("path traversal")
+    } else if lower.starts_with("/dev/")
+        || lower.starts_with("/proc/")
+        || lower.starts_with("/etc/")
+    {
+        Some("system file path")
+    } else if kid.contains('\'')
+        || lower.contains(" union ")
+        || lower.contains("--")
+        || lower.contains(" or ")
+    {
+        Some("SQL metacharacters")
+    } else if kid
+        .chars()
+        .any(|c| matches!(c, '|' | ';' | '`' | '$' | '&' | '<' | '>' | '\n' | '\0'))
+    {
+        Some("shell metacharacters")
+    } else {
+        None
+    }
+}
+
+fn header_checks(t: &Token<'_>, trusted_urls: &[String], out: &mut Vec<Raw>) {
+    if t.header.contains_key("jwk") {
+        out.push(raw(
+            "jwt_embedded_jwk",
+            Severity::Critical,
+            json!({ "jwk_kty": t.header["jwk"].get("kty") }),
+        ));
+    }
+    for (field, kind) in [("jku", "jwt_untrusted_jku"), ("x5u", "jwt_untrusted_x5u")] {
+        if let Some(url) = t.header.get(field) {
+            let url = url.as_str().unwrap_or("");
+            if !trusted_urls
+                .iter()
+                .any(|p| !p.is_empty() && url.starts_with(p.as_str()))
+            {
+                out.push(raw(
+                    kind,
+                    Severity::High,
+                    json!({ "url": url.chars().take(300).collect::<String>() }),
+                ));
+            }
+        }
+    }
+    if let Some(kid) = t.header.get("kid") {
+        let text = kid.as_str().map_or_else(|| kid.to_string(), str::to_string);
+        if let Some(why) = kid_injection(&text) {
+            out.push(raw(
+                "jwt_kid_injection",
+                Severity::High,
+                json!({ "reason": why, "kid": text.chars().take(120).collect::<String>() }),
+            ));
+        }
+    }
+}
+
+/// Signature and algorithm checks against the issuer's keys.
+fn signature_checks(
+    t: &Token<'_>,
+    issuer: Option<&Issuer>,
+    out: &mut Vec<Raw>,
+) -> Option<SigVerdict> {
+    if t.alg.eq_ignore_ascii_case("none") {
+        out.push(raw(
+            "jwt_alg_none",
+            Severity::Critical,
+            json!({ "alg": t.alg }),
+        ));
+        return None;
+    }
+    if t.signature_b64.is_empty() {
+        out.push(raw(
+            "jwt_null_signature",
+            Severity::Critical,
+            json!({ "alg": t.alg }),
+        ));
+        return None;
+    }
+    if let Some(why) = verify::psychic(&t.alg, &t.signature) {
+        out.push(raw(
+            "jwt_psychic_signature",
+            Severity::Critical,
+            json!({ "alg": t.alg, "reason": why }),
+        ));
+        return None;
+    }
+    let issuer = issuer?;
+    let family = Family::of(&t.alg);
+    if !issuer.cfg.algorithms.is_empty() && !issuer.cfg.algorithms.iter().any(|a| *a == t.alg) {
+        out.push(raw(
+            "jwt_alg_not_allowed",
+            Severity::High,
+            json!({ "alg": t.alg, "allowed": issuer.cfg.algorithms }),
+        ));
+    }
+    if family == Some(Family::Hmac) && issuer.keys.has_asymmetric() {
+        let confirmed = verify::confusion_key(t, &issuer.keys).is_some();
+        out.push(raw(
+            "jwt_alg_confusion",
+            Severity::Critical,
+            json!({ "alg": t.alg, "confirmed": confirmed }),
+        ));
+        return None;
+    }
+    if issuer.keys.keys.is_empty() {
+        return None;
+    }
+    if family.is_none() {
+        out.push(raw(
+            "jwt_alg_not_allowed",
+            Severity::High,
+            json!({ "alg": t.alg, "reason": "unknown algorithm" }),
+        ));
+        return None;
+    }
+    let verdict = verify::verify(t, &issuer.keys);
+    match &verdict {
+        SigVerdict::Valid(_) => {}
+        SigVerdict::Invalid => out.push(raw(
+            "jwt_signature_invalid",
+            Severity::High,
+            json!({ "alg": t.alg, "kid": t.header_str("kid") }),
+        )),
+        SigVerdict::UnknownKey(kid) => out.push(raw(
+            "jwt_unknown_key",
+            Severity::High,
+            json!({ "alg": t.alg, "kid": kid }),
+        )),
+        SigVerdict::NoKey => {
+            if !out.iter().any(|r| r.kind == "jwt_alg_not_allowed") {
+                out.push(raw(
+                    "jwt_alg_not_allowed",
+                    Severity::High,
+                    json!({ "alg": t.alg, "reason": "no trusted key for this algorithm" }),
+                ));
+            }
+        }
+    }
+    Some(verdict)
+}
+
+fn claim_checks(t: &Token<'_>, issuer: Option<&Issuer>, out: &mut Vec<Raw>) {
+    let Some(issuer) = issuer else { return };
+    let cfg = &issuer.cfg;
+    if !cfg.audiences.is_empty() {
+        let aud = t.audiences();
+        if !aud.iter().any(|a| cfg.audiences.contains(a)) {
+            out.push(raw(
+                "jwt_audience_unexpected",
+                Severity::Medium,
+                json!({ "aud": aud, "expected": cfg.audiences }),
+            ));
+        }
+    }
+    let (iat, exp) = (t.claim_time("iat"), t.claim_time("exp"));
+    let anomalous = match (iat, exp) {
+        (_, None) => Some(json!({ "reason": "no exp claim" })),
+        (Some(iat), Some(exp)) => {
+            let life = exp - iat;
+            let (min, max) = (
+                cfg.min_lifetime.as_secs() as i64,
+                cfg.max_lifetime.as_secs() as i64,
+            );
+            (life < min || life > max)
+                .then(|| json!({ "lifetime_s": life, "min_s": min, "max_s": max }))
+        }
+        (None, Some(_)) => None,
+    };
+    if let Some(detail) = anomalous {
+        out.push(raw("jwt_lifetime_anomalous", Severity::Low, detail));
+    }
+}
+
+/// Every static check of a parsed token. `issuer` is `None` when issuers
+/// are configured and none claims the token (reported here).
+pub fn run(
+    t: &Token<'_>,
+    issuer: Option<&Issuer>,
+    issuers_configured: bool,
+    trusted_urls: &[String],
+) -> (Vec<Raw>, Option<SigVerdict>) {
+    let mut out = Vec::new();
+    header_checks(t, trusted_urls, &mut out);
+    if issuer.is_none() && issuers_configured {
+        out.push(raw(
+            "jwt_issuer_unexpected",
+            Severity::High,
+            json!({ "iss": t.claim_str("iss") }),
+        ));
+    }
+    let verdict = signature_checks(t, issuer, &mut out);
+    claim_checks(t, issuer, &mut out);
+    (out, verdict)
+}

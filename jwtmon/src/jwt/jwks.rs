@@ -1,0 +1,67 @@
+//! Live JWKS refresh: one task per issuer with a `jwks_url` fetches it at
+//! start, every `jwks_refresh`, and when the analyser met an unknown `kid`
+//! (at most once per `jwks_min_refetch`). New keys go to the pipeline,
+//! which swaps them into the analyser.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::{Notify, mpsc, watch};
+use tracing::{info, warn};
+
+use super::keys::{Key, fetch_jwks};
+
+/// Handle of the refresh tasks.
+pub struct Refresher {
+    /// Issuer index → wake-up for an unknown kid.
+    wake: Vec<(usize, Arc<Notify>)>,
+}
+
+impl Refresher {
+    /// Starts a task per `(issuer index, url)`; fetched key sets arrive on
+    /// the returned receiver.
+    pub fn start(
+        urls: Vec<(usize, String, Duration, Duration)>,
+        stop: watch::Receiver<bool>,
+    ) -> (Self, mpsc::Receiver<(usize, Vec<Key>)>) {
+        let (tx, rx) = mpsc::channel(16);
+        let client = reqwest::Client::new();
+        let mut wake = Vec::new();
+        for (i, url, every, min_gap) in urls {
+            let notify = Arc::new(Notify::new());
+            wake.push((i, notify.clone()));
+            let (tx, client, mut stop) = (tx.clone(), client.clone(), stop.clone());
+            tokio::spawn(async move {
+                loop {
+                    match fetch_jwks(&client, &url).await {
+                        Ok(keys) => {
+                            info!(url, keys = keys.len(), "JWKS fetched");
+                            if tx.send((i, keys)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => warn!(error = %e, "JWKS fetch failed"),
+                    }
+                    // Rate limit, then wait for the interval or a request.
+                    tokio::select! {
+                        _ = tokio::time::sleep(min_gap) => {}
+                        _ = stop.changed() => return,
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(every.saturating_sub(min_gap)) => {}
+                        _ = notify.notified() => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            });
+        }
+        (Self { wake }, rx)
+    }
+
+    /// Asks for a refresh of issuer `i` (ignored within the rate limit:
+    /// the request is remembered and served when the gap has passed).
+    pub fn request(&self, i: usize) {
+        if let Some((_, n)) = self.wake.iter().find(|(j, _)| *j == i) {
+            n.notify_one();
+        }
+    }
+}

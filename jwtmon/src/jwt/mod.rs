@@ -1,0 +1,391 @@
+//! JWT analysis: every bearer JWT in an observation is checked for the
+//! known token attacks and anomalies (catalogue: `docs/findings.md`).
+//!
+//! Per distinct token (keyed by SHA-256) the static verdict (structure,
+//! header, signature, issuer/audience/lifetime) is computed once and cached
+//! until the token's `exp`; a repeat costs a hash and a lookup. Per request
+//! come the time checks (judged at the observation's time), revocation and
+//! the behaviour windows. Dictionary tries run on their own thread.
+
+pub mod behaviour;
+pub mod checks;
+pub mod config;
+pub mod jwks;
+pub mod keys;
+pub mod revocation;
+pub mod secrets;
+pub mod token;
+pub mod verify;
+
+use std::{
+    num::NonZeroUsize,
+    sync::{Arc, mpsc},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use lru::LruCache;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::{
+    endpoint::endpoint,
+    finding::{Finding, Severity},
+    observe::Observation,
+};
+use checks::Raw;
+use config::{IssuerConfig, JwtConfig};
+use keys::{KeyError, KeySet};
+use revocation::{RevocationError, RevocationList};
+use verify::SigVerdict;
+
+/// An issuer: its expectations and keys.
+#[derive(Clone, Debug)]
+pub struct Issuer {
+    /// Configuration.
+    pub cfg: IssuerConfig,
+    /// Keys (files at start; fetched JWKS merged in).
+    pub keys: KeySet,
+}
+
+/// Errors building the analyser from configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum JwtError {
+    /// A key could not be loaded.
+    #[error("jwt.issuers[{0}]: {1}")]
+    Key(usize, KeyError),
+    /// The revocation list could not be loaded.
+    #[error("jwt.revocation_file: {0}")]
+    Revocation(RevocationError),
+}
+
+/// The cached, per-token part of the analysis.
+#[derive(Debug)]
+struct Verdict {
+    findings: Vec<Raw>,
+    sub: Option<String>,
+    jti: Option<String>,
+    kid: Option<String>,
+    iat: Option<i64>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    leeway: i64,
+    privileges: std::collections::BTreeSet<String>,
+}
+
+/// Counters of the analyser.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct JwtStats {
+    /// Requests carrying a bearer JWT.
+    pub tokens: u64,
+    /// Verdicts served from the cache.
+    pub cache_hits: u64,
+    /// Verdicts computed.
+    pub cache_misses: u64,
+    /// Bearer credentials that are not JWTs.
+    pub opaque: u64,
+}
+
+/// The analyser.
+pub struct JwtAnalyzer {
+    cfg: JwtConfig,
+    issuers: Vec<Issuer>,
+    cache: LruCache<[u8; 32], Arc<Verdict>>,
+    behaviour: behaviour::Behaviour,
+    /// Revocation list (reload with [`JwtAnalyzer::maintain`]).
+    pub revocations: RevocationList,
+    cracker: secrets::Cracker,
+    cracked: mpsc::Receiver<Finding>,
+    /// Counters.
+    pub stats: JwtStats,
+    /// Issuers whose JWKS should be refetched (an unknown kid was seen).
+    refresh_wanted: Vec<usize>,
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl JwtAnalyzer {
+    /// Builds the analyser: loads key files and the revocation list and
+    /// starts the dictionary worker.
+    pub fn new(cfg: &JwtConfig) -> Result<Self, JwtError> {
+        let mut issuers = Vec::new();
+        for (i, ic) in cfg.issuers.iter().enumerate() {
+            let keys = KeySet::load(ic).map_err(|e| JwtError::Key(i, e))?;
+            issuers.push(Issuer {
+                cfg: ic.clone(),
+                keys,
+            });
+        }
+        let revocations = match &cfg.revocation_file {
+            Some(p) => RevocationList::load(p).map_err(JwtError::Revocation)?,
+            None => RevocationList::default(),
+        };
+        let (tx, rx) = mpsc::channel();
+        let cap = NonZeroUsize::new(cfg.verdict_cache_entries.max(1)).unwrap_or(NonZeroUsize::MIN);
+        Ok(Self {
+            issuers,
+            cache: LruCache::new(cap),
+            behaviour: behaviour::Behaviour::new(
+                cfg.max_tracked_tokens,
+                cfg.replay_window,
+                cfg.replay_max_ips,
+                cfg.escalation_window,
+            ),
+            revocations,
+            cracker: secrets::Cracker::start(
+                cfg.weak_secrets_file.clone(),
+                cfg.weak_secret_queue,
+                cfg.weak_secret_budget,
+                tx,
+            ),
+            cracked: rx,
+            stats: JwtStats::default(),
+            refresh_wanted: Vec::new(),
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// The issuers (for JWKS refresh).
+    pub fn issuers(&self) -> &[Issuer] {
+        &self.issuers
+    }
+
+    /// Replaces the fetched keys of issuer `i` (file keys stay) and drops
+    /// cached verdicts, which may now differ.
+    pub fn set_fetched_keys(&mut self, i: usize, fetched: Vec<keys::Key>) -> Result<(), JwtError> {
+        let Some(issuer) = self.issuers.get_mut(i) else {
+            return Ok(());
+        };
+        let mut ks = KeySet::load(&issuer.cfg).map_err(|e| JwtError::Key(i, e))?;
+        ks.keys.extend(fetched);
+        issuer.keys = ks;
+        self.cache.clear();
+        Ok(())
+    }
+
+    /// Issuers whose JWKS URL should be fetched again (unknown kids seen).
+    pub fn take_refresh_requests(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.refresh_wanted)
+    }
+
+    /// `(issuer index, url, refresh interval, least gap)` of every JWKS URL.
+    pub fn jwks_urls(&self) -> Vec<(usize, String, std::time::Duration, std::time::Duration)> {
+        self.issuers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, is)| {
+                let url = is.cfg.jwks_url.clone()?;
+                Some((i, url, is.cfg.jwks_refresh, is.cfg.jwks_min_refetch))
+            })
+            .collect()
+    }
+
+    /// Periodic upkeep: reloads a changed revocation list.
+    pub fn maintain(&mut self) -> Result<bool, RevocationError> {
+        self.revocations.reload_if_changed()
+    }
+
+    /// Weak-secret findings that completed since the last call.
+    pub fn poll(&mut self, out: &mut Vec<Finding>) {
+        out.extend(self.cracked.try_iter());
+    }
+
+    /// Waits for the dictionary worker to finish its queue (offline runs).
+    pub fn finish(&mut self, out: &mut Vec<Finding>) {
+        self.cracker.finish();
+        self.poll(out);
+    }
+
+    /// Dictionary worker counters.
+    pub fn crack_stats(&self) -> &secrets::CrackStats {
+        &self.cracker.stats
+    }
+
+    fn issuer_for(&self, iss: Option<&str>) -> Option<&Issuer> {
+        let iss = iss.unwrap_or("");
+        self.issuers
+            .iter()
+            .find(|i| !i.cfg.issuer.is_empty() && i.cfg.issuer == iss)
+            .or_else(|| self.issuers.iter().find(|i| i.cfg.issuer.is_empty()))
+    }
+
+    fn compute(&mut self, raw_token: &str, ctx: &Finding) -> Verdict {
+        let t = match token::parse(raw_token) {
+            Ok(t) => t,
+            Err(e) => {
+                return Verdict {
+                    findings: vec![checks::malformed(e)],
+                    sub: None,
+                    jti: None,
+                    kid: None,
+                    iat: None,
+                    exp: None,
+                    nbf: None,
+                    leeway: 0,
+                    privileges: Default::default(),
+                };
+            }
+        };
+        let issuer = self.issuer_for(t.claim_str("iss"));
+        let issuer_idx = issuer.and_then(|i| self.issuers.iter().position(|j| std::ptr::eq(i, j)));
+        let (findings, verdict) = checks::run(
+            &t,
+            issuer,
+            !self.issuers.is_empty(),
+            &self.cfg.trusted_key_urls,
+        );
+        let leeway = issuer.map_or(60, |i| i.cfg.leeway.as_secs() as i64);
+        if let (Some(SigVerdict::UnknownKey(_)), Some(i)) = (&verdict, issuer_idx)
+            && self.issuers[i].cfg.jwks_url.is_some()
+            && !self.refresh_wanted.contains(&i)
+        {
+            self.refresh_wanted.push(i);
+        }
+        // Dictionary check for HS* tokens not already known forged by
+        // other means (each distinct token once: a cache miss).
+        let hmac = keys::Family::of(&t.alg) == Some(keys::Family::Hmac);
+        if hmac && !matches!(verdict, Some(SigVerdict::Invalid)) {
+            let mut f = ctx.clone();
+            f.kind = "jwt_weak_secret";
+            f.severity = secrets::SEVERITY;
+            f.subject = t.claim_str("sub").map(str::to_string);
+            self.cracker.submit(secrets::Job {
+                alg: t.alg.clone(),
+                signing_input: t.signing_input.to_string(),
+                signature: t.signature.clone(),
+                finding: f,
+            });
+        }
+        Verdict {
+            findings,
+            sub: t.claim_str("sub").map(str::to_string),
+            jti: t.claim_str("jti").map(str::to_string),
+            kid: t.header_str("kid").map(str::to_string),
+            iat: t.claim_time("iat"),
+            exp: t.claim_time("exp"),
+            nbf: t.claim_time("nbf"),
+            leeway,
+            privileges: behaviour::privileges(&t.claims, &self.cfg.privilege_claims),
+        }
+    }
+
+    /// Analyses one observation; appends its findings.
+    pub fn analyze(&mut self, obs: &Observation, out: &mut Vec<Finding>) {
+        let Some(cred) = &obs.request.credentials else {
+            return;
+        };
+        if !cred.scheme.eq_ignore_ascii_case("bearer") {
+            return;
+        }
+        let raw_token = cred.expose_secret();
+        if !raw_token.starts_with("eyJ") {
+            self.stats.opaque += 1;
+            return;
+        }
+        self.stats.tokens += 1;
+        let digest = *cred.digest();
+        let token_id = crate::parse::hex16(&digest);
+        let ctx = Finding {
+            time: obs.time,
+            kind: "",
+            severity: Severity::Low,
+            src_ip: obs.client_ip,
+            subject: None,
+            token_id: Some(token_id.clone()),
+            endpoint: endpoint(&obs.request.method, &obs.request.path),
+            detail: Value::Null,
+            action: "log".into(),
+        };
+        let verdict = match self.cache.get(&digest) {
+            Some(v) => {
+                self.stats.cache_hits += 1;
+                v.clone()
+            }
+            None => {
+                self.stats.cache_misses += 1;
+                let v = Arc::new(self.compute(raw_token, &ctx));
+                self.cache.put(digest, v.clone());
+                v
+            }
+        };
+        let now = unix(obs.time);
+        let emit =
+            |kind: &'static str, severity: Severity, detail: Value, out: &mut Vec<Finding>| {
+                let mut f = ctx.clone();
+                f.kind = kind;
+                f.severity = severity;
+                f.subject = verdict.sub.clone();
+                f.detail = detail;
+                out.push(f);
+            };
+        for r in &verdict.findings {
+            emit(r.kind, r.severity, r.detail.clone(), out);
+        }
+        let l = verdict.leeway;
+        if let Some(exp) = verdict.exp
+            && now > exp + l
+        {
+            emit(
+                "jwt_expired",
+                Severity::Medium,
+                json!({ "exp": exp, "expired_s": now - exp, "leeway_s": l }),
+                out,
+            );
+        }
+        if let Some(nbf) = verdict.nbf
+            && now + l < nbf
+        {
+            emit(
+                "jwt_not_yet_valid",
+                Severity::Medium,
+                json!({ "nbf": nbf, "early_s": nbf - now }),
+                out,
+            );
+        }
+        if let Some(iat) = verdict.iat
+            && now + l < iat
+        {
+            emit(
+                "jwt_issued_in_future",
+                Severity::Medium,
+                json!({ "iat": iat, "ahead_s": iat - now }),
+                out,
+            );
+        }
+        if let Some(by) = self.revocations.check(
+            &token_id,
+            verdict.jti.as_deref(),
+            verdict.kid.as_deref(),
+            verdict.sub.as_deref(),
+            verdict.iat,
+        ) {
+            emit(
+                "jwt_revoked",
+                Severity::High,
+                json!({ "matched": by.as_str() }),
+                out,
+            );
+        }
+        let agent = obs.request.user_agent.as_deref();
+        for (kind, detail) in self
+            .behaviour
+            .token_use(&digest, obs.client_ip, agent, obs.time)
+        {
+            let sev = if kind == "jwt_replay_multi_ip" {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            emit(kind, sev, detail, out);
+        }
+        if let Some(sub) = &verdict.sub
+            && let Some(detail) =
+                self.behaviour
+                    .subject_privileges(sub, &verdict.privileges, obs.time)
+        {
+            emit("jwt_claims_escalation", Severity::High, detail, out);
+        }
+    }
+}

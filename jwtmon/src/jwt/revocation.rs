@@ -1,0 +1,226 @@
+//! The revocation list: tokens revoked by `jti`, by `token_id`, by `kid`,
+//! or every token of a subject (optionally only those issued before a
+//! time). A text file, one entry per line, reloaded when it changes.
+//!
+//! ```text
+//! # comment
+//! jti 4f1c9a
+//! token_id 0123456789abcdef
+//! kid old-signing-key
+//! sub alice issued_before 1735689600
+//! sub mallory
+//! ```
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+/// Errors reading the list.
+#[derive(Debug, thiserror::Error)]
+pub enum RevocationError {
+    /// The file could not be read.
+    #[error("reading {0}: {1}")]
+    Read(String, std::io::Error),
+    /// A line is not an entry.
+    #[error("{file}:{line}: {why}")]
+    Line {
+        /// The file.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// Why.
+        why: String,
+    },
+}
+
+/// What a revoked token matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revoked {
+    /// By `jti`.
+    Jti,
+    /// By `token_id`.
+    TokenId,
+    /// By `kid`.
+    Kid,
+    /// By subject (and issue time).
+    Subject,
+}
+
+impl Revoked {
+    /// Stable name for the evidence.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Revoked::Jti => "jti",
+            Revoked::TokenId => "token_id",
+            Revoked::Kid => "kid",
+            Revoked::Subject => "sub",
+        }
+    }
+}
+
+/// The parsed list.
+#[derive(Clone, Debug, Default)]
+pub struct RevocationList {
+    jti: HashSet<String>,
+    token_id: HashSet<String>,
+    kid: HashSet<String>,
+    /// Subject → revoke tokens issued before (None: all).
+    sub: HashMap<String, Option<i64>>,
+    source: Option<(PathBuf, Option<SystemTime>)>,
+}
+
+impl RevocationList {
+    /// Parses list text.
+    pub fn parse(text: &str, file: &str) -> Result<Self, RevocationError> {
+        let mut list = Self::default();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let err = |why: &str| RevocationError::Line {
+                file: file.to_string(),
+                line: i + 1,
+                why: why.to_string(),
+            };
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["jti", v] => {
+                    list.jti.insert(v.to_string());
+                }
+                ["token_id", v] if v.len() == 16 && v.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    list.token_id.insert(v.to_ascii_lowercase());
+                }
+                ["token_id", _] => return Err(err("token_id must be 16 hex characters")),
+                ["kid", v] => {
+                    list.kid.insert(v.to_string());
+                }
+                ["sub", s] => {
+                    list.sub.insert(s.to_string(), None);
+                }
+                ["sub", s, "issued_before", t] => {
+                    let t = t
+                        .parse()
+                        .map_err(|_| err("issued_before must be Unix seconds"))?;
+                    list.sub.insert(s.to_string(), Some(t));
+                }
+                _ => {
+                    return Err(err(
+                        "expected `jti V`, `token_id HEX16`, `kid V` or `sub S [issued_before UNIX]`",
+                    ));
+                }
+            }
+        }
+        Ok(list)
+    }
+
+    /// Loads a list file.
+    pub fn load(path: &Path) -> Result<Self, RevocationError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| RevocationError::Read(path.display().to_string(), e))?;
+        let mut list = Self::parse(&text, &path.display().to_string())?;
+        list.source = Some((path.to_path_buf(), modified(path)));
+        Ok(list)
+    }
+
+    /// Reloads the file when its modification time changed. A broken new
+    /// version keeps the old list (and returns the error to report).
+    pub fn reload_if_changed(&mut self) -> Result<bool, RevocationError> {
+        let Some((path, seen)) = self.source.clone() else {
+            return Ok(false);
+        };
+        if modified(&path) == seen {
+            return Ok(false);
+        }
+        *self = Self::load(&path)?;
+        Ok(true)
+    }
+
+    /// Adds an entry at run time (admin API).
+    pub fn add_token_id(&mut self, token_id: &str) {
+        self.token_id.insert(token_id.to_ascii_lowercase());
+    }
+
+    /// Entries in the list.
+    pub fn len(&self) -> usize {
+        self.jti.len() + self.token_id.len() + self.kid.len() + self.sub.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a token is revoked, and by what.
+    pub fn check(
+        &self,
+        token_id: &str,
+        jti: Option<&str>,
+        kid: Option<&str>,
+        sub: Option<&str>,
+        iat: Option<i64>,
+    ) -> Option<Revoked> {
+        if self.is_empty() {
+            return None;
+        }
+        if self.token_id.contains(token_id) {
+            return Some(Revoked::TokenId);
+        }
+        if jti.is_some_and(|j| self.jti.contains(j)) {
+            return Some(Revoked::Jti);
+        }
+        if kid.is_some_and(|k| self.kid.contains(k)) {
+            return Some(Revoked::Kid);
+        }
+        match sub.and_then(|s| self.sub.get(s)) {
+            Some(None) => Some(Revoked::Subject),
+            Some(Some(before)) if iat.is_none_or(|iat| iat < *before) => Some(Revoked::Subject),
+            _ => None,
+        }
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_match() {
+        let l = RevocationList::parse(
+            "# x\njti j1\ntoken_id 0123456789ABCDEF\nkid k0\nsub alice issued_before 100\nsub bob\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(l.len(), 5);
+        assert_eq!(
+            l.check("0123456789abcdef", None, None, None, None),
+            Some(Revoked::TokenId)
+        );
+        assert_eq!(
+            l.check("x", Some("j1"), None, None, None),
+            Some(Revoked::Jti)
+        );
+        assert_eq!(
+            l.check("x", None, Some("k0"), None, None),
+            Some(Revoked::Kid)
+        );
+        assert_eq!(
+            l.check("x", None, None, Some("alice"), Some(99)),
+            Some(Revoked::Subject)
+        );
+        assert_eq!(l.check("x", None, None, Some("alice"), Some(100)), None);
+        assert_eq!(
+            l.check("x", None, None, Some("bob"), Some(1)),
+            Some(Revoked::Subject)
+        );
+        assert_eq!(l.check("x", Some("j2"), None, Some("carol"), None), None);
+        let e = RevocationList::parse("jti a\nbogus\n", "f").unwrap_err();
+        assert!(e.to_string().starts_with("f:2:"), "{e}");
+    }
+}
