@@ -18,6 +18,42 @@ use serde_json::{Map, Value, json};
 const MAX_PER_TOKEN: usize = 16;
 
 #[derive(Default)]
+struct SubjectTrack {
+    /// Privilege items seen, with when.
+    items: Vec<(String, SystemTime)>,
+    /// Sizes of the privilege sets presented, with when.
+    sizes: Vec<(usize, SystemTime)>,
+}
+
+/// Values that grant more than any ordinary role whatever the claim.
+const ELEVATED: &[&str] = &[
+    "admin",
+    "administrator",
+    "root",
+    "superuser",
+    "super",
+    "owner",
+    "*",
+    "all",
+    "write",
+    "delete",
+    "true",
+    "staff",
+    "sudo",
+    "manage",
+];
+
+fn elevated(item: &str) -> bool {
+    let v = item
+        .split_once('=')
+        .map_or(item, |(_, v)| v)
+        .to_ascii_lowercase();
+    ELEVATED
+        .iter()
+        .any(|e| v == *e || v.ends_with(&format!(":{e}")) || v.starts_with(&format!("{e}:")))
+}
+
+#[derive(Default)]
 struct TokenTrack {
     ips: Vec<(IpAddr, SystemTime)>,
     agents: Vec<(u64, SystemTime)>,
@@ -50,7 +86,7 @@ pub fn privileges(claims: &Map<String, Value>, names: &[String]) -> BTreeSet<Str
 /// The behaviour tracker.
 pub struct Behaviour {
     tokens: LruCache<[u8; 32], TokenTrack>,
-    subjects: LruCache<String, Vec<(String, SystemTime)>>,
+    subjects: LruCache<String, SubjectTrack>,
     window: Duration,
     max_ips: usize,
     escalation_window: Duration,
@@ -138,7 +174,9 @@ impl Behaviour {
     }
 
     /// Records the privileges a subject presented; returns the evidence
-    /// when they grant more than what the subject showed in the window.
+    /// when they grant more than what the subject showed in the window:
+    /// new items that are admin-like (`admin`, `root`, `write`, `*`, ...)
+    /// or a larger set than any presented before.
     pub fn subject_privileges(
         &mut self,
         sub: &str,
@@ -146,10 +184,14 @@ impl Behaviour {
         now: SystemTime,
     ) -> Option<Value> {
         let window = self.escalation_window;
-        let seen = self.subjects.get_or_insert_mut(sub.to_string(), Vec::new);
-        seen.retain(|(_, t)| fresh(*t, now, window));
-        let known: BTreeSet<&String> = seen.iter().map(|(i, _)| i).collect();
-        let first = seen.is_empty();
+        let track = self
+            .subjects
+            .get_or_insert_mut(sub.to_string(), SubjectTrack::default);
+        track.items.retain(|(_, t)| fresh(*t, now, window));
+        track.sizes.retain(|(_, t)| fresh(*t, now, window));
+        let first = track.sizes.is_empty();
+        let max_before = track.sizes.iter().map(|(n, _)| *n).max().unwrap_or(0);
+        let known: BTreeSet<&String> = track.items.iter().map(|(i, _)| i).collect();
         let added: Vec<String> = items
             .iter()
             .filter(|i| !known.contains(i))
@@ -157,13 +199,17 @@ impl Behaviour {
             .collect();
         let before: Vec<String> = known.iter().map(|s| s.to_string()).collect();
         for i in items {
-            if let Some(e) = seen.iter_mut().find(|(s, _)| s == i) {
+            if let Some(e) = track.items.iter_mut().find(|(s, _)| s == i) {
                 e.1 = now;
-            } else if seen.len() < 64 {
-                seen.push((i.clone(), now));
+            } else if track.items.len() < 64 {
+                track.items.push((i.clone(), now));
             }
         }
-        (!first && !added.is_empty()).then(|| {
+        if track.sizes.len() < 64 {
+            track.sizes.push((items.len(), now));
+        }
+        let grows = items.len() > max_before || added.iter().any(|i| elevated(i));
+        (!first && !added.is_empty() && grows).then(|| {
             json!({
                 "added": added,
                 "seen_before": before,

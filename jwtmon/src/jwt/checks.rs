@@ -135,13 +135,8 @@ fn signature_checks(
     }
     let issuer = issuer?;
     let family = Family::of(&t.alg);
-    if !issuer.cfg.algorithms.is_empty() && !issuer.cfg.algorithms.iter().any(|a| *a == t.alg) {
-        out.push(raw(
-            "jwt_alg_not_allowed",
-            Severity::High,
-            json!({ "alg": t.alg, "allowed": issuer.cfg.algorithms }),
-        ));
-    }
+    // Confusion first: it is the specific explanation of an HS* token at
+    // an issuer that signs with public keys.
     if family == Some(Family::Hmac) && issuer.keys.has_asymmetric() {
         let confirmed = verify::confusion_key(t, &issuer.keys).is_some();
         out.push(raw(
@@ -150,6 +145,13 @@ fn signature_checks(
             json!({ "alg": t.alg, "confirmed": confirmed }),
         ));
         return None;
+    }
+    if !issuer.cfg.algorithms.is_empty() && !issuer.cfg.algorithms.iter().any(|a| *a == t.alg) {
+        out.push(raw(
+            "jwt_alg_not_allowed",
+            Severity::High,
+            json!({ "alg": t.alg, "allowed": issuer.cfg.algorithms }),
+        ));
     }
     if issuer.keys.keys.is_empty() {
         return None;

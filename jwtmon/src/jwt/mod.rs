@@ -389,3 +389,6 @@ impl JwtAnalyzer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
