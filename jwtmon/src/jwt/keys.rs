@@ -160,6 +160,11 @@ pub fn jwk_key(jwk: &Value) -> Option<Key> {
     if s("use").is_some_and(|u| u != "sig") {
         return None;
     }
+    if let Some(ops) = jwk.get("key_ops").and_then(Value::as_array)
+        && !ops.iter().any(|o| o == "verify")
+    {
+        return None;
+    }
     let (family, material) = match s("kty")? {
         "oct" => {
             return Some(Key {

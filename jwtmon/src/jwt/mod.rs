@@ -212,7 +212,15 @@ impl JwtAnalyzer {
     }
 
     fn compute(&mut self, raw_token: &str, ctx: &Finding) -> Verdict {
-        let t = match token::parse(raw_token) {
+        // A JWT's payload must be a JSON object (a bare JWS may not be).
+        let parsed = token::parse(raw_token).and_then(|t| {
+            if t.payload_is_json {
+                Ok(t)
+            } else {
+                Err(token::TokenError::Json("payload"))
+            }
+        });
+        let t = match parsed {
             Ok(t) => t,
             Err(e) => {
                 return Verdict {

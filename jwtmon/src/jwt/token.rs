@@ -27,8 +27,11 @@ pub enum TokenError {
 pub struct Token<'a> {
     /// The header object.
     pub header: Map<String, Value>,
-    /// The claims object.
+    /// The claims object (empty when the payload is not a JSON object).
     pub claims: Map<String, Value>,
+    /// Whether the payload is a JSON object (a JWT); a JWS may carry any
+    /// payload, a JWT may not.
+    pub payload_is_json: bool,
     /// `alg` as sent.
     pub alg: String,
     /// `base64(header) "." base64(payload)`: what the signature covers.
@@ -48,10 +51,16 @@ pub fn looks_like_jwt(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
 }
 
+/// Strict base64url without padding (RFC 7515 2): `=` or characters
+/// outside the alphabet make the token malformed.
+fn decode(part: &str, what: &'static str) -> Result<Vec<u8>, TokenError> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| TokenError::Base64(what))
+}
+
 fn object(part: &str, what: &'static str) -> Result<Map<String, Value>, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part.trim_end_matches('='))
-        .map_err(|_| TokenError::Base64(what))?;
+    let bytes = decode(part, what)?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err(TokenError::Json(what)),
@@ -67,18 +76,21 @@ pub fn parse(token: &str) -> Result<Token<'_>, TokenError> {
         return Err(TokenError::Parts);
     };
     let header = object(h, "header")?;
-    let claims = object(p, "payload")?;
+    let (claims, payload_is_json) = match object(p, "payload") {
+        Ok(c) => (c, true),
+        Err(TokenError::Base64(w)) => return Err(TokenError::Base64(w)),
+        Err(_) => (Map::new(), false),
+    };
     let alg = header
         .get("alg")
         .and_then(Value::as_str)
         .ok_or(TokenError::NoAlg)?
         .to_string();
-    let signature = URL_SAFE_NO_PAD
-        .decode(s.trim_end_matches('='))
-        .map_err(|_| TokenError::Base64("signature"))?;
+    let signature = decode(s, "signature")?;
     Ok(Token {
         header,
         claims,
+        payload_is_json,
         alg,
         signing_input: &token[..h.len() + 1 + p.len()],
         signature_b64: s,

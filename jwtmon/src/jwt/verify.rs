@@ -66,7 +66,8 @@ pub fn verifies(token: &Token<'_>, key: &Key, alg: &str) -> bool {
 }
 
 /// Verifies against the keys of the token's family (narrowed by `kid` when
-/// the token names one; a key with a pinned `alg` only verifies that alg).
+/// the token names one). A key whose JWK names an `alg` verifies only that
+/// algorithm (a PS512 key never verifies RS256: the wrong-primitive attack).
 pub fn verify(token: &Token<'_>, keys: &KeySet) -> SigVerdict {
     let Some(family) = Family::of(&token.alg) else {
         return SigVerdict::NoKey;
@@ -76,7 +77,10 @@ pub fn verify(token: &Token<'_>, keys: &KeySet) -> SigVerdict {
         .keys
         .iter()
         .filter(|k| k.family == family)
-        .filter(|k| k.alg.as_deref().is_none_or(|a| a == token.alg))
+        .filter(|k| match k.alg.as_deref() {
+            Some(pin) if Family::of(pin).is_some() => pin == token.alg,
+            _ => true,
+        })
         .collect();
     if usable.is_empty() {
         return SigVerdict::NoKey;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use jwtmon_tests::conformance::{corpus, llhttp};
+use jwtmon_tests::conformance::{corpus, jws, llhttp};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -26,6 +26,16 @@ fn main() -> Result<()> {
     let mut disagreements = 0;
     if let Some(p) = corpus(&dir, "llhttp-request") {
         let (report, _, bad) = llhttp::run(&p)?;
+        print!("{report}");
+        disagreements += bad;
+    }
+    if let Some(p) = corpus(&dir, "wycheproof/json_web_signature_test.json") {
+        let (report, _, bad) = jws::wycheproof(&p)?;
+        print!("{report}");
+        disagreements += bad;
+    }
+    if let Some(p) = corpus(&dir, "nginx-auth-jwt") {
+        let (report, _, bad) = jws::nginx(&p)?;
         print!("{report}");
         disagreements += bad;
     }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod jws;
 pub mod llhttp;
 
 /// The corpora directory: `$JWTMON_CORPORA`, else `../shared/corpora` next
