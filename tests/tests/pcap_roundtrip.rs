@@ -105,7 +105,13 @@ fn conns(v6: bool) -> (Vec<Conn>, Vec<(String, String, u16)>) {
 
 fn analyze(path: &std::path::Path) -> Vec<Value> {
     let out = std::process::Command::new(jwtmon_bin())
-        .args(["analyze", "--pcap", path.to_str().unwrap()])
+        .args([
+            "analyze",
+            "--output",
+            "observations",
+            "--pcap",
+            path.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(
@@ -172,7 +178,13 @@ fn garbage_file_is_a_clear_error() {
     let path = std::env::temp_dir().join(format!("jwtmon-garbage-{}.pcap", std::process::id()));
     std::fs::write(&path, b"this is not a capture file at all").unwrap();
     let out = std::process::Command::new(jwtmon_bin())
-        .args(["analyze", "--pcap", path.to_str().unwrap()])
+        .args([
+            "analyze",
+            "--output",
+            "observations",
+            "--pcap",
+            path.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     std::fs::remove_file(&path).ok();

@@ -48,6 +48,9 @@ enum Task {
     },
     /// Print requests/s of parse and parse + pairing next to raw httparse.
     BenchParse,
+    /// Print JWT analyses/s (uncached next to raw jsonwebtoken, cached,
+    /// mixed) per algorithm on one core.
+    BenchJwt,
     /// Print the live capture ceiling: wrk against a namespace server with
     /// and without the daemon, ring-buffer loss and the daemon's CPU.
     BenchCapture,
@@ -129,6 +132,10 @@ fn main() -> Result<()> {
                 "bench-parse",
             ])
             .status_ok("bench-parse"),
+        Task::BenchJwt => cargo(&root)
+            .args(["run", "--quiet", "--release", "--package", "jwtmon-tests"])
+            .args(["--bin", "bench-jwt"])
+            .status_ok("bench-jwt"),
         Task::BenchCapture => {
             setup(false)?;
             cargo(&root)

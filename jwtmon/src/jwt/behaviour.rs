@@ -191,6 +191,23 @@ impl Behaviour {
         track.sizes.retain(|(_, t)| fresh(*t, now, window));
         let first = track.sizes.is_empty();
         let max_before = track.sizes.iter().map(|(n, _)| *n).max().unwrap_or(0);
+        // Fast path (the usual case): nothing new, nothing to allocate.
+        if !first
+            && items.len() <= max_before
+            && items
+                .iter()
+                .all(|i| track.items.iter().any(|(s, _)| s == i))
+        {
+            for (s, t) in track.items.iter_mut() {
+                if items.contains(s) {
+                    *t = now;
+                }
+            }
+            if let Some(last) = track.sizes.iter_mut().find(|(n, _)| *n == items.len()) {
+                last.1 = now;
+            }
+            return None;
+        }
         let known: BTreeSet<&String> = track.items.iter().map(|(i, _)| i).collect();
         let added: Vec<String> = items
             .iter()

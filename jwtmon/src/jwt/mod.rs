@@ -251,10 +251,10 @@ impl JwtAnalyzer {
         {
             self.refresh_wanted.push(i);
         }
-        // Dictionary check for HS* tokens not already known forged by
-        // other means (each distinct token once: a cache miss).
-        let hmac = keys::Family::of(&t.alg) == Some(keys::Family::Hmac);
-        if hmac && !matches!(verdict, Some(SigVerdict::Invalid)) {
+        // Dictionary check for every HS* token, each distinct token once (a
+        // cache miss): a forged token minted with a guessable secret says
+        // what the attacker tried; a valid one says the issuer's is weak.
+        if keys::Family::of(&t.alg) == Some(keys::Family::Hmac) {
             let mut f = ctx.clone();
             f.kind = "jwt_weak_secret";
             f.severity = secrets::SEVERITY;
@@ -295,7 +295,8 @@ impl JwtAnalyzer {
         self.stats.tokens += 1;
         let digest = *cred.digest();
         let token_id = crate::parse::hex16(&digest);
-        let ctx = Finding {
+        // The request context of a finding, built only when one is made.
+        let ctx = || Finding {
             time: obs.time,
             kind: "",
             severity: Severity::Low,
@@ -313,7 +314,7 @@ impl JwtAnalyzer {
             }
             None => {
                 self.stats.cache_misses += 1;
-                let v = Arc::new(self.compute(raw_token, &ctx));
+                let v = Arc::new(self.compute(raw_token, &ctx()));
                 self.cache.put(digest, v.clone());
                 v
             }
@@ -321,7 +322,7 @@ impl JwtAnalyzer {
         let now = unix(obs.time);
         let emit =
             |kind: &'static str, severity: Severity, detail: Value, out: &mut Vec<Finding>| {
-                let mut f = ctx.clone();
+                let mut f = ctx();
                 f.kind = kind;
                 f.severity = severity;
                 f.subject = verdict.sub.clone();
