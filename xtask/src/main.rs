@@ -227,10 +227,31 @@ fn workspace_root() -> PathBuf {
 fn cargo(root: &Path) -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root);
-    // A cargo spawned from `cargo run` would otherwise inherit the toolchain
-    // pin of the outer one and fight over `+nightly`.
-    c.env_remove("RUSTUP_TOOLCHAIN");
+    // Pin the workspace's toolchain for everything this cargo spawns: cargo
+    // runs rustc inside each dependency's directory, and a dependency that
+    // ships its own rust-toolchain file (ff does) would otherwise switch
+    // the rustup proxy to a toolchain that is not installed. An explicit
+    // `+nightly` (the eBPF build) still takes precedence over this.
+    c.env("RUSTUP_TOOLCHAIN", workspace_toolchain(root));
     c
+}
+
+/// The toolchain rustup picks for the workspace itself (directory override
+/// or default), ignoring any pin inherited from the calling cargo.
+fn workspace_toolchain(root: &Path) -> String {
+    Command::new("rustup")
+        .args(["show", "active-toolchain"])
+        .current_dir(root)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .next()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "stable".into())
 }
 
 fn is_root() -> bool {
