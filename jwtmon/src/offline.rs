@@ -88,11 +88,7 @@ fn fetch_remote_keys(analyzer: &mut JwtAnalyzer) {
     let client = reqwest::Client::new();
     for (i, url) in urls {
         match rt.block_on(fetch_jwks(&client, &url)) {
-            Ok(keys) => {
-                if let Err(e) = analyzer.set_fetched_keys(i, keys) {
-                    tracing::warn!(error = %e, "JWKS keys not usable");
-                }
-            }
+            Ok(keys) => analyzer.set_fetched_keys(i, keys),
             Err(e) => tracing::warn!(error = %e, "JWKS fetch failed"),
         }
     }

@@ -97,9 +97,7 @@ pub async fn run(
                 }
             }
             Some((i, keys)) = fetched.recv() => {
-                if let Err(e) = analyzer.set_fetched_keys(i, keys) {
-                    warn!(error = %e, "fetched keys not used");
-                }
+                analyzer.set_fetched_keys(i, keys);
             }
             _ = report.tick() => info!(stats = ?observer.stats, flows = observer.flows(), "capture"),
             _ = stop.changed() => break,

@@ -33,6 +33,18 @@ pub fn jwtmon_bin() -> PathBuf {
     .clone()
 }
 
+/// Runs `jwtmon GLOBAL analyze --pcap FILE EXTRA` (no root needed).
+pub fn analyze_pcap(global: &[&str], pcap: &std::path::Path, extra: &[&str]) -> Output {
+    Command::new(jwtmon_bin())
+        .args(global)
+        .arg("analyze")
+        .arg("--pcap")
+        .arg(pcap)
+        .args(extra)
+        .output()
+        .expect("running jwtmon analyze")
+}
+
 /// Runs `jwtmon --pin-dir PIN ARGS` to completion.
 pub fn cli(pin: &PinDir, args: &[&str]) -> Output {
     Command::new(jwtmon_bin())

@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, crypto::sign};
 use jwtmon_tests::{
-    daemon::jwtmon_bin,
+    daemon::analyze_pcap,
     pcapgen::{Conn, Exchange, Link, frames, write},
 };
 use serde_json::{Value, json};
@@ -115,16 +115,7 @@ fn capture_with_attacks_gives_exactly_the_expected_findings() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(jwtmon_bin())
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "analyze",
-            "--pcap",
-            pcap.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = analyze_pcap(&["--config", cfg.to_str().unwrap()], &pcap, &[]);
     assert!(
         out.status.success(),
         "{}",

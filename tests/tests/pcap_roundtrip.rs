@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jwtmon::parse::token_id;
 use jwtmon_tests::{
-    daemon::jwtmon_bin,
+    daemon::analyze_pcap,
     pcapgen::{Conn, Exchange, Link, frames, write},
 };
 use serde_json::Value;
@@ -104,16 +104,7 @@ fn conns(v6: bool) -> (Vec<Conn>, Vec<(String, String, u16)>) {
 }
 
 fn analyze(path: &std::path::Path) -> Vec<Value> {
-    let out = std::process::Command::new(jwtmon_bin())
-        .args([
-            "analyze",
-            "--output",
-            "observations",
-            "--pcap",
-            path.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = analyze_pcap(&[], path, &["--output", "observations"]);
     assert!(
         out.status.success(),
         "{}",
@@ -177,16 +168,7 @@ fn pcap_linux_cooked_ipv4() {
 fn garbage_file_is_a_clear_error() {
     let path = std::env::temp_dir().join(format!("jwtmon-garbage-{}.pcap", std::process::id()));
     std::fs::write(&path, b"this is not a capture file at all").unwrap();
-    let out = std::process::Command::new(jwtmon_bin())
-        .args([
-            "analyze",
-            "--output",
-            "observations",
-            "--pcap",
-            path.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = analyze_pcap(&[], &path, &[]);
     std::fs::remove_file(&path).ok();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("jwtmon: error:"));

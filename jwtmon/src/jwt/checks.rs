@@ -239,6 +239,7 @@ pub fn jws_findings(
     };
     let issuer = Issuer {
         cfg: Default::default(),
+        file_keys: Vec::new(),
         keys,
     };
     let mut out = Vec::new();

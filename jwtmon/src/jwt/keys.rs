@@ -257,11 +257,6 @@ impl KeySet {
     pub fn has_asymmetric(&self) -> bool {
         self.keys.iter().any(|k| k.family != Family::Hmac)
     }
-
-    /// Whether any key has this `kid`.
-    pub fn has_kid(&self, kid: &str) -> bool {
-        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
-    }
 }
 
 /// Fetches a JWKS URL (bounded size and time).

@@ -43,8 +43,10 @@ use verify::SigVerdict;
 pub struct Issuer {
     /// Configuration.
     pub cfg: IssuerConfig,
-    /// Keys (files at start; fetched JWKS merged in).
+    /// Keys in use: the configured files' plus the last fetched JWKS.
     pub keys: KeySet,
+    /// The keys loaded from the configured files.
+    file_keys: Vec<keys::Key>,
 }
 
 /// Errors building the analyser from configuration.
@@ -115,6 +117,7 @@ impl JwtAnalyzer {
             let keys = KeySet::load(ic).map_err(|e| JwtError::Key(i, e))?;
             issuers.push(Issuer {
                 cfg: ic.clone(),
+                file_keys: keys.keys.clone(),
                 keys,
             });
         }
@@ -154,15 +157,12 @@ impl JwtAnalyzer {
 
     /// Replaces the fetched keys of issuer `i` (file keys stay) and drops
     /// cached verdicts, which may now differ.
-    pub fn set_fetched_keys(&mut self, i: usize, fetched: Vec<keys::Key>) -> Result<(), JwtError> {
+    pub fn set_fetched_keys(&mut self, i: usize, fetched: Vec<keys::Key>) {
         let Some(issuer) = self.issuers.get_mut(i) else {
-            return Ok(());
+            return;
         };
-        let mut ks = KeySet::load(&issuer.cfg).map_err(|e| JwtError::Key(i, e))?;
-        ks.keys.extend(fetched);
-        issuer.keys = ks;
+        issuer.keys.keys = issuer.file_keys.iter().cloned().chain(fetched).collect();
         self.cache.clear();
-        Ok(())
     }
 
     /// Issuers whose JWKS URL should be fetched again (unknown kids seen).
@@ -294,7 +294,6 @@ impl JwtAnalyzer {
         }
         self.stats.tokens += 1;
         let digest = *cred.digest();
-        let token_id = crate::parse::hex16(&digest);
         // The request context of a finding, built only when one is made.
         let ctx = || Finding {
             time: obs.time,
@@ -302,7 +301,7 @@ impl JwtAnalyzer {
             severity: Severity::Low,
             src_ip: obs.client_ip,
             subject: None,
-            token_id: Some(token_id.clone()),
+            token_id: Some(crate::parse::hex16(&digest)),
             endpoint: endpoint(&obs.request.method, &obs.request.path),
             detail: Value::Null,
             action: "log".into(),
@@ -364,7 +363,7 @@ impl JwtAnalyzer {
             );
         }
         if let Some(by) = self.revocations.check(
-            &token_id,
+            &digest,
             verdict.jti.as_deref(),
             verdict.kid.as_deref(),
             verdict.sub.as_deref(),

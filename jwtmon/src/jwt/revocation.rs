@@ -138,11 +138,6 @@ impl RevocationList {
         Ok(true)
     }
 
-    /// Adds an entry at run time (admin API).
-    pub fn add_token_id(&mut self, token_id: &str) {
-        self.token_id.insert(token_id.to_ascii_lowercase());
-    }
-
     /// Entries in the list.
     pub fn len(&self) -> usize {
         self.jti.len() + self.token_id.len() + self.kid.len() + self.sub.len()
@@ -153,10 +148,11 @@ impl RevocationList {
         self.len() == 0
     }
 
-    /// Whether a token is revoked, and by what.
+    /// Whether a token is revoked, and by what. `digest` is the token's
+    /// SHA-256 (its `token_id` is derived only when such entries exist).
     pub fn check(
         &self,
-        token_id: &str,
+        digest: &[u8; 32],
         jti: Option<&str>,
         kid: Option<&str>,
         sub: Option<&str>,
@@ -165,7 +161,7 @@ impl RevocationList {
         if self.is_empty() {
             return None;
         }
-        if self.token_id.contains(token_id) {
+        if !self.token_id.is_empty() && self.token_id.contains(&crate::parse::hex16(digest)) {
             return Some(Revoked::TokenId);
         }
         if jti.is_some_and(|j| self.jti.contains(j)) {
@@ -190,6 +186,14 @@ fn modified(path: &Path) -> Option<SystemTime> {
 mod tests {
     use super::*;
 
+    fn id(hex: &str) -> [u8; 32] {
+        let mut d = [0u8; 32];
+        for (i, b) in d.iter_mut().take(8).enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+        }
+        d
+    }
+
     #[test]
     fn entries_match() {
         let l = RevocationList::parse(
@@ -199,27 +203,33 @@ mod tests {
         .unwrap();
         assert_eq!(l.len(), 5);
         assert_eq!(
-            l.check("0123456789abcdef", None, None, None, None),
+            l.check(&id("0123456789abcdef"), None, None, None, None),
             Some(Revoked::TokenId)
         );
         assert_eq!(
-            l.check("x", Some("j1"), None, None, None),
+            l.check(&[0; 32], Some("j1"), None, None, None),
             Some(Revoked::Jti)
         );
         assert_eq!(
-            l.check("x", None, Some("k0"), None, None),
+            l.check(&[0; 32], None, Some("k0"), None, None),
             Some(Revoked::Kid)
         );
         assert_eq!(
-            l.check("x", None, None, Some("alice"), Some(99)),
+            l.check(&[0; 32], None, None, Some("alice"), Some(99)),
             Some(Revoked::Subject)
         );
-        assert_eq!(l.check("x", None, None, Some("alice"), Some(100)), None);
         assert_eq!(
-            l.check("x", None, None, Some("bob"), Some(1)),
+            l.check(&[0; 32], None, None, Some("alice"), Some(100)),
+            None
+        );
+        assert_eq!(
+            l.check(&[0; 32], None, None, Some("bob"), Some(1)),
             Some(Revoked::Subject)
         );
-        assert_eq!(l.check("x", Some("j2"), None, Some("carol"), None), None);
+        assert_eq!(
+            l.check(&[0; 32], Some("j2"), None, Some("carol"), None),
+            None
+        );
         let e = RevocationList::parse("jti a\nbogus\n", "f").unwrap_err();
         assert!(e.to_string().starts_with("f:2:"), "{e}");
     }

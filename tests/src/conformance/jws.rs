@@ -33,6 +33,25 @@ const REJECTS: &[&str] = &[
     "jwt_untrusted_x5u",
 ];
 
+/// Agreement counts and the disagreement lines of one corpus.
+#[derive(Default)]
+struct Tally {
+    report: String,
+    agree: usize,
+    disagree: usize,
+}
+
+impl Tally {
+    fn record(&mut self, ok: bool, why: impl FnOnce() -> String) {
+        if ok {
+            self.agree += 1;
+        } else {
+            self.disagree += 1;
+            let _ = writeln!(self.report, "  disagree: {}", why());
+        }
+    }
+}
+
 /// Cases jwtmon answers differently on purpose, or whose data contradicts
 /// the file's own rules; each is printed with its reason.
 fn deviation(group: &Value, t: &Value, jws: &str) -> Option<&'static str> {
@@ -65,8 +84,8 @@ fn deviation(group: &Value, t: &Value, jws: &str) -> Option<&'static str> {
 pub fn wycheproof(file: &Path) -> Result<(String, usize, usize)> {
     let doc: Value = serde_json::from_slice(&std::fs::read(file)?)
         .with_context(|| format!("parsing {}", file.display()))?;
-    let mut report = String::new();
-    let (mut agree, mut disagree, mut deviations) = (0, 0, Vec::new());
+    let mut tally = Tally::default();
+    let mut deviations = Vec::new();
     let groups = doc["testGroups"].as_array().cloned().unwrap_or_default();
     for g in &groups {
         let jwk = g
@@ -83,34 +102,34 @@ pub fn wycheproof(file: &Path) -> Result<(String, usize, usize)> {
                 Value::String(s) => s.clone(),
                 other => other.to_string(), // JSON serialization: not compact
             };
-            let found: Vec<&str> = jws_findings(&jws, keys.clone(), &[])
-                .iter()
-                .map(|r| r.kind)
-                .collect();
-            let rejected = found.iter().any(|k| REJECTS.contains(k));
             if let Some(why) = deviation(g, &t, &jws) {
                 deviations.push(format!("tcId {id}: {why}"));
                 continue;
             }
+            let found: Vec<&str> = jws_findings(&jws, keys.clone(), &[])
+                .iter()
+                .map(|r| r.kind)
+                .collect();
             let ok = match t["result"].as_str() {
                 Some("valid") => found.is_empty(),
-                Some("invalid") => rejected,
+                Some("invalid") => found.iter().any(|k| REJECTS.contains(k)),
                 _ => true, // "acceptable": either way
             };
-            if ok {
-                agree += 1;
-            } else {
-                disagree += 1;
-                let _ = writeln!(
-                    report,
-                    "  disagree: tcId {id} ({}, {}): expected {}, got {found:?}",
+            tally.record(ok, || {
+                format!(
+                    "tcId {id} ({}, {}): expected {}, got {found:?}",
                     g["comment"].as_str().unwrap_or(""),
                     t["comment"].as_str().unwrap_or(""),
                     t["result"]
-                );
-            }
+                )
+            });
         }
     }
+    let Tally {
+        mut report,
+        agree,
+        disagree,
+    } = tally;
     let _ = writeln!(
         report,
         "wycheproof JWS: {} cases in {} groups: agree {agree}, disagree {disagree} ({:.1}% agreement)",
@@ -191,22 +210,13 @@ pub fn nginx(dir: &Path) -> Result<(String, usize, usize)> {
         "test1.jwks".into(),
         Some("jwt_expired"),
     ));
-    let mut report = String::new();
-    let (mut agree, mut disagree) = (0, 0);
+    let mut tally = Tally::default();
     let mut grade = |name: String, found: Vec<&str>, want: Option<&str>| {
         let ok = match want {
             None => found.is_empty(),
             Some(k) => found.contains(&k),
         };
-        if ok {
-            agree += 1;
-        } else {
-            disagree += 1;
-            let _ = writeln!(
-                report,
-                "  disagree: {name}: expected {want:?}, got {found:?}"
-            );
-        }
+        tally.record(ok, || format!("{name}: expected {want:?}, got {found:?}"));
     };
     for (tok, key, want) in cases {
         let found = analyse(&read(&tok)?, &dir.join(&key), None)?;
@@ -234,6 +244,11 @@ pub fn nginx(dir: &Path) -> Result<(String, usize, usize)> {
         grade(format!("test1.jwt against {file}"), clean, None);
     }
     let _ = std::fs::remove_file(&tmp);
+    let Tally {
+        mut report,
+        agree,
+        disagree,
+    } = tally;
     let _ = writeln!(
         report,
         "nginx-auth-jwt: {} cases: agree {agree}, disagree {disagree}",
