@@ -75,6 +75,7 @@ pub async fn run(
     let mut batch = Vec::new();
     let mut findings = Vec::new();
     let (refresher, mut fetched) = Refresher::start(analyzer.jwks_urls(), stop.clone());
+    analyzer.defer_unknown_keys(true);
     loop {
         tokio::select! {
             seg = rx.recv() => {
@@ -90,6 +91,7 @@ pub async fn run(
             }
             _ = tick.tick() => {
                 observer.expire(SystemTime::now(), &mut batch);
+                analyzer.expire_pending(&mut findings);
                 match analyzer.maintain() {
                     Ok(true) => info!(entries = analyzer.revocations.len(), "revocation list reloaded"),
                     Ok(false) => {}
@@ -97,7 +99,7 @@ pub async fn run(
                 }
             }
             Some((i, keys)) = fetched.recv() => {
-                analyzer.set_fetched_keys(i, keys);
+                analyzer.set_fetched_keys(i, keys, &mut findings);
             }
             _ = report.tick() => info!(stats = ?observer.stats, flows = observer.flows(), "capture"),
             _ = stop.changed() => break,

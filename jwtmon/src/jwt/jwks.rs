@@ -1,7 +1,7 @@
 //! Live JWKS refresh: one task per issuer with a `jwks_url` fetches it at
 //! start, every `jwks_refresh`, and when the analyser met an unknown `kid`
-//! (at most once per `jwks_min_refetch`). New keys go to the pipeline,
-//! which swaps them into the analyser.
+//! (at most once per `jwks_min_refetch`). Results (new keys or the
+//! failure) go to the pipeline, which hands them to the analyser.
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,7 +22,7 @@ impl Refresher {
     pub fn start(
         urls: Vec<(usize, String, Duration, Duration)>,
         stop: watch::Receiver<bool>,
-    ) -> (Self, mpsc::Receiver<(usize, Vec<Key>)>) {
+    ) -> (Self, mpsc::Receiver<(usize, Result<Vec<Key>, String>)>) {
         let (tx, rx) = mpsc::channel(16);
         let client = reqwest::Client::new();
         let mut wake = Vec::new();
@@ -32,14 +32,15 @@ impl Refresher {
             let (tx, client, mut stop) = (tx.clone(), client.clone(), stop.clone());
             tokio::spawn(async move {
                 loop {
-                    match fetch_jwks(&client, &url).await {
-                        Ok(keys) => {
-                            info!(url, keys = keys.len(), "JWKS fetched");
-                            if tx.send((i, keys)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => warn!(error = %e, "JWKS fetch failed"),
+                    let result = fetch_jwks(&client, &url).await.map_err(|e| e.to_string());
+                    match &result {
+                        Ok(keys) => info!(url, keys = keys.len(), "JWKS fetched"),
+                        Err(e) => warn!(error = %e, "JWKS fetch failed; keeping the keys at hand"),
+                    }
+                    // A failure is passed on too: tokens waiting for it are
+                    // judged against the keys at hand.
+                    if tx.send((i, result)).await.is_err() {
+                        return;
                     }
                     // Rate limit, then wait for the interval or a request.
                     tokio::select! {

@@ -12,6 +12,7 @@ pub mod checks;
 pub mod config;
 pub mod jwks;
 pub mod keys;
+pub mod pending;
 pub mod revocation;
 pub mod secrets;
 pub mod token;
@@ -72,6 +73,8 @@ struct Verdict {
     nbf: Option<i64>,
     leeway: i64,
     privileges: std::collections::BTreeSet<String>,
+    /// The issuer the token was judged against.
+    issuer: Option<usize>,
 }
 
 /// Counters of the analyser.
@@ -87,6 +90,9 @@ pub struct JwtStats {
     pub opaque: u64,
 }
 
+/// Kinds that a JWKS refetch can change.
+const SIGNATURE_KINDS: [&str; 2] = ["jwt_unknown_key", "jwt_signature_invalid"];
+
 /// The analyser.
 pub struct JwtAnalyzer {
     cfg: JwtConfig,
@@ -101,6 +107,11 @@ pub struct JwtAnalyzer {
     pub stats: JwtStats,
     /// Issuers whose JWKS should be refetched (an unknown kid was seen).
     refresh_wanted: Vec<usize>,
+    /// Tokens with an unknown kid waiting for that refetch.
+    pending: pending::Pending,
+    /// Whether unknown kids wait for a refetch (live runs) or are
+    /// reported at once (offline runs, which fetch before they start).
+    defer_unknown: bool,
 }
 
 fn unix(t: SystemTime) -> i64 {
@@ -146,6 +157,8 @@ impl JwtAnalyzer {
             cracked: rx,
             stats: JwtStats::default(),
             refresh_wanted: Vec::new(),
+            pending: pending::Pending::default(),
+            defer_unknown: false,
             cfg: cfg.clone(),
         })
     }
@@ -155,14 +168,82 @@ impl JwtAnalyzer {
         &self.issuers
     }
 
-    /// Replaces the fetched keys of issuer `i` (file keys stay) and drops
-    /// cached verdicts, which may now differ.
-    pub fn set_fetched_keys(&mut self, i: usize, fetched: Vec<keys::Key>) {
+    /// Makes tokens with an unknown `kid` wait for the JWKS refetch they
+    /// trigger before `jwt_unknown_key` is reported (the live pipeline).
+    pub fn defer_unknown_keys(&mut self, on: bool) {
+        self.defer_unknown = on;
+    }
+
+    /// Takes the result of a JWKS fetch for issuer `i`: new keys replace
+    /// the fetched ones (file keys stay) and cached verdicts are dropped;
+    /// tokens waiting for this issuer are judged now, into `out`.
+    pub fn set_fetched_keys(
+        &mut self,
+        i: usize,
+        fetched: Result<Vec<keys::Key>, String>,
+        out: &mut Vec<Finding>,
+    ) {
         let Some(issuer) = self.issuers.get_mut(i) else {
             return;
         };
-        issuer.keys.keys = issuer.file_keys.iter().cloned().chain(fetched).collect();
-        self.cache.clear();
+        let outcome = match fetched {
+            Ok(fetched) => {
+                issuer.keys.keys = issuer.file_keys.iter().cloned().chain(fetched).collect();
+                self.cache.clear();
+                "refetched".to_string()
+            }
+            Err(e) => format!("refetch failed: {e}"),
+        };
+        let waiting = self.pending.take_issuer(i);
+        self.judge_waiting(waiting, &outcome, out);
+    }
+
+    /// Judges tokens that waited longer than [`pending::TIMEOUT`] for a
+    /// refetch against the keys at hand.
+    pub fn expire_pending(&mut self, out: &mut Vec<Finding>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let waiting = self.pending.take_expired(std::time::Instant::now());
+        self.judge_waiting(waiting, "refetch timed out", out);
+    }
+
+    /// Tokens waiting for a refetch.
+    pub fn pending_tokens(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn judge_waiting(
+        &mut self,
+        waiting: Vec<([u8; 32], pending::Waiting)>,
+        outcome: &str,
+        out: &mut Vec<Finding>,
+    ) {
+        for (digest, w) in waiting {
+            let Some(first) = w.requests.first() else {
+                continue;
+            };
+            let v = Arc::new(self.compute(&w.token, first, false));
+            self.cache.put(digest, v.clone());
+            let last = w.requests.len() - 1;
+            for r in v
+                .findings
+                .iter()
+                .filter(|r| SIGNATURE_KINDS.contains(&r.kind))
+            {
+                for (n, ctx) in w.requests.iter().enumerate() {
+                    let mut f = ctx.clone();
+                    f.kind = r.kind;
+                    f.severity = r.severity;
+                    f.detail = r.detail.clone();
+                    f.detail["jwks"] = json!(outcome);
+                    if n == last && w.more > 0 {
+                        f.detail["requests_not_listed"] = json!(w.more);
+                    }
+                    out.push(f);
+                }
+            }
+        }
     }
 
     /// Issuers whose JWKS URL should be fetched again (unknown kids seen).
@@ -211,7 +292,7 @@ impl JwtAnalyzer {
             .or_else(|| self.issuers.iter().find(|i| i.cfg.issuer.is_empty()))
     }
 
-    fn compute(&mut self, raw_token: &str, ctx: &Finding) -> Verdict {
+    fn compute(&mut self, raw_token: &str, ctx: &Finding, crack: bool) -> Verdict {
         // A JWT's payload must be a JSON object (a bare JWS may not be).
         let parsed = token::parse(raw_token).and_then(|t| {
             if t.payload_is_json {
@@ -233,6 +314,7 @@ impl JwtAnalyzer {
                     nbf: None,
                     leeway: 0,
                     privileges: Default::default(),
+                    issuer: None,
                 };
             }
         };
@@ -254,7 +336,7 @@ impl JwtAnalyzer {
         // Dictionary check for every HS* token, each distinct token once (a
         // cache miss): a forged token minted with a guessable secret says
         // what the attacker tried; a valid one says the issuer's is weak.
-        if keys::Family::of(&t.alg) == Some(keys::Family::Hmac) {
+        if crack && keys::Family::of(&t.alg) == Some(keys::Family::Hmac) {
             let mut f = ctx.clone();
             f.kind = "jwt_weak_secret";
             f.severity = secrets::SEVERITY;
@@ -276,6 +358,7 @@ impl JwtAnalyzer {
             nbf: t.claim_time("nbf"),
             leeway,
             privileges: behaviour::privileges(&t.claims, &self.cfg.privilege_claims),
+            issuer: issuer_idx,
         }
     }
 
@@ -313,7 +396,7 @@ impl JwtAnalyzer {
             }
             None => {
                 self.stats.cache_misses += 1;
-                let v = Arc::new(self.compute(raw_token, &ctx()));
+                let v = Arc::new(self.compute(raw_token, &ctx(), true));
                 self.cache.put(digest, v.clone());
                 v
             }
@@ -329,6 +412,17 @@ impl JwtAnalyzer {
                 out.push(f);
             };
         for r in &verdict.findings {
+            if r.kind == "jwt_unknown_key"
+                && let Some(i) = verdict.issuer
+                && self.defer_unknown
+                && self.issuers[i].cfg.jwks_url.is_some()
+            {
+                let mut f = ctx();
+                f.subject = verdict.sub.clone();
+                if self.pending.add(digest, i, raw_token, f) {
+                    continue;
+                }
+            }
             emit(r.kind, r.severity, r.detail.clone(), out);
         }
         let l = verdict.leeway;

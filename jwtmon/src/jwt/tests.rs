@@ -519,3 +519,106 @@ fn repeat_tokens_hit_the_cache() {
     assert_eq!((a.stats.cache_misses, a.stats.cache_hits), (1, 9));
     assert!(out.is_empty());
 }
+
+/// A one-file HTTP server on loopback serving `body` for every request;
+/// returns its URL. Serves `max` requests, then the thread ends.
+fn jwks_server(body: String, max: usize) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/jwks.json", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in l.incoming().take(max) {
+            let Ok(mut c) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+fn jwks_url_cfg(url: &str) -> JwtConfig {
+    JwtConfig {
+        issuers: vec![IssuerConfig {
+            jwks_url: Some(url.into()),
+            ..IssuerConfig::default()
+        }],
+        ..JwtConfig::default()
+    }
+}
+
+#[test]
+fn jwks_url_is_fetched_over_http() {
+    let secret = b"shared-secret-for-the-jwks-url-0002";
+    let body = json!({"keys": [{"kty": "oct", "kid": "k1", "k": b64(secret)}]}).to_string();
+    let url = jwks_server(body, 1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fetched = rt
+        .block_on(super::keys::fetch_jwks(&reqwest::Client::new(), &url))
+        .unwrap();
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].kid.as_deref(), Some("k1"));
+    // A server that is not there is an error naming the URL, not a panic.
+    let gone = "http://127.0.0.1:9/jwks.json";
+    let e = rt
+        .block_on(super::keys::fetch_jwks(&reqwest::Client::new(), gone))
+        .unwrap_err();
+    assert!(e.to_string().contains(gone), "{e}");
+}
+
+#[test]
+fn unknown_kid_waits_for_the_refetch() {
+    let secret = b"shared-secret-for-the-jwks-url-0003";
+    let cfg = jwks_url_cfg("http://127.0.0.1:9/unused");
+    let mut a = JwtAnalyzer::new(&cfg).unwrap();
+    a.defer_unknown_keys(true);
+    let old = json!({"keys": [{"kty": "oct", "kid": "k1", "k": b64(secret)}]}).to_string();
+    let new = json!({"keys": [{"kty": "oct", "kid": "k1", "k": b64(secret)},
+                              {"kty": "oct", "kid": "k2", "k": b64(secret)}]})
+    .to_string();
+    let mut out = Vec::new();
+    let keys = |s: &str| super::keys::jwks_keys(s.as_bytes(), "test");
+    a.set_fetched_keys(0, Ok(keys(&old).unwrap()), &mut out);
+    // A token signed with the rotated-in key k2: nothing yet, a refetch asked.
+    let rotated = hs256(secret, json!({"alg": "HS256", "kid": "k2"}), claims());
+    a.analyze(&obs(&rotated, "10.0.0.2", "curl/8", at(NOW)), &mut out);
+    a.analyze(&obs(&rotated, "10.0.0.3", "curl/8", at(NOW)), &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(a.pending_tokens(), 1);
+    assert_eq!(a.take_refresh_requests(), [0]);
+    // The refetch brings k2: the token verifies, nothing is reported.
+    a.set_fetched_keys(0, Ok(keys(&new).unwrap()), &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(a.pending_tokens(), 0);
+    // A kid that the refetch does not bring is reported, per request.
+    let forged = hs256(secret, json!({"alg": "HS256", "kid": "k9"}), claims());
+    a.analyze(&obs(&forged, "10.0.0.4", "curl/8", at(NOW)), &mut out);
+    a.analyze(&obs(&forged, "10.0.0.5", "curl/8", at(NOW)), &mut out);
+    assert!(out.is_empty());
+    a.set_fetched_keys(0, Ok(keys(&new).unwrap()), &mut out);
+    let ips: Vec<String> = out.iter().map(|f| f.src_ip.to_string()).collect();
+    assert_eq!(ips, ["10.0.0.4", "10.0.0.5"]);
+    assert!(out.iter().all(|f| f.kind == "jwt_unknown_key"));
+    assert_eq!(out[0].detail["jwks"], "refetched");
+    assert_eq!(out[0].subject.as_deref(), Some("alice"));
+    // A failed refetch judges against the keys at hand.
+    out.clear();
+    let other = hs256(secret, json!({"alg": "HS256", "kid": "k8"}), claims());
+    a.analyze(&obs(&other, "10.0.0.6", "curl/8", at(NOW)), &mut out);
+    a.set_fetched_keys(0, Err("HTTP 503".into()), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].detail["jwks"], "refetch failed: HTTP 503");
+    // Without deferral (offline runs) it is reported at once.
+    let mut b = JwtAnalyzer::new(&cfg).unwrap();
+    b.set_fetched_keys(0, Ok(keys(&old).unwrap()), &mut Vec::new());
+    let mut now = Vec::new();
+    b.analyze(&obs(&other, "10.0.0.6", "curl/8", at(NOW)), &mut now);
+    assert_eq!(now.len(), 1);
+}
