@@ -12,6 +12,8 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod decide;
+pub mod detect;
 pub mod endpoint;
 pub mod enforce;
 pub mod finding;

@@ -6,4 +6,4 @@ pub mod import;
 pub mod maps;
 
 pub use datapath::{AttachMode, Attachment, Datapath, DatapathError};
-pub use maps::{BlockSpec, BlockView, Maps, MapsError};
+pub use maps::{BlockSpec, BlockView, Maps, MapsError, covers};

@@ -1,0 +1,301 @@
+//! Decide: turns findings into actions by the policy, with the guards that
+//! keep an automatic blocker safe — the allowlist always wins, dry-run
+//! mode, a global cap on new blocks, repeat-offender TTL growth and
+//! optional CIDR aggregation. Enforcement (kernel maps, the revocation
+//! list) is the caller's: [`Decider::decide`] returns what to enforce.
+//! Time is the finding's time, so decisions replay deterministically.
+
+pub mod config;
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    net::IpAddr,
+    num::NonZeroUsize,
+    time::{Duration, SystemTime},
+};
+
+use ipnetwork::IpNetwork;
+use lru::LruCache;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::{
+    enforce::{BlockView, covers},
+    finding::Finding,
+    target::Target,
+};
+use config::{Action, DecideConfig, Rule, by_severity, default_policy};
+
+/// What the caller must enforce.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Enforcement {
+    /// Insert a block entry.
+    Block {
+        /// Address or aggregated network.
+        target: Target,
+        /// Entry TTL.
+        ttl: Duration,
+        /// The finding kind (entry reason).
+        kind: &'static str,
+        /// Which block of this address this is (1 = first).
+        offence: u32,
+        /// When the finding was made (time-to-mitigate runs from here).
+        found: SystemTime,
+    },
+    /// Revoke a token by its `token_id`.
+    Revoke {
+        /// The token's id (hash prefix).
+        token_id: String,
+    },
+}
+
+/// Decision counters.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DecideStats {
+    /// Blocks decided (aggregates included).
+    pub blocks: u64,
+    /// Network blocks from aggregation.
+    pub aggregated: u64,
+    /// Blocks not made because the address is allowlisted.
+    pub allowlisted: u64,
+    /// Blocks not made because of dry-run mode.
+    pub dry_run: u64,
+    /// Blocks not made because of the per-minute cap.
+    pub rate_capped: u64,
+    /// Tokens revoked.
+    pub revoked: u64,
+}
+
+struct Offender {
+    offences: u32,
+    last: SystemTime,
+}
+
+/// The decision engine.
+pub struct Decider {
+    cfg: DecideConfig,
+    policy: BTreeMap<String, Rule>,
+    allow: Vec<Target>,
+    /// Blocks in force (by this engine), with their end.
+    active: HashMap<Target, SystemTime>,
+    offenders: LruCache<IpAddr, Offender>,
+    recent: VecDeque<SystemTime>,
+    /// Counters.
+    pub stats: DecideStats,
+}
+
+impl Decider {
+    /// A decider with the built-in policy overlaid by the configured one.
+    pub fn new(cfg: &DecideConfig) -> Self {
+        let mut policy: BTreeMap<String, Rule> = default_policy()
+            .into_iter()
+            .map(|(k, r)| (k.to_string(), r))
+            .collect();
+        policy.extend(cfg.policy.clone());
+        Self {
+            cfg: cfg.clone(),
+            policy,
+            allow: Vec::new(),
+            active: HashMap::new(),
+            offenders: LruCache::new(
+                NonZeroUsize::new(cfg.max_offenders.max(1)).unwrap_or(NonZeroUsize::MIN),
+            ),
+            recent: VecDeque::new(),
+            stats: DecideStats::default(),
+        }
+    }
+
+    /// Replaces the allowlist the decisions honour (configuration plus the
+    /// kernel's allow map).
+    pub fn set_allowlist(&mut self, allow: Vec<Target>) {
+        self.allow = allow;
+    }
+
+    /// Takes over blocks a previous run made (still in the pinned maps):
+    /// they count as active, and their TTL tells the offence number.
+    pub fn adopt(&mut self, blocks: &[BlockView], now: SystemTime) {
+        for b in blocks
+            .iter()
+            .filter(|b| b.origin == "decision" && !b.expired)
+        {
+            let Some(left) = b.remaining_s else { continue };
+            self.active
+                .insert(b.target, now + Duration::from_secs(left));
+            if let Target::Ip(ip) = b.target {
+                let base = self.cfg.block_ttl.as_secs_f64().max(1.0);
+                let ratio = b.ttl_s.unwrap_or(0) as f64 / base;
+                let n = if self.cfg.ttl_factor > 1.0 && ratio > 1.0 {
+                    (ratio.ln() / self.cfg.ttl_factor.ln()).round() as u32 + 1
+                } else {
+                    1
+                };
+                self.offenders.put(
+                    ip,
+                    Offender {
+                        offences: n,
+                        last: now,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The rule of a kind.
+    pub fn rule(&self, kind: &str, severity: crate::finding::Severity) -> Rule {
+        self.policy.get(kind).cloned().unwrap_or(Rule {
+            action: by_severity(severity),
+            ttl: None,
+            severity: None,
+        })
+    }
+
+    /// Whether `ip` is allowlisted.
+    pub fn allowlisted(&self, ip: IpAddr) -> Option<Target> {
+        let t = Target::Ip(ip);
+        self.allow.iter().copied().find(|a| covers(a, &t))
+    }
+
+    /// Decides one finding: sets its `action` (and severity override,
+    /// and decision detail) and appends what to enforce.
+    pub fn decide(&mut self, f: &mut Finding, out: &mut Vec<Enforcement>) {
+        let rule = self.rule(f.kind, f.severity);
+        if let Some(s) = rule.severity {
+            f.severity = s;
+        }
+        match rule.action {
+            Action::Log | Action::Alert => f.action = rule.action.as_str().into(),
+            Action::RevokeToken => {
+                let Some(id) = f.token_id.clone() else {
+                    f.action = "alert".into();
+                    return;
+                };
+                if self.cfg.dry_run {
+                    f.action = "dry_run".into();
+                    f.detail["decision"] = json!({ "would": "revoke_token" });
+                    self.stats.dry_run += 1;
+                    return;
+                }
+                f.action = "revoke_token".into();
+                self.stats.revoked += 1;
+                out.push(Enforcement::Revoke { token_id: id });
+            }
+            Action::BlockIp => self.block(f, rule.ttl.unwrap_or(self.cfg.block_ttl), out),
+        }
+    }
+
+    fn block(&mut self, f: &mut Finding, base: Duration, out: &mut Vec<Enforcement>) {
+        let now = f.time;
+        let ip = f.src_ip;
+        if let Some(by) = self.allowlisted(ip) {
+            f.action = "allowlisted".into();
+            f.detail["decision"] = json!({ "would": "block_ip", "allowlisted_by": by.to_string() });
+            self.stats.allowlisted += 1;
+            return;
+        }
+        self.active.retain(|_, until| *until > now);
+        if let Some(until) = self.active.get(&Target::Ip(ip)) {
+            f.action = "already_blocked".into();
+            let left = until.duration_since(now).unwrap_or_default().as_secs();
+            f.detail["decision"] = json!({ "blocked_for_s": left });
+            return;
+        }
+        let minute = now.checked_sub(Duration::from_secs(60)).unwrap_or(now);
+        while self.recent.front().is_some_and(|t| *t <= minute) {
+            self.recent.pop_front();
+        }
+        if self.cfg.max_blocks_per_minute > 0
+            && self.recent.len() >= self.cfg.max_blocks_per_minute as usize
+        {
+            f.action = "rate_capped".into();
+            f.detail["decision"] = json!({ "would": "block_ip",
+                "max_blocks_per_minute": self.cfg.max_blocks_per_minute });
+            self.stats.rate_capped += 1;
+            return;
+        }
+        let memory = self.cfg.offence_memory;
+        let offence = match self.offenders.get(&ip) {
+            Some(o) if now.duration_since(o.last).unwrap_or_default() <= memory => o.offences + 1,
+            _ => 1,
+        };
+        let ttl = self.ttl(base, offence);
+        self.offenders.put(
+            ip,
+            Offender {
+                offences: offence,
+                last: now,
+            },
+        );
+        self.active.insert(Target::Ip(ip), now + ttl);
+        self.recent.push_back(now);
+        f.detail["decision"] = json!({ "ttl_s": ttl.as_secs(), "offence": offence });
+        if self.cfg.dry_run {
+            f.action = "dry_run".into();
+            f.detail["decision"]["would"] = json!("block_ip");
+            self.stats.dry_run += 1;
+            return;
+        }
+        f.action = "block_ip".into();
+        self.stats.blocks += 1;
+        out.push(Enforcement::Block {
+            target: Target::Ip(ip),
+            ttl,
+            kind: f.kind,
+            offence,
+            found: now,
+        });
+        if let Some(net) = self.aggregate(ip, now) {
+            f.detail["decision"]["aggregated"] = json!(net.to_string());
+            self.stats.blocks += 1;
+            self.stats.aggregated += 1;
+            out.push(Enforcement::Block {
+                target: net,
+                ttl,
+                kind: f.kind,
+                offence,
+                found: now,
+            });
+        }
+    }
+
+    /// The TTL of the `offence`-th block: base × factor^(offence-1), capped.
+    pub fn ttl(&self, base: Duration, offence: u32) -> Duration {
+        let grown = base.as_secs_f64()
+            * self
+                .cfg
+                .ttl_factor
+                .max(1.0)
+                .powi(offence.saturating_sub(1).min(64) as i32);
+        Duration::from_secs_f64(grown.min(self.cfg.max_ttl.as_secs_f64()).max(1.0))
+    }
+
+    /// The network to block when its blocked addresses exceed the limit
+    /// (and no allow entry lies inside it).
+    fn aggregate(&mut self, ip: IpAddr, now: SystemTime) -> Option<Target> {
+        if !self.cfg.aggregate {
+            return None;
+        }
+        let prefix = match ip {
+            IpAddr::V4(_) => self.cfg.aggregate_ipv4_prefix,
+            IpAddr::V6(_) => self.cfg.aggregate_ipv6_prefix,
+        };
+        let n = IpNetwork::new(ip, prefix).ok()?;
+        let net = Target::Cidr(IpNetwork::new(n.network(), prefix).ok()?);
+        if self.active.contains_key(&net) || self.allow.iter().any(|a| covers(&net, a)) {
+            return None;
+        }
+        let members = self
+            .active
+            .keys()
+            .filter(|t| t.is_exact() && covers(&net, t))
+            .count();
+        if members <= self.cfg.aggregate_after {
+            return None;
+        }
+        let until = self.active.values().copied().max().unwrap_or(now);
+        self.active.insert(net, until);
+        Some(net)
+    }
+}
+
+#[cfg(test)]
+mod tests;

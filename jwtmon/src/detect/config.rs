@@ -1,0 +1,211 @@
+//! `[detect]`: thresholds and windows of the behaviour detectors. Every
+//! default is in the documented `config/jwtmon.toml`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// `[detect]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Keys (addresses, tokens, subjects, usernames) each detector tracks
+    /// at most; the least recently seen is forgotten first.
+    pub max_tracked_keys: usize,
+    /// Authentication failures.
+    pub auth: AuthConfig,
+    /// Request-rate spikes.
+    pub rate: RateConfig,
+    /// Endpoint scans.
+    pub scan: ScanConfig,
+    /// Injection payloads.
+    pub injection: InjectionConfig,
+    /// Per-subject profiles.
+    pub profile: ProfileConfig,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            max_tracked_keys: 100_000,
+            auth: AuthConfig::default(),
+            rate: RateConfig::default(),
+            scan: ScanConfig::default(),
+            injection: InjectionConfig::default(),
+            profile: ProfileConfig::default(),
+        }
+    }
+}
+
+/// `[detect.auth]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Login endpoints: a pattern matches the whole path or its trailing
+    /// segments (`/login` matches `/api/v1/login`); `*` matches within a
+    /// segment.
+    pub login_paths: Vec<String>,
+    /// Response statuses that mean "authentication failed".
+    pub failure_statuses: Vec<u16>,
+    /// `login_bruteforce`: more than this many failed logins from one IP...
+    pub bruteforce_failures: usize,
+    /// ...within this window.
+    #[serde(with = "humantime_serde")]
+    pub bruteforce_window: Duration,
+    /// `auth_failure_burst`: more than this many failures on any endpoint
+    /// from one IP...
+    pub burst_failures: usize,
+    /// ...within this window.
+    #[serde(with = "humantime_serde")]
+    pub burst_window: Duration,
+    /// `credential_stuffing`: one IP failing for more than this many
+    /// distinct usernames...
+    pub stuffing_usernames_per_ip: usize,
+    /// ...or one username failing from more than this many addresses...
+    pub stuffing_ips_per_username: usize,
+    /// ...within this window.
+    #[serde(with = "humantime_serde")]
+    pub stuffing_window: Duration,
+    /// JSON or form body fields that carry the username (Basic auth is
+    /// always read).
+    pub username_fields: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            login_paths: ["/login", "/auth", "/token", "/oauth/token", "/signin"]
+                .map(String::from)
+                .to_vec(),
+            failure_statuses: vec![401, 403],
+            bruteforce_failures: 10,
+            bruteforce_window: Duration::from_secs(60),
+            burst_failures: 30,
+            burst_window: Duration::from_secs(60),
+            stuffing_usernames_per_ip: 5,
+            stuffing_ips_per_username: 10,
+            stuffing_window: Duration::from_secs(600),
+            username_fields: ["username", "user", "email", "login", "user_name"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+/// `[detect.rate]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateConfig {
+    /// Length of one counting window.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// A spike is a window with more than `factor` × the source's own
+    /// moving average...
+    pub factor: f64,
+    /// ...and at least this many requests (a quiet client's first burst is
+    /// not an incident)...
+    pub min_requests: u64,
+    /// ...once the average has this many windows behind it.
+    pub learning_windows: u32,
+    /// Requests per second above which a source is a spike whatever its
+    /// history (0 = off).
+    pub ceiling_per_s: u64,
+}
+
+impl Default for RateConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(10),
+            factor: 10.0,
+            min_requests: 100,
+            learning_windows: 6,
+            ceiling_per_s: 200,
+        }
+    }
+}
+
+/// `[detect.scan]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanConfig {
+    /// `endpoint_scan`: more than this many distinct paths answered with
+    /// a `statuses` code from one IP...
+    pub distinct_paths: usize,
+    /// ...within this window.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Statuses that mean "no such endpoint".
+    pub statuses: Vec<u16>,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        Self {
+            distinct_paths: 20,
+            window: Duration::from_secs(60),
+            statuses: vec![404, 405],
+        }
+    }
+}
+
+/// `[detect.injection]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InjectionConfig {
+    /// Inspect path, query and the sampled body for injection payloads.
+    pub enabled: bool,
+    /// Bytes of each decoded value inspected at most.
+    pub max_value_bytes: usize,
+}
+
+impl Default for InjectionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_value_bytes: 4096,
+        }
+    }
+}
+
+/// `[detect.profile]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProfileConfig {
+    /// Learn and judge per-subject habits.
+    pub enabled: bool,
+    /// A subject's first requests over this long only teach its profile.
+    #[serde(with = "humantime_serde")]
+    pub learning_period: Duration,
+    /// ...and at least this many requests.
+    pub learning_requests: u64,
+    /// `unusual_hour`: an hour (UTC) counts as usual once it holds this
+    /// share of the subject's requests; activity this many hours away from
+    /// every usual hour is unusual.
+    pub hour_distance: u32,
+    /// Network prefix lengths that make a "network" (IPv4, IPv6).
+    pub ipv4_prefix: u8,
+    /// IPv6 prefix length.
+    pub ipv6_prefix: u8,
+    /// Networks remembered per subject.
+    pub max_networks: usize,
+    /// Endpoint classes remembered per subject.
+    pub max_endpoints: usize,
+    /// Optional GeoIP2/GeoLite2 country MMDB for country changes.
+    pub geoip_mmdb: Option<std::path::PathBuf>,
+}
+
+impl Default for ProfileConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            learning_period: Duration::from_secs(7 * 24 * 3600),
+            learning_requests: 200,
+            hour_distance: 3,
+            ipv4_prefix: 24,
+            ipv6_prefix: 48,
+            max_networks: 32,
+            max_endpoints: 256,
+            geoip_mmdb: None,
+        }
+    }
+}
