@@ -56,6 +56,12 @@ pub struct Config {
     /// JWT analysis.
     #[serde(default)]
     pub jwt: crate::jwt::config::JwtConfig,
+    /// Behaviour detectors.
+    #[serde(default)]
+    pub detect: crate::detect::config::DetectConfig,
+    /// Decisions.
+    #[serde(default)]
+    pub decide: crate::decide::config::DecideConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -331,6 +337,8 @@ impl Default for Config {
             allowlist: AllowlistConfig::default(),
             capture: CaptureConfig::default(),
             jwt: Default::default(),
+            detect: Default::default(),
+            decide: Default::default(),
             log: LogConfig::default(),
         }
     }

@@ -13,8 +13,11 @@ use std::{
 use tracing::{info, warn};
 
 use crate::{
-    config::{Config, InterfaceSpec, Role},
-    enforce::{Attachment, Datapath, DatapathError, MapsError},
+    config::{Config, Emit, InterfaceSpec, Role},
+    decide::Decider,
+    detect::Detectors,
+    enforce::{Attachment, Datapath, DatapathError, MapsError, enforcer::Enforcer},
+    pipeline::Stages,
 };
 
 /// Errors that stop the daemon.
@@ -124,15 +127,39 @@ pub async fn run(
         capture_cfg.sample_rate = 0;
     }
     maps.set_capture(&capture_cfg)?;
+    let (enforcer, orders, allow_rx) = Enforcer::new(
+        maps,
+        config.datapath.reap_interval,
+        config.daemon.emit != Emit::None,
+    );
+    let mut decider = Decider::new(&config.decide);
+    // Blocks of an earlier run stay in force (pinned maps); adopt them so
+    // repeat offences keep growing and nothing is blocked twice.
+    if let Ok(blocks) = enforcer.maps().list_blocks() {
+        decider.adopt(&blocks, std::time::SystemTime::now());
+    }
+    if config.decide.dry_run {
+        info!("decide.dry_run: findings are decided and reported, nothing is blocked or revoked");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (enforcer_stop, enforcer_stop_rx) = tokio::sync::watch::channel(false);
+    let enforcing = tokio::spawn(enforcer.run(enforcer_stop_rx));
     let paused = Arc::new(AtomicBool::new(false));
     let pipeline = if capturing {
         let ring = datapath.take_events()?;
         info!(ports = ?capture_cfg.ports, sample_rate = capture_cfg.sample_rate, "sampling HTTP");
+        let stages = Stages {
+            analyzer,
+            detectors: Detectors::new(&config.detect),
+            decider,
+            orders: Some(orders),
+            orders_dropped: 0,
+        };
         Some(tokio::spawn(crate::pipeline::run(
             ring,
             capture_cfg.clone(),
-            analyzer,
+            stages,
+            allow_rx,
             config.daemon.emit,
             paused.clone(),
             stop_rx,
@@ -142,32 +169,21 @@ pub async fn run(
     };
     let pause_toggle = tokio::spawn(toggle_on_sigusr1(usr1, paused));
 
-    tokio::pin!(shutdown);
-    let mut delay = config.datapath.reap_interval;
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            () = tokio::time::sleep(delay) => {
-                let started = std::time::Instant::now();
-                match maps.reap_expired() {
-                    Ok(removed) => {
-                        for target in &removed {
-                            info!(%target, "block expired");
-                        }
-                    }
-                    Err(e) => warn!(error = %e, "expiry sweep failed"),
-                }
-                // A sweep over a huge map costs a syscall per entry; never
-                // spend more than a tenth of the time sweeping.
-                delay = config.datapath.reap_interval.max(started.elapsed() * 10);
-            }
-        }
-    }
+    shutdown.await;
     let _ = stop_tx.send(true);
     pause_toggle.abort();
     if let Some(p) = pipeline {
         let _ = p.await;
     }
+    let _ = enforcer_stop.send(true);
+    let mut maps = match enforcing.await {
+        Ok(maps) => maps,
+        Err(e) => {
+            warn!(error = %e, "enforcer task failed");
+            datapath.shutdown(keep);
+            return Ok(());
+        }
+    };
     capture_cfg.sample_rate = 0;
     if let Err(e) = maps.set_capture(&capture_cfg) {
         warn!(error = %e, "could not switch sampling off");

@@ -1,5 +1,5 @@
 //! Offline analysis: a capture file through the live path's parser,
-//! observer and analysers. Time is the packet time, so an old capture is
+//! observer, analysers, detectors and (dry-run) decisions. Time is the packet time, so an old capture is
 //! judged as it was when it was recorded.
 
 use std::path::Path;
@@ -9,9 +9,12 @@ use serde::Serialize;
 use crate::{
     capture::pcap::{PcapError, PcapStats, Reassembler, read_file},
     config::{CaptureConfig, Config},
+    decide::{Decider, config::DecideConfig},
+    detect::Detectors,
     finding::Finding,
     jwt::{JwtAnalyzer, JwtError, JwtStats, keys::fetch_jwks},
     observe::{Observation, ObserveStats, Observer},
+    pipeline::Stages,
 };
 
 /// Errors of an offline run.
@@ -104,12 +107,29 @@ pub fn findings_of_file(
     let (observations, mut stats) = analyze_file(path, &config.capture)?;
     let mut analyzer = JwtAnalyzer::new(&config.jwt)?;
     fetch_remote_keys(&mut analyzer);
+    // Offline, decisions say what the daemon would have done: dry run.
+    let decide = DecideConfig {
+        dry_run: true,
+        ..config.decide.clone()
+    };
+    let mut stages = Stages {
+        analyzer,
+        detectors: Detectors::new(&config.detect),
+        decider: Decider::new(&decide),
+        orders: None,
+        orders_dropped: 0,
+    };
+    stages
+        .decider
+        .set_allowlist(config.allowlist.entries.clone());
     let mut out = Vec::new();
     for o in &observations {
-        analyzer.analyze(o, &mut out);
+        let facts = stages.analyzer.analyze(o, &mut out);
+        stages.detectors.observe(o, &facts, &mut out);
     }
-    analyzer.finish(&mut out);
+    stages.analyzer.finish(&mut out);
     out.sort_by_key(|f| f.time);
-    stats.jwt = analyzer.stats.clone();
+    stages.decide(&mut out);
+    stats.jwt = stages.analyzer.stats.clone();
     Ok((out, stats))
 }

@@ -1,7 +1,8 @@
-//! The live pipeline: ring-buffer reader → observer → JWT analyser →
-//! output, as tasks of the daemon. The reader is its own task, so analysis
-//! never holds up draining the kernel ring. Output is JSON lines on stdout
-//! per `daemon.emit`.
+//! The live pipeline: ring-buffer reader → observer → JWT analyser and
+//! behaviour detectors → decision engine → enforcer orders and output, as
+//! tasks of the daemon. The reader is its own task, so analysis never holds
+//! up draining the kernel ring. Output is JSON lines on stdout per
+//! `daemon.emit`.
 
 use std::{
     io::Write,
@@ -16,26 +17,79 @@ use tracing::{info, warn};
 use crate::{
     capture::ringbuf::{self, ReaderStats},
     config::{CaptureConfig, Emit},
+    decide::{Decider, Enforcement},
+    detect::Detectors,
+    enforce::enforcer::Orders,
     finding::Finding,
     jwt::{JwtAnalyzer, jwks::Refresher},
     observe::{Observation, Observer},
+    target::Target,
 };
+
+/// The analysing and deciding stages the pipeline drives.
+pub struct Stages {
+    /// JWT analysis.
+    pub analyzer: JwtAnalyzer,
+    /// Behaviour detectors.
+    pub detectors: Detectors,
+    /// Decision engine.
+    pub decider: Decider,
+    /// Where blocks go (`None`: decisions are reported, not enforced).
+    pub orders: Option<Orders>,
+    /// Block orders refused because the enforcer's queue was full.
+    pub orders_dropped: u64,
+}
+
+impl Stages {
+    /// Analyses a batch, decides every finding (into `findings`) and hands
+    /// the enforcement on.
+    pub fn process(&mut self, batch: &[Observation], findings: &mut Vec<Finding>) {
+        for obs in batch {
+            let facts = self.analyzer.analyze(obs, findings);
+            self.detectors.observe(obs, &facts, findings);
+        }
+        self.analyzer.poll(findings);
+        self.decide(findings);
+    }
+
+    /// Decides findings made elsewhere (e.g. after a JWKS refetch) and
+    /// those of [`Stages::process`].
+    pub fn decide(&mut self, findings: &mut [Finding]) {
+        let mut todo = Vec::new();
+        for f in findings.iter_mut().filter(|f| f.action == "log") {
+            self.decider.decide(f, &mut todo);
+        }
+        for e in todo {
+            match e {
+                Enforcement::Revoke { token_id } => {
+                    if let Err(err) = self.analyzer.revoke_token_id(&token_id) {
+                        warn!(token_id, error = %err, "revocation not saved");
+                    }
+                }
+                block => {
+                    if let Some(o) = &self.orders
+                        && !o.send(block)
+                    {
+                        self.orders_dropped += 1;
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// Segments buffered between the reader and the observer.
 const QUEUE: usize = 65_536;
 
-/// Analyses a batch of observations and writes what `emit` asks for.
+/// Processes a batch of observations and writes what `emit` asks for.
 fn emit(
     out: &mut impl Write,
     emit: Emit,
-    analyzer: &mut JwtAnalyzer,
+    stages: &mut Stages,
     batch: &[Observation],
     findings: &mut Vec<Finding>,
 ) {
-    for obs in batch {
-        analyzer.analyze(obs, findings);
-    }
-    analyzer.poll(findings);
+    stages.process(batch, findings);
     match emit {
         Emit::Observations => {
             for obs in batch {
@@ -60,7 +114,8 @@ fn emit(
 pub async fn run(
     ring: RingBuf<MapData>,
     cfg: CaptureConfig,
-    mut analyzer: JwtAnalyzer,
+    mut stages: Stages,
+    mut allow: watch::Receiver<Vec<Target>>,
     what: Emit,
     paused: Arc<AtomicBool>,
     mut stop: watch::Receiver<bool>,
@@ -74,8 +129,11 @@ pub async fn run(
     let stdout = std::io::stdout();
     let mut batch = Vec::new();
     let mut findings = Vec::new();
-    let (refresher, mut fetched) = Refresher::start(analyzer.jwks_urls(), stop.clone());
-    analyzer.defer_unknown_keys(true);
+    let (refresher, mut fetched) = Refresher::start(stages.analyzer.jwks_urls(), stop.clone());
+    stages.analyzer.defer_unknown_keys(true);
+    stages
+        .decider
+        .set_allowlist(allow.borrow_and_update().clone());
     loop {
         tokio::select! {
             seg = rx.recv() => {
@@ -91,43 +149,35 @@ pub async fn run(
             }
             _ = tick.tick() => {
                 observer.expire(SystemTime::now(), &mut batch);
-                analyzer.expire_pending(&mut findings);
-                match analyzer.maintain() {
-                    Ok(true) => info!(entries = analyzer.revocations.len(), "revocation list reloaded"),
+                stages.analyzer.expire_pending(&mut findings);
+                match stages.analyzer.maintain() {
+                    Ok(true) => info!(entries = stages.analyzer.revocations.len(), "revocation list reloaded"),
                     Ok(false) => {}
                     Err(e) => warn!(error = %e, "revocation list not reloaded; keeping the old one"),
                 }
             }
             Some((i, keys)) = fetched.recv() => {
-                analyzer.set_fetched_keys(i, keys, &mut findings);
+                stages.analyzer.set_fetched_keys(i, keys, &mut findings);
+            }
+            Ok(()) = allow.changed() => {
+                stages.decider.set_allowlist(allow.borrow_and_update().clone());
             }
             _ = report.tick() => info!(stats = ?observer.stats, flows = observer.flows(), "capture"),
             _ = stop.changed() => break,
         }
-        emit(
-            &mut stdout.lock(),
-            what,
-            &mut analyzer,
-            &batch,
-            &mut findings,
-        );
+        emit(&mut stdout.lock(), what, &mut stages, &batch, &mut findings);
         batch.clear();
-        for i in analyzer.take_refresh_requests() {
+        for i in stages.analyzer.take_refresh_requests() {
             refresher.request(i);
         }
     }
     reader.abort();
     observer.flush(&mut batch);
-    emit(
-        &mut stdout.lock(),
-        what,
-        &mut analyzer,
-        &batch,
-        &mut findings,
-    );
+    emit(&mut stdout.lock(), what, &mut stages, &batch, &mut findings);
     let bad = stats.bad_records.load(std::sync::atomic::Ordering::Relaxed);
     if bad > 0 {
         warn!(bad_records = bad, "ring records that did not decode");
     }
-    info!(stats = ?observer.stats, jwt = ?analyzer.stats, "capture stopped");
+    info!(stats = ?observer.stats, jwt = ?stages.analyzer.stats, decide = ?stages.decider.stats,
+          orders_dropped = stages.orders_dropped, "capture stopped");
 }

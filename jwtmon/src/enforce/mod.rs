@@ -2,6 +2,7 @@
 //! and reads and writes its maps (blocks with TTLs, allowlist, counters).
 
 pub mod datapath;
+pub mod enforcer;
 pub mod import;
 pub mod maps;
 

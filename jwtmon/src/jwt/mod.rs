@@ -29,6 +29,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{
+    detect::TokenFacts,
     endpoint::endpoint,
     finding::{Finding, Severity},
     observe::Observation,
@@ -75,6 +76,8 @@ struct Verdict {
     privileges: std::collections::BTreeSet<String>,
     /// The issuer the token was judged against.
     issuer: Option<usize>,
+    /// A configured key verified the signature.
+    verified: bool,
 }
 
 /// Counters of the analyser.
@@ -315,6 +318,7 @@ impl JwtAnalyzer {
                     leeway: 0,
                     privileges: Default::default(),
                     issuer: None,
+                    verified: false,
                 };
             }
         };
@@ -359,21 +363,29 @@ impl JwtAnalyzer {
             leeway,
             privileges: behaviour::privileges(&t.claims, &self.cfg.privilege_claims),
             issuer: issuer_idx,
+            verified: matches!(verdict, Some(SigVerdict::Valid(_))),
         }
     }
 
-    /// Analyses one observation; appends its findings.
-    pub fn analyze(&mut self, obs: &Observation, out: &mut Vec<Finding>) {
+    /// Revokes a token by its `token_id`: at once in memory, and durably
+    /// by appending to `revocation_file` when one is configured.
+    pub fn revoke_token_id(&mut self, token_id: &str) -> Result<(), RevocationError> {
+        self.revocations.revoke_token_id(token_id)
+    }
+
+    /// Analyses one observation; appends its findings. Returns what the
+    /// behaviour detectors need to know of the token.
+    pub fn analyze(&mut self, obs: &Observation, out: &mut Vec<Finding>) -> TokenFacts {
         let Some(cred) = &obs.request.credentials else {
-            return;
+            return TokenFacts::default();
         };
         if !cred.scheme.eq_ignore_ascii_case("bearer") {
-            return;
+            return TokenFacts::default();
         }
         let raw_token = cred.expose_secret();
         if !raw_token.starts_with("eyJ") {
             self.stats.opaque += 1;
-            return;
+            return TokenFacts::default();
         }
         self.stats.tokens += 1;
         let digest = *cred.digest();
@@ -488,6 +500,10 @@ impl JwtAnalyzer {
                     .subject_privileges(sub, &verdict.privileges, obs.time)
         {
             emit("jwt_claims_escalation", Severity::High, detail, out);
+        }
+        TokenFacts {
+            subject: verdict.sub.clone(),
+            verified: verdict.verified,
         }
     }
 }

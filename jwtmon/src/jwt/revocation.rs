@@ -138,6 +138,34 @@ impl RevocationList {
         Ok(true)
     }
 
+    /// Adds a `token_id` entry; appends it to the list's file, if any, so
+    /// it survives restarts and reloads.
+    pub fn revoke_token_id(&mut self, token_id: &str) -> Result<(), RevocationError> {
+        let id = token_id.to_ascii_lowercase();
+        if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(RevocationError::Line {
+                file: "decision".into(),
+                line: 0,
+                why: "token_id must be 16 hex characters".into(),
+            });
+        }
+        if !self.token_id.insert(id.clone()) {
+            return Ok(());
+        }
+        if let Some((path, seen)) = &mut self.source {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&*path)
+                .map_err(|e| RevocationError::Read(path.display().to_string(), e))?;
+            writeln!(f, "token_id {id}  # revoked by jwtmon")
+                .map_err(|e| RevocationError::Read(path.display().to_string(), e))?;
+            // Our own write is not a change to reload.
+            *seen = modified(path);
+        }
+        Ok(())
+    }
+
     /// Entries in the list.
     pub fn len(&self) -> usize {
         self.jti.len() + self.token_id.len() + self.kid.len() + self.sub.len()
