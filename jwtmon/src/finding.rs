@@ -58,6 +58,7 @@ impl Finding {
     /// The JSON line form.
     pub fn to_json(&self) -> Value {
         json!({
+            "type": "finding",
             "time": humantime::format_rfc3339_millis(self.time).to_string(),
             "kind": self.kind,
             "severity": self.severity,
