@@ -76,11 +76,10 @@ pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
     ));
     if let Some(q) = &req.query {
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-            if !v.is_empty() {
-                out.push((Place::Query, cut(v)));
-            }
-            if k.len() > 16 {
-                out.push((Place::Query, cut(k)));
+            for x in [k, v] {
+                if !x.is_empty() {
+                    out.push((Place::Query, cut(x)));
+                }
             }
         }
     }
@@ -94,9 +93,11 @@ pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
         json_strings(&v, &mut strings);
         out.extend(strings.into_iter().map(|(p, s)| (p, cut(s))));
     } else if is_form(req) || (!is_json(req) && req.body.contains(&b'=')) {
-        for (_, v) in form_urlencoded::parse(&req.body) {
-            if !v.is_empty() {
-                out.push((Place::Body, cut(Cow::Owned(v.into_owned()))));
+        for (k, v) in form_urlencoded::parse(&req.body) {
+            for x in [k, v] {
+                if !x.is_empty() {
+                    out.push((Place::Body, cut(Cow::Owned(x.into_owned()))));
+                }
             }
         }
     } else {
@@ -228,7 +229,18 @@ mod tests {
         r.path = "/a%2F..%2Fetc".into();
         r.query = Some("id=5&name=x%3Cscript%3E".into());
         let v: Vec<String> = values(&r, 100).into_iter().map(|(_, s)| s.into()).collect();
-        assert_eq!(v, ["/a/../etc", "5", "x<script>", "1' OR 1=1"]);
+        assert_eq!(
+            v,
+            [
+                "/a/../etc",
+                "id",
+                "5",
+                "name",
+                "x<script>",
+                "q",
+                "1' OR 1=1"
+            ]
+        );
         let r = req("application/json", r#"{"a":{"b":["x","y"]},"n":1}"#);
         let v: Vec<String> = values(&r, 100).into_iter().map(|(_, s)| s.into()).collect();
         assert_eq!(v, ["/api/v1/login", "x", "y"]);

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod fields;
+pub mod inject;
 pub mod rate;
 pub mod scan;
 pub mod window;
@@ -84,6 +85,7 @@ pub struct Detectors {
     rate_ip: rate::Rate<IpAddr>,
     rate_token: rate::Rate<[u8; 32]>,
     scan: scan::Scan,
+    injection: config::InjectionConfig,
 }
 
 impl Detectors {
@@ -95,6 +97,7 @@ impl Detectors {
             rate_ip: rate::Rate::new(&cfg.rate, keys),
             rate_token: rate::Rate::new(&cfg.rate, keys),
             scan: scan::Scan::new(&cfg.scan, keys),
+            injection: cfg.injection.clone(),
         }
     }
 
@@ -112,5 +115,6 @@ impl Detectors {
         }
         self.auth.observe(obs, &mut emit);
         self.scan.observe(obs, &mut emit);
+        inject::observe(&self.injection, obs, &mut emit);
     }
 }

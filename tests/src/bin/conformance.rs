@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use jwtmon_tests::conformance::{corpus, jws, llhttp};
+use jwtmon_tests::conformance::{corpus, jws, llhttp, sqli};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -38,6 +38,22 @@ fn main() -> Result<()> {
         let (report, _, bad) = jws::nginx(&p)?;
         print!("{report}");
         disagreements += bad;
+    }
+    let crs = corpus(&dir, "crs-942-sqli");
+    let benign = corpus(&dir, "libinjection/false_positives.txt");
+    if crs.is_some() || benign.is_some() {
+        let (report, r) = sqli::run(crs.as_deref(), benign.as_deref())?;
+        print!("{report}");
+        if std::env::var_os("JWTMON_CONFORMANCE_VERBOSE").is_some() {
+            for e in &r.examples {
+                println!("  {e}");
+            }
+        }
+        // Goals: recall >= 90%, false positives <= 2%.
+        if (crs.is_some() && r.recall() < 90.0) || (benign.is_some() && r.fp_rate() > 2.0) {
+            println!("SQLi goals not met (recall >= 90%, false positives <= 2%)");
+            disagreements += 1;
+        }
     }
     if disagreements > 0 {
         std::process::exit(1);

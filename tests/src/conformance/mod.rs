@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 pub mod jws;
 pub mod llhttp;
+pub mod sqli;
 
 /// The corpora directory: `$JWTMON_CORPORA`, else `../shared/corpora` next
 /// to the workspace. `None` (with the reason printed) when it is absent.

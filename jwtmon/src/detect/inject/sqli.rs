@@ -1,0 +1,578 @@
+//! SQL injection by tokenizing, not by regular expressions: the value is
+//! read as SQL three times — as it is, as if it continued a single-quoted
+//! string, and as if it continued a double-quoted one — and each token
+//! stream is matched against the shapes an injection must take to change
+//! a query (a tautology after a string break, UNION SELECT, a stacked
+//! statement, a time-delay function, a comment cutting the query's
+//! rest...). Plain text rarely tokenizes into those shapes, which keeps
+//! false positives low.
+
+/// Token classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum T {
+    /// String literal (`'…'`, `"…"`), possibly unterminated.
+    Str,
+    /// Number.
+    Num,
+    /// Identifier or other word.
+    Word,
+    /// SQL statement keyword (SELECT, FROM, DROP, …).
+    Kw(Kw),
+    /// UNION [ALL|DISTINCT].
+    Union,
+    /// AND, OR, XOR, &&, ||.
+    Logic,
+    /// Comparison or arithmetic operator (=, <>, LIKE, IN, IS, +, …).
+    Op,
+    /// Comparison operator.
+    Cmp,
+    /// A word followed by `(`: 2 for functions that are attacks by
+    /// themselves, 1 for other SQL functions, 0 for any other name.
+    Func(u8),
+    /// `@var`, `@@system_var` (true for the latter).
+    Var(bool),
+    /// `--`, `#` or `/* */` comment.
+    Comment,
+    /// `#` comment (MySQL; also an inch mark, so weaker evidence).
+    Hash,
+    /// `/*!` executable comment.
+    Exec,
+    /// `(`.
+    Open,
+    /// `)`.
+    Close,
+    /// `,`.
+    Comma,
+    /// `;`.
+    Semi,
+}
+
+/// Statement keywords that matter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kw {
+    /// SELECT.
+    Select,
+    /// FROM.
+    From,
+    /// Starts a statement of its own (DROP, DELETE, INSERT, …).
+    Stmt,
+    /// A clause that can follow a closed string (HAVING, ORDER, GROUP,
+    /// LIMIT, WHERE, INTO, PROCEDURE).
+    Clause,
+    /// WAITFOR (DELAY/TIME).
+    Waitfor,
+    /// Other SQL words (BY, TABLE, VALUES, CASE, WHEN, …).
+    Other,
+}
+
+fn keyword(w: &str) -> Option<T> {
+    let u = w.to_ascii_uppercase();
+    Some(match u.as_str() {
+        "AND" | "OR" | "XOR" => T::Logic,
+        "UNION" => T::Union,
+        "LIKE" | "RLIKE" | "REGEXP" | "IS" | "IN" | "BETWEEN" | "SOUNDS" | "GLOB" | "ILIKE"
+        | "NOTNULL" | "ISNULL" => T::Cmp,
+        "DIV" | "MOD" | "NOT" | "COLLATE" | "ESCAPE" => T::Op,
+        "NULL" | "TRUE" | "FALSE" => T::Num,
+        "SELECT" => T::Kw(Kw::Select),
+        "FROM" => T::Kw(Kw::From),
+        "DROP" | "DELETE" | "INSERT" | "UPDATE" | "CREATE" | "ALTER" | "TRUNCATE" | "EXEC"
+        | "EXECUTE" | "DECLARE" | "SHUTDOWN" | "REPLACE" | "GRANT" | "RENAME" | "HANDLER"
+        | "LOAD" | "CALL" => T::Kw(Kw::Stmt),
+        "HAVING" | "ORDER" | "GROUP" | "LIMIT" | "WHERE" | "INTO" | "PROCEDURE" | "OFFSET" => {
+            T::Kw(Kw::Clause)
+        }
+        "WAITFOR" => T::Kw(Kw::Waitfor),
+        "BY" | "TABLE" | "VALUES" | "CASE" | "WHEN" | "THEN" | "ELSE" | "END" | "SET" | "ALL"
+        | "DISTINCT" | "AS" | "ON" | "JOIN" | "OUTFILE" | "DUMPFILE" | "DELAY" | "BEGIN"
+        | "DATABASE" | "SCHEMA" => T::Kw(Kw::Other),
+        _ => return None,
+    })
+}
+
+/// Functions whose call is itself the attack (delays, file and error
+/// channels, out-of-band lookups, OS commands).
+const DANGEROUS: &[&str] = &[
+    "sleep",
+    "benchmark",
+    "pg_sleep",
+    "load_file",
+    "extractvalue",
+    "updatexml",
+    "xmltype",
+    "utl_inaddr",
+    "utl_http",
+    "dbms_pipe",
+    "dbms_lock",
+    "dbms_xmlgen",
+    "xp_cmdshell",
+    "sys_eval",
+    "sys_exec",
+    "name_const",
+    "randomblob",
+    "group_concat",
+    "concat_ws",
+    "unhex",
+    "current_user",
+    "system_user",
+    "session_user",
+    "row_count",
+    "found_rows",
+    "json_keys",
+    "database",
+    "db_name",
+    "current_database",
+    "schema_name",
+    "version",
+];
+
+/// Other SQL functions: a call of one at the start of a value or after an
+/// operator is SQL, not prose.
+const FUNCTIONS: &[&str] = &[
+    "char",
+    "chr",
+    "concat",
+    "substring",
+    "substr",
+    "mid",
+    "ascii",
+    "ord",
+    "hex",
+    "md5",
+    "sha1",
+    "cast",
+    "convert",
+    "round",
+    "floor",
+    "ceil",
+    "sin",
+    "cos",
+    "rand",
+    "upper",
+    "lower",
+    "length",
+    "len",
+    "if",
+    "iif",
+    "ifnull",
+    "nullif",
+    "coalesce",
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "left",
+    "right",
+    "trim",
+    "ltrim",
+    "rtrim",
+    "replace",
+    "reverse",
+    "instr",
+    "locate",
+    "position",
+    "elt",
+    "field",
+    "find_in_set",
+    "now",
+    "sysdate",
+    "schema",
+    "unistr",
+    "json_extract",
+    "values",
+    "exp",
+    "abs",
+    "day",
+    "month",
+    "year",
+    "quarter",
+    "local",
+    "str",
+    "space",
+    "repeat",
+    "lpad",
+    "rpad",
+    "bin",
+    "oct",
+    "conv",
+    "soundex",
+    "char_length",
+    "octet_length",
+    "bit_length",
+    "strcmp",
+    "isnull",
+];
+
+/// Names that reveal schema probing wherever they appear.
+const CATALOGS: &[&str] = &[
+    "information_schema",
+    "sysobjects",
+    "syscolumns",
+    "pg_catalog",
+    "pg_shadow",
+    "mysql.user",
+    "sqlite_master",
+    "all_tables",
+    "user_tables",
+    "msysobjects",
+    "sys.objects",
+];
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+}
+
+/// Tokenizes `s`; with `quote`, as if the value continued a string opened
+/// by that quote (the first token is then the rest of that string).
+pub fn tokens(s: &[u8], quote: Option<u8>, max: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(16);
+    let mut i = 0;
+    if let Some(q) = quote {
+        i = string_end(s, 0, q);
+        out.push(T::Str);
+    }
+    while i < s.len() && out.len() < max {
+        let b = s[i];
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 => i += 1,
+            b'\'' | b'"' => {
+                i = string_end(s, i + 1, b);
+                out.push(T::Str);
+            }
+            b'`' => {
+                i = s[i + 1..]
+                    .iter()
+                    .position(|&c| c == b'`')
+                    .map_or(s.len(), |p| i + p + 2);
+                out.push(T::Word);
+            }
+            b'0'..=b'9' => {
+                let start = i;
+                while i < s.len() && (is_word_byte(s[i]) || s[i] == b'.') {
+                    i += 1;
+                }
+                let w = &s[start..i];
+                let numeric = w.iter().all(|c| c.is_ascii_digit() || *c == b'.')
+                    || (w.len() > 2
+                        && (w[1] == b'x' || w[1] == b'X')
+                        && w[0] == b'0'
+                        && w[2..].iter().all(u8::is_ascii_hexdigit))
+                    || is_float(w);
+                out.push(if numeric { T::Num } else { T::Word });
+            }
+            b'.' if s.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                i += 1;
+                while i < s.len() && s[i].is_ascii_digit() {
+                    i += 1;
+                }
+                out.push(T::Num);
+            }
+            b'@' => {
+                let sys = s.get(i + 1) == Some(&b'@');
+                i += if sys { 2 } else { 1 };
+                while i < s.len() && (is_word_byte(s[i]) || s[i] == b'.') {
+                    i += 1;
+                }
+                out.push(T::Var(sys));
+            }
+            b'#' => {
+                i = s.len();
+                out.push(T::Hash);
+            }
+            // `--` comments (not `--word`, a common command-line flag).
+            b'-' if s.get(i + 1) == Some(&b'-')
+                && s.get(i + 2).is_none_or(|c| !c.is_ascii_alphanumeric()) =>
+            {
+                i = s.len();
+                out.push(T::Comment);
+            }
+            b'/' if s.get(i + 1) == Some(&b'*') => {
+                let exec = s.get(i + 2) == Some(&b'!');
+                i = s[i + 2..]
+                    .windows(2)
+                    .position(|w| w == b"*/")
+                    .map_or(s.len(), |p| i + 2 + p + 2);
+                out.push(if exec { T::Exec } else { T::Comment });
+            }
+            b'(' => {
+                i += 1;
+                out.push(T::Open);
+            }
+            b')' => {
+                i += 1;
+                out.push(T::Close);
+            }
+            b',' => {
+                i += 1;
+                out.push(T::Comma);
+            }
+            b';' => {
+                i += 1;
+                out.push(T::Semi);
+            }
+            b'&' | b'|' if s.get(i + 1) == Some(&b) => {
+                i += 2;
+                out.push(T::Logic);
+            }
+            b'=' | b'<' | b'>' | b'!' => {
+                let start = i;
+                while i < s.len() && matches!(s[i], b'=' | b'<' | b'>' | b'!') && i - start < 3 {
+                    i += 1;
+                }
+                let op = &s[start..i];
+                out.push(if op == b"<<" || op == b">>" || op == b"!" {
+                    T::Op
+                } else {
+                    T::Cmp
+                });
+            }
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'|' | b'&' | b'~' | b':' => {
+                i += 1;
+                out.push(T::Op);
+            }
+            _ if is_word_byte(b) => {
+                let start = i;
+                while i < s.len() && (is_word_byte(s[i]) || s[i] == b'.') {
+                    i += 1;
+                }
+                let w = String::from_utf8_lossy(&s[start..i]);
+                let w = w.trim_end_matches('.');
+                let next = s[i..].iter().find(|c| !c.is_ascii_whitespace());
+                if next == Some(&b'(') && keyword(w).is_none_or(|k| k == T::Kw(Kw::Other)) {
+                    let lw = w.to_ascii_lowercase();
+                    let name = lw.rsplit('.').next().unwrap_or(&lw);
+                    out.push(T::Func(if DANGEROUS.contains(&name) {
+                        2
+                    } else if FUNCTIONS.contains(&name) {
+                        1
+                    } else {
+                        0
+                    }));
+                } else if let Some(k) = keyword(w) {
+                    // UNION ALL / UNION DISTINCT are one token.
+                    if k == T::Kw(Kw::Other) && out.last() == Some(&T::Union) {
+                        continue;
+                    }
+                    out.push(k);
+                } else {
+                    out.push(T::Word);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+fn is_float(w: &[u8]) -> bool {
+    std::str::from_utf8(w).is_ok_and(|s| s.parse::<f64>().is_ok())
+}
+
+/// Index after the string opened before `i` by `q` (doubled quotes and
+/// backslash escapes stay inside).
+fn string_end(s: &[u8], mut i: usize, q: u8) -> usize {
+    while i < s.len() {
+        if s[i] == b'\\' {
+            i += 2;
+        } else if s[i] == q {
+            if s.get(i + 1) == Some(&q) {
+                i += 2;
+            } else {
+                return i + 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    s.len()
+}
+
+fn value(t: Option<&T>) -> bool {
+    matches!(t, Some(T::Str | T::Num | T::Word | T::Var(_) | T::Func(_)))
+}
+
+/// The shape that makes this token stream an injection, if any.
+pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
+    let at = |i: usize| t.get(i);
+    for (i, tok) in t.iter().enumerate() {
+        match tok {
+            T::Func(2) => return Some("dangerous function call"),
+            // A SQL function called at the start or after an operator.
+            T::Func(1)
+                if i == 0
+                    || matches!(
+                        at(i - 1),
+                        Some(T::Op | T::Cmp | T::Logic | T::Open | T::Comma | T::Str)
+                    ) =>
+            {
+                return Some("sql function call");
+            }
+            T::Kw(Kw::Stmt)
+                if i == 0 && matches!(at(i + 1), Some(T::Word | T::Func(_) | T::Open)) =>
+            {
+                return Some("statement");
+            }
+            T::Kw(Kw::Clause) if clause_continues(t, i) => return Some("clause"),
+            T::Exec => return Some("executable comment"),
+            T::Var(true) => return Some("system variable"),
+            T::Union if matches!(at(i + 1), Some(T::Kw(Kw::Select) | T::Open)) => {
+                return Some("union select");
+            }
+            T::Semi if matches!(at(i + 1), Some(T::Kw(Kw::Stmt | Kw::Select | Kw::Waitfor))) => {
+                return Some("stacked statement");
+            }
+            T::Kw(Kw::Waitfor) if i + 1 < t.len() => return Some("waitfor"),
+            T::Kw(Kw::Select)
+                if t[i + 1..]
+                    .iter()
+                    .take(8)
+                    .skip(1)
+                    .any(|x| *x == T::Kw(Kw::From))
+                    || matches!(at(i + 1), Some(T::Func(_) | T::Var(_) | T::Open)) =>
+            {
+                return Some("select");
+            }
+            // A tautology or contradiction: [v] AND|OR v <cmp> v.
+            T::Logic
+                if (i == 0 || value(at(i - 1)) || at(i - 1) == Some(&T::Close))
+                    && value(at(i + 1))
+                    && matches!(at(i + 2), Some(T::Cmp))
+                    && (value(at(i + 3)) || at(i + 3).is_none_or(|x| *x == T::Open)) =>
+            {
+                return Some("boolean condition");
+            }
+            // v AND|OR v --  (the rest of the query cut off)
+            T::Logic
+                if i > 0
+                    && value(at(i - 1))
+                    && value(at(i + 1))
+                    && matches!(at(i + 2), Some(T::Comment | T::Hash)) =>
+            {
+                return Some("condition and comment");
+            }
+            _ => {}
+        }
+    }
+    if !quoted {
+        return None;
+    }
+    // After the string break: what follows the synthetic string token.
+    let (mut j, mut closed) = (1, false);
+    while at(j) == Some(&T::Close) {
+        j += 1;
+        closed = true;
+    }
+    match at(j) {
+        Some(T::Logic) if value(at(j + 1)) || at(j + 1) == Some(&T::Open) => {
+            match at(j + 2) {
+                // ' OR 'a'='a  /  ' AND 1=1  /  ' OR x--  /  ' OR 1
+                Some(T::Cmp | T::Comment | T::Open) => Some("string break, condition"),
+                None if at(j + 1) == Some(&T::Num) => Some("string break, condition"),
+                Some(T::Op) if value(at(j + 3)) => Some("string break, condition"),
+                _ => None,
+            }
+        }
+        Some(T::Logic) if closed => Some("string break, condition"),
+        Some(T::Union) if matches!(at(j + 1), Some(T::Kw(_) | T::Open)) => {
+            Some("string break, union")
+        }
+        Some(T::Semi) if matches!(at(j + 1), Some(T::Kw(Kw::Stmt | Kw::Select | Kw::Waitfor))) => {
+            Some("string break, stacked statement")
+        }
+        Some(T::Comment) if j == 1 || closed => Some("string break, comment"),
+        Some(T::Kw(Kw::Clause)) if clause_continues(t, j) => Some("string break, clause"),
+        Some(T::Kw(Kw::Waitfor | Kw::Select)) => Some("string break, clause"),
+        Some(T::Op | T::Cmp) if matches!(at(j + 1), Some(T::Func(1..) | T::Open)) => {
+            Some("string break, expression")
+        }
+        Some(T::Cmp) if closed && value(at(j + 1)) => Some("string break, comparison"),
+        _ => None,
+    }
+}
+
+/// ORDER/GROUP BY n, HAVING|WHERE v <cmp>, LIMIT n, INTO OUTFILE ...
+fn clause_continues(t: &[T], i: usize) -> bool {
+    match (t.get(i + 1), t.get(i + 2)) {
+        (Some(T::Kw(Kw::Other)), Some(T::Num | T::Word | T::Comment) | None) => true,
+        (Some(T::Num), None | Some(T::Comment | T::Comma)) => true,
+        (Some(x), Some(T::Cmp)) if value(Some(x)) => true,
+        (Some(T::Kw(Kw::Other)), Some(T::Str)) => true,
+        _ => false,
+    }
+}
+
+/// Whether `value` is a SQL injection; the shape found.
+pub fn detect(value: &str) -> Option<&'static str> {
+    let s = value.as_bytes();
+    if s.len() < 2 {
+        return None;
+    }
+    let lower = value.to_ascii_lowercase();
+    if CATALOGS.iter().any(|c| lower.contains(c)) {
+        return Some("catalog name");
+    }
+    if let Some(x) = shape(&tokens(s, None, 24), false) {
+        return Some(x);
+    }
+    for q in [b'\'', b'"'] {
+        if s.contains(&q)
+            && let Some(x) = shape(&tokens(s, Some(q), 24), true)
+        {
+            return Some(x);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injections() {
+        for v in [
+            "1234 OR 1=1",
+            "-1839' or '1'='1",
+            "-1839\" or \"1\"=\"2",
+            "2010-01-01'+sleep(20.to_i)+'",
+            "EmptyValue' and 526=527",
+            "foo') UNION ALL select NULL --",
+            "foo')waitfor delay'5:0:20'--",
+            "admin'--",
+            "1; DROP TABLE users",
+            "1 UNION SELECT username, password FROM users",
+            "' OR 1=1 #",
+            "1' ORDER BY 3--",
+            "x' AND extractvalue(1,concat(0x7e,version()))--",
+            "@@version",
+            "1 and 1=1",
+            "/*!50000select*/ 1",
+        ] {
+            assert!(detect(v).is_some(), "missed: {v}");
+        }
+    }
+
+    #[test]
+    fn benign() {
+        for v in [
+            "24-7-TEAM",
+            "1/26/11",
+            "TRUE#LAST",
+            "Y'ALL COME BACK NOW",
+            "NOT ALL WHO WANDER",
+            "FROM TO TAG CHRISTMAS",
+            "1950's dresses",
+            "MATS 5\" BY 7\"",
+            "O'Brien and Smith",
+            "rock and roll",
+            "alice@example.com",
+            "select a plan that suits you",
+            "I'm here; see you",
+            "price < 20 and > 10",
+            "hello world",
+        ] {
+            assert_eq!(detect(v), None, "flagged: {v}");
+        }
+    }
+}
