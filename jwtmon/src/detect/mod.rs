@@ -118,3 +118,6 @@ impl Detectors {
         inject::observe(&self.injection, obs, &mut emit);
     }
 }
+
+#[cfg(test)]
+mod tests;
