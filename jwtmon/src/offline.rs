@@ -73,12 +73,7 @@ pub fn analyze_file(
 /// Fetches each issuer's JWKS URL once (offline runs have no refresh loop).
 /// A failed fetch is reported and the issuer keeps its file keys.
 fn fetch_remote_keys(analyzer: &mut JwtAnalyzer) {
-    let urls: Vec<(usize, String)> = analyzer
-        .issuers()
-        .iter()
-        .enumerate()
-        .filter_map(|(i, is)| is.cfg.jwks_url.clone().map(|u| (i, u)))
-        .collect();
+    let urls = analyzer.jwks_urls();
     if urls.is_empty() {
         return;
     }
@@ -89,7 +84,7 @@ fn fetch_remote_keys(analyzer: &mut JwtAnalyzer) {
         return;
     };
     let client = reqwest::Client::new();
-    for (i, url) in urls {
+    for (i, url, ..) in urls {
         let result = rt.block_on(fetch_jwks(&client, &url));
         if let Err(e) = &result {
             tracing::warn!(error = %e, "JWKS fetch failed; the issuer keeps its file keys");
@@ -124,8 +119,7 @@ pub fn findings_of_file(
         .set_allowlist(config.allowlist.entries.clone());
     let mut out = Vec::new();
     for o in &observations {
-        let facts = stages.analyzer.analyze(o, &mut out);
-        stages.detectors.observe(o, &facts, &mut out);
+        stages.analyze(o, &mut out);
     }
     stages.analyzer.finish(&mut out);
     out.sort_by_key(|f| f.time);

@@ -41,22 +41,27 @@ pub struct Stages {
 }
 
 impl Stages {
-    /// Analyses a batch, decides every finding (into `findings`) and hands
-    /// the enforcement on.
+    /// Runs the token checks and the detectors on one observation.
+    pub fn analyze(&mut self, obs: &Observation, findings: &mut Vec<Finding>) {
+        let facts = self.analyzer.analyze(obs, findings);
+        self.detectors.observe(obs, &facts, findings);
+    }
+
+    /// Analyses a batch, decides every finding in `findings` (those made
+    /// since the last batch included) and hands the enforcement on.
     pub fn process(&mut self, batch: &[Observation], findings: &mut Vec<Finding>) {
         for obs in batch {
-            let facts = self.analyzer.analyze(obs, findings);
-            self.detectors.observe(obs, &facts, findings);
+            self.analyze(obs, findings);
         }
         self.analyzer.poll(findings);
         self.decide(findings);
     }
 
-    /// Decides findings made elsewhere (e.g. after a JWKS refetch) and
-    /// those of [`Stages::process`].
+    /// Decides each finding (exactly once: callers pass undecided ones)
+    /// and carries out or queues what the decisions ask for.
     pub fn decide(&mut self, findings: &mut [Finding]) {
         let mut todo = Vec::new();
-        for f in findings.iter_mut().filter(|f| f.action == "log") {
+        for f in findings.iter_mut() {
             self.decider.decide(f, &mut todo);
         }
         for e in todo {

@@ -72,6 +72,26 @@ fn read_until(d: &mut Daemon, limit: Duration, want: impl Fn(&Value) -> bool) ->
     seen
 }
 
+/// Reads until a line matches `want`; returns it and every line read.
+/// Panics (with the lines seen) when none matches within `limit`.
+fn expect_line(
+    d: &mut Daemon,
+    limit: Duration,
+    what: &str,
+    want: impl Fn(&Value) -> bool,
+) -> (Value, Vec<Value>) {
+    let lines = read_until(d, limit, &want);
+    match lines.iter().find(|v| want(v)) {
+        Some(v) => (v.clone(), lines),
+        None => panic!("no {what} within {limit:?}: {lines:?}"),
+    }
+}
+
+/// Waits for a `block` or `unblock` event on `target`.
+fn expect_event(d: &mut Daemon, limit: Duration, ty: &str, target: &str) -> (Value, Vec<Value>) {
+    expect_line(d, limit, ty, |v| is(v, ty, "target", target))
+}
+
 fn is(v: &Value, ty: &str, field: &str, value: &str) -> bool {
     v["type"] == ty && v[field] == value
 }
@@ -209,9 +229,12 @@ fn brute_force_is_dropped_while_benign_clients_are_served() {
     );
 
     // The daemon reports the finding, the decision and the block.
-    let lines = read_until(&mut daemon, Duration::from_secs(5), |v| {
-        is(v, "block", "target", &attacker.peer_ip)
-    });
+    let (block, lines) = expect_event(
+        &mut daemon,
+        Duration::from_secs(5),
+        "block",
+        &attacker.peer_ip,
+    );
     let finding = lines
         .iter()
         .find(|v| v["kind"] == "login_bruteforce" && v["type"] == "finding")
@@ -219,10 +242,6 @@ fn brute_force_is_dropped_while_benign_clients_are_served() {
     assert_eq!(finding["src_ip"], attacker.peer_ip.as_str());
     assert_eq!(finding["action"], "block_ip");
     assert!(finding["detail"]["time_to_detect_ms"].is_u64());
-    let block = lines
-        .iter()
-        .find(|v| is(v, "block", "target", &attacker.peer_ip))
-        .expect("block event");
     assert_eq!(block["ttl_s"], 600);
     println!(
         "time to mitigate (finding -> map entry): {} ms",
@@ -288,13 +307,12 @@ fn forged_token_blocked_allowlist_wins_expiry_and_repeat_offence() {
     // Allowlisted: recorded as such, never dropped.
     let (answered, dropped) = until_dropped(&trusted, server.port, forged.clone(), 5);
     assert_eq!((answered, dropped), (5, false));
-    let lines = read_until(&mut daemon, Duration::from_secs(5), |v| {
-        v["kind"] == "jwt_alg_none" && v["src_ip"] == trusted.peer_ip.as_str()
-    });
-    let f = lines
-        .iter()
-        .find(|v| v["kind"] == "jwt_alg_none" && v["src_ip"] == trusted.peer_ip.as_str())
-        .unwrap_or_else(|| panic!("no finding for the allowlisted address: {lines:?}"));
+    let (f, _) = expect_line(
+        &mut daemon,
+        Duration::from_secs(5),
+        "allowlisted finding",
+        |v| v["kind"] == "jwt_alg_none" && v["src_ip"] == trusted.peer_ip.as_str(),
+    );
     assert_eq!(f["action"], "allowlisted");
     assert!(served(&trusted, server.port));
 
@@ -302,27 +320,23 @@ fn forged_token_blocked_allowlist_wins_expiry_and_repeat_offence() {
     let (answered, dropped) = until_dropped(&attacker, server.port, forged.clone(), 50);
     assert!(dropped, "alg none never dropped");
     assert!(answered <= 5, "{answered} requests answered first");
-    let lines = read_until(&mut daemon, Duration::from_secs(5), |v| {
-        is(v, "block", "target", &attacker.peer_ip)
-    });
-    let first = lines
-        .iter()
-        .find(|v| is(v, "block", "target", &attacker.peer_ip))
-        .unwrap_or_else(|| panic!("no block: {lines:?}"));
+    let (first, _) = expect_event(
+        &mut daemon,
+        Duration::from_secs(5),
+        "block",
+        &attacker.peer_ip,
+    );
     assert_eq!(
         (first["ttl_s"].as_u64(), first["offence"].as_u64()),
         (Some(2), Some(1))
     );
 
     // Expiry: the entry is swept and traffic resumes.
-    let lines = read_until(&mut daemon, Duration::from_secs(6), |v| {
-        is(v, "unblock", "target", &attacker.peer_ip)
-    });
-    assert!(
-        lines
-            .iter()
-            .any(|v| is(v, "unblock", "target", &attacker.peer_ip)),
-        "{lines:?}"
+    expect_event(
+        &mut daemon,
+        Duration::from_secs(6),
+        "unblock",
+        &attacker.peer_ip,
     );
     assert!(
         served(&attacker, server.port),
@@ -332,13 +346,12 @@ fn forged_token_blocked_allowlist_wins_expiry_and_repeat_offence() {
     // A repeat offence: blocked again, for twice as long.
     let (_, dropped) = until_dropped(&attacker, server.port, forged, 50);
     assert!(dropped);
-    let lines = read_until(&mut daemon, Duration::from_secs(5), |v| {
-        is(v, "block", "target", &attacker.peer_ip)
-    });
-    let second = lines
-        .iter()
-        .find(|v| is(v, "block", "target", &attacker.peer_ip))
-        .unwrap_or_else(|| panic!("no second block: {lines:?}"));
+    let (second, _) = expect_event(
+        &mut daemon,
+        Duration::from_secs(5),
+        "block",
+        &attacker.peer_ip,
+    );
     assert_eq!(
         (second["ttl_s"].as_u64(), second["offence"].as_u64()),
         (Some(4), Some(2))
@@ -360,13 +373,9 @@ fn dry_run_records_but_never_blocks() {
     .expect("daemon");
     let (answered, dropped) = until_dropped(&attacker, server.port, alg_none_token("eve"), 30);
     assert_eq!((answered, dropped), (30, false), "dry run must not drop");
-    let lines = read_until(&mut daemon, Duration::from_secs(5), |v| {
+    let (f, lines) = expect_line(&mut daemon, Duration::from_secs(5), "finding", |v| {
         v["kind"] == "jwt_alg_none"
     });
-    let f = lines
-        .iter()
-        .find(|v| v["kind"] == "jwt_alg_none")
-        .unwrap_or_else(|| panic!("{lines:?}"));
     assert_eq!(f["action"], "dry_run");
     assert_eq!(f["detail"]["decision"]["would"], "block_ip");
     assert!(!lines.iter().any(|v| v["type"] == "block"));
@@ -394,10 +403,12 @@ fn restarted_daemon_keeps_enforcing_and_expires() {
     let mut daemon = Daemon::start(&pin, &args, 1).expect("daemon");
     let (_, dropped) = until_dropped(&attacker, server.port, alg_none_token("eve"), 50);
     assert!(dropped);
-    let lines = read_until(&mut daemon, Duration::from_secs(5), |v| {
-        is(v, "block", "target", &attacker.peer_ip)
-    });
-    assert!(lines.iter().any(|v| v["type"] == "block"), "{lines:?}");
+    expect_event(
+        &mut daemon,
+        Duration::from_secs(5),
+        "block",
+        &attacker.peer_ip,
+    );
     let killed = Instant::now();
     daemon.kill9();
     // Still dropped with no daemon at all (pinned link and maps)...
@@ -405,14 +416,12 @@ fn restarted_daemon_keeps_enforcing_and_expires() {
     // ...and with a restarted one, which sweeps the entry when it expires.
     let mut daemon = Daemon::start(&pin, &args, 1).expect("restarted daemon");
     assert!(!attacker.ping(), "dropped after the restart");
-    let lines = read_until(&mut daemon, Duration::from_secs(10), |v| {
-        is(v, "unblock", "target", &attacker.peer_ip)
-    });
-    assert!(
-        lines
-            .iter()
-            .any(|v| is(v, "unblock", "target", &attacker.peer_ip)),
-        "restarted daemon did not expire the block: {lines:?}"
+    // The restarted daemon expires the block it adopted.
+    expect_event(
+        &mut daemon,
+        Duration::from_secs(10),
+        "unblock",
+        &attacker.peer_ip,
     );
     assert!(killed.elapsed() >= Duration::from_secs(3), "expired early");
     assert!(served(&attacker, server.port), "traffic resumes");

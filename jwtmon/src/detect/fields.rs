@@ -159,18 +159,18 @@ pub fn path_matches(pattern: &str, path: &str) -> bool {
         .all(|(s, p)| segment_matches(p, s))
 }
 
+/// Case-insensitive glob of one segment: `*` matches any run of bytes.
 fn segment_matches(pattern: &str, seg: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern.eq_ignore_ascii_case(seg),
-        Some((head, tail)) => {
-            seg.len() >= head.len() + tail.len()
-                && seg[..head.len()].eq_ignore_ascii_case(head)
-                && segment_matches(tail, &seg[seg.len() - tail.len()..])
-                || tail.contains('*')
-                    && seg.len() >= head.len()
-                    && seg[..head.len()].eq_ignore_ascii_case(head)
+    fn glob(p: &[u8], s: &[u8]) -> bool {
+        match p.split_first() {
+            None => s.is_empty(),
+            Some((b'*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
+            Some((c, rest)) => {
+                s.first().is_some_and(|d| d.eq_ignore_ascii_case(c)) && glob(rest, &s[1..])
+            }
         }
     }
+    glob(pattern.as_bytes(), seg.as_bytes())
 }
 
 #[cfg(test)]

@@ -166,11 +166,6 @@ impl JwtAnalyzer {
         })
     }
 
-    /// The issuers (for JWKS refresh).
-    pub fn issuers(&self) -> &[Issuer] {
-        &self.issuers
-    }
-
     /// Makes tokens with an unknown `kid` wait for the JWKS refetch they
     /// trigger before `jwt_unknown_key` is reported (the live pipeline).
     pub fn defer_unknown_keys(&mut self, on: bool) {

@@ -295,21 +295,14 @@ pub fn tokens(s: &[u8], quote: Option<u8>, max: usize) -> Vec<T> {
                     .map_or(s.len(), |p| i + 2 + p + 2);
                 out.push(if exec { T::Exec } else { T::Comment });
             }
-            b'(' => {
+            b'(' | b')' | b',' | b';' => {
                 i += 1;
-                out.push(T::Open);
-            }
-            b')' => {
-                i += 1;
-                out.push(T::Close);
-            }
-            b',' => {
-                i += 1;
-                out.push(T::Comma);
-            }
-            b';' => {
-                i += 1;
-                out.push(T::Semi);
+                out.push(match b {
+                    b'(' => T::Open,
+                    b')' => T::Close,
+                    b',' => T::Comma,
+                    _ => T::Semi,
+                });
             }
             b'&' | b'|' if s.get(i + 1) == Some(&b) => {
                 i += 2;
