@@ -37,6 +37,9 @@ pub enum DaemonError {
     /// JWT keys or revocation list.
     #[error(transparent)]
     Jwt(#[from] crate::jwt::JwtError),
+    /// The detectors' configuration (GeoIP database).
+    #[error(transparent)]
+    GeoIp(#[from] crate::detect::profile::GeoIpError),
 }
 
 /// Interfaces carrying an IPv4 or IPv6 default route.
@@ -97,6 +100,7 @@ pub async fn run(
     let usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).ok();
     // Keys and the revocation list first: a bad file fails before attaching.
     let analyzer = crate::jwt::JwtAnalyzer::new(&config.jwt)?;
+    let detectors = Detectors::new(&config.detect)?;
     let mut datapath = Datapath::load(&config.datapath, true)?;
     let mut maps = datapath.take_maps()?;
     for entry in &config.allowlist.entries {
@@ -150,7 +154,7 @@ pub async fn run(
         info!(ports = ?capture_cfg.ports, sample_rate = capture_cfg.sample_rate, "sampling HTTP");
         let stages = Stages {
             analyzer,
-            detectors: Detectors::new(&config.detect),
+            detectors,
             decider,
             orders: Some(orders),
             orders_dropped: 0,

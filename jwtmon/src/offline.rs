@@ -26,6 +26,9 @@ pub enum OfflineError {
     /// The analyser's configuration (keys, revocation list).
     #[error(transparent)]
     Jwt(#[from] JwtError),
+    /// The detectors' configuration (GeoIP database).
+    #[error(transparent)]
+    GeoIp(#[from] crate::detect::profile::GeoIpError),
 }
 
 /// What an offline run counted.
@@ -109,7 +112,7 @@ pub fn findings_of_file(
     };
     let mut stages = Stages {
         analyzer,
-        detectors: Detectors::new(&config.detect),
+        detectors: Detectors::new(&config.detect)?,
         decider: Decider::new(&decide),
         orders: None,
         orders_dropped: 0,

@@ -178,9 +178,13 @@ pub struct ProfileConfig {
     pub learning_period: Duration,
     /// ...and at least this many requests.
     pub learning_requests: u64,
+    /// Subjects profiled (least recently seen forgotten first).
+    pub max_subjects: usize,
     /// `unusual_hour`: an hour (UTC) counts as usual once it holds this
-    /// share of the subject's requests; activity this many hours away from
-    /// every usual hour is unusual.
+    /// share of the subject's requests...
+    pub usual_hour_share: f64,
+    /// ...and activity more than this many hours away from every usual
+    /// hour is unusual.
     pub hour_distance: u32,
     /// Network prefix lengths that make a "network" (IPv4, IPv6).
     pub ipv4_prefix: u8,
@@ -200,6 +204,8 @@ impl Default for ProfileConfig {
             enabled: true,
             learning_period: Duration::from_secs(7 * 24 * 3600),
             learning_requests: 200,
+            max_subjects: 20_000,
+            usual_hour_share: 0.02,
             hour_distance: 3,
             ipv4_prefix: 24,
             ipv6_prefix: 48,

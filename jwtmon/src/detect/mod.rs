@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod fields;
 pub mod inject;
+pub mod profile;
 pub mod rate;
 pub mod scan;
 pub mod window;
@@ -86,19 +87,26 @@ pub struct Detectors {
     rate_token: rate::Rate<[u8; 32]>,
     scan: scan::Scan,
     injection: config::InjectionConfig,
+    profiles: profile::Profiles,
 }
 
 impl Detectors {
-    /// Empty state.
-    pub fn new(cfg: &DetectConfig) -> Self {
+    /// Empty state; fails only when the configured GeoIP database cannot
+    /// be read.
+    pub fn new(cfg: &DetectConfig) -> Result<Self, profile::GeoIpError> {
         let keys = cfg.max_tracked_keys;
-        Self {
+        let geoip = match &cfg.profile.geoip_mmdb {
+            Some(path) if cfg.profile.enabled => Some(profile::GeoIp::open(path)?),
+            _ => None,
+        };
+        Ok(Self {
             auth: auth::Auth::new(&cfg.auth, keys),
             rate_ip: rate::Rate::new(&cfg.rate, keys),
             rate_token: rate::Rate::new(&cfg.rate, keys),
             scan: scan::Scan::new(&cfg.scan, keys),
             injection: cfg.injection.clone(),
-        }
+            profiles: profile::Profiles::new(&cfg.profile, geoip),
+        })
     }
 
     /// Looks at one observation; appends findings to `out`.
@@ -116,8 +124,11 @@ impl Detectors {
         self.auth.observe(obs, &mut emit);
         self.scan.observe(obs, &mut emit);
         inject::observe(&self.injection, obs, &mut emit);
+        self.profiles.observe(obs, facts, &mut emit);
     }
 }
 
+#[cfg(test)]
+mod profile_tests;
 #[cfg(test)]
 mod tests;

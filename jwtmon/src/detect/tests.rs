@@ -13,11 +13,18 @@ use crate::{
     parse::{Credentials, Request},
 };
 
-fn at(ms: u64) -> SystemTime {
+pub(super) fn at(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms)
 }
 
-fn obs(ip: &str, method: &str, path: &str, body: &str, status: u16, t: u64) -> Observation {
+pub(super) fn obs(
+    ip: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    status: u16,
+    t: u64,
+) -> Observation {
     let client: IpAddr = ip.parse().unwrap();
     Observation {
         time: at(t),
@@ -63,7 +70,7 @@ fn kinds(f: &[Finding]) -> Vec<&'static str> {
 
 #[test]
 fn brute_force_fires_once_and_typos_never() {
-    let mut d = Detectors::new(&DetectConfig::default());
+    let mut d = Detectors::new(&DetectConfig::default()).unwrap();
     let typos = [
         login("10.0.0.9", "alice", false, 0),
         login("10.0.0.9", "alice", false, 1000),
@@ -78,7 +85,7 @@ fn brute_force_fires_once_and_typos_never() {
     assert_eq!(f[0].detail["failures"], 11);
     assert_eq!(f[0].detail["time_to_detect_ms"], 1000);
     // Ten failures spread over more than a minute are not brute force.
-    let mut d = Detectors::new(&DetectConfig::default());
+    let mut d = Detectors::new(&DetectConfig::default()).unwrap();
     let slow: Vec<Observation> = (0..20)
         .map(|i| login("10.0.0.3", "admin", false, 7_000 * i))
         .collect();
@@ -87,7 +94,7 @@ fn brute_force_fires_once_and_typos_never() {
 
 #[test]
 fn credential_stuffing_both_shapes() {
-    let mut d = Detectors::new(&DetectConfig::default());
+    let mut d = Detectors::new(&DetectConfig::default()).unwrap();
     let many_users: Vec<Observation> = (0..6)
         .map(|i| login("10.0.0.2", &format!("user{i}"), false, i * 1000))
         .collect();
@@ -105,7 +112,7 @@ fn credential_stuffing_both_shapes() {
 
 #[test]
 fn endpoint_scan_counts_distinct_missing_paths() {
-    let mut d = Detectors::new(&DetectConfig::default());
+    let mut d = Detectors::new(&DetectConfig::default()).unwrap();
     // The same missing path again and again is not a scan.
     let same: Vec<Observation> = (0..50)
         .map(|i| obs("10.0.0.2", "GET", "/favicon.ico", "", 404, i * 100))
@@ -128,7 +135,7 @@ fn endpoint_scan_counts_distinct_missing_paths() {
 
 #[test]
 fn injections_are_found_and_bodies_never_quoted() {
-    let mut d = Detectors::new(&DetectConfig::default());
+    let mut d = Detectors::new(&DetectConfig::default()).unwrap();
     let mut q = obs("10.0.0.2", "GET", "/search", "", 200, 0);
     q.request.query = Some("q=1%27%20UNION%20SELECT%20password%20FROM%20users--".into());
     let f = run(&mut d, &[q]);
@@ -169,7 +176,7 @@ fn token_rate_spike_and_token_id() {
         },
         ..DetectConfig::default()
     };
-    let mut d = Detectors::new(&cfg);
+    let mut d = Detectors::new(&cfg).unwrap();
     let mut out = Vec::new();
     for i in 0..150u64 {
         // Many addresses, one token: only the token spikes.
