@@ -2,6 +2,12 @@
 
 use clap::Parser;
 
+/// mimalloc: the pipeline allocates small, short-lived buffers per request,
+/// where glibc's allocator costs it about half its throughput
+/// (`cargo xtask bench-pipeline`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = jwtmon::cli::Cli::parse();
     match jwtmon::commands::execute(cli) {

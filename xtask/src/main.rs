@@ -51,6 +51,9 @@ enum Task {
     /// Print JWT analyses/s (uncached next to raw jsonwebtoken, cached,
     /// mixed) per algorithm on one core.
     BenchJwt,
+    /// Whole userspace pipeline (parse, JWT, detectors, decisions) in
+    /// requests/s on one core, next to parse + pair alone.
+    BenchPipeline,
     /// Print the live capture ceiling: wrk against a namespace server with
     /// and without the daemon, ring-buffer loss and the daemon's CPU.
     BenchCapture,
@@ -71,7 +74,14 @@ enum Task {
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
-const APT_PACKAGES: &[&str] = &["llvm-22-dev", "iputils-ping", "iproute2", "curl", "wrk"];
+const APT_PACKAGES: &[&str] = &[
+    "gcc",
+    "llvm-22-dev",
+    "iputils-ping",
+    "iproute2",
+    "curl",
+    "wrk",
+];
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -121,21 +131,9 @@ fn main() -> Result<()> {
                 .args(&args);
             run_tests(cmd)
         }
-        Task::BenchParse => cargo(&root)
-            .args([
-                "run",
-                "--quiet",
-                "--release",
-                "--package",
-                "jwtmon-tests",
-                "--bin",
-                "bench-parse",
-            ])
-            .status_ok("bench-parse"),
-        Task::BenchJwt => cargo(&root)
-            .args(["run", "--quiet", "--release", "--package", "jwtmon-tests"])
-            .args(["--bin", "bench-jwt"])
-            .status_ok("bench-jwt"),
+        Task::BenchParse => run_bench(&root, "bench-parse"),
+        Task::BenchJwt => run_bench(&root, "bench-jwt"),
+        Task::BenchPipeline => run_bench(&root, "bench-pipeline"),
         Task::BenchCapture => {
             setup(false)?;
             cargo(&root)
@@ -222,6 +220,14 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
+}
+
+/// Runs one of the benchmark binaries of `jwtmon-tests`, optimized.
+fn run_bench(root: &Path, bin: &str) -> Result<()> {
+    cargo(root)
+        .args(["run", "--quiet", "--release", "--package", "jwtmon-tests"])
+        .args(["--bin", bin])
+        .status_ok(bin)
 }
 
 fn cargo(root: &Path) -> Command {
