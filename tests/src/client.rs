@@ -4,9 +4,11 @@
 
 use std::{
     io::{Read, Write},
-    net::{SocketAddr, TcpStream},
+    net::{IpAddr, SocketAddr, TcpStream},
     time::Duration,
 };
+
+use socket2::{Domain, Socket, Type};
 
 /// Sends one request; returns the response status, or `None` when the
 /// connection or the answer did not come within `timeout`.
@@ -18,7 +20,47 @@ pub fn request(
     body: &[u8],
     timeout: Duration,
 ) -> Option<u16> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    let s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    exchange(s, addr, method, path, headers, body, timeout)
+}
+
+/// Like [`login`], from source address `src` (one of the namespace's).
+pub fn login_from(
+    src: IpAddr,
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    timeout: Duration,
+) -> Option<u16> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None).ok()?;
+    sock.bind(&SocketAddr::new(src, 0).into()).ok()?;
+    sock.connect_timeout(&addr.into(), timeout).ok()?;
+    let body = login_body(user, password);
+    exchange(
+        sock.into(),
+        addr,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+        timeout,
+    )
+}
+
+fn login_body(user: &str, password: &str) -> String {
+    format!(r#"{{"username":"{user}","password":"{password}"}}"#)
+}
+
+/// Writes one request on a connected stream; reads the status.
+fn exchange(
+    mut s: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Option<u16> {
     s.set_read_timeout(Some(timeout)).ok()?;
     s.set_write_timeout(Some(timeout)).ok()?;
     let mut head = format!(
@@ -49,7 +91,7 @@ pub fn request(
 
 /// `POST /login` with a JSON body naming `user` and `password`.
 pub fn login(addr: SocketAddr, user: &str, password: &str, timeout: Duration) -> Option<u16> {
-    let body = format!(r#"{{"username":"{user}","password":"{password}"}}"#);
+    let body = login_body(user, password);
     request(
         addr,
         "POST",

@@ -93,13 +93,31 @@ impl Daemon {
     /// Starts `jwtmon --pin-dir PIN run ARGS` and waits until it reported
     /// `expect_attached` attachments (at most 20 s).
     pub fn start(pin: &PinDir, args: &[&str], expect_attached: usize) -> Result<Self> {
+        Self::launch(Command::new(jwtmon_bin()), pin, args, expect_attached)
+    }
+
+    /// Like [`Daemon::start`] inside network namespace `ns` (through
+    /// `nsenter`, which keeps the mounts, /sys/fs/bpf included).
+    pub fn start_in(ns: &str, pin: &PinDir, args: &[&str], expect_attached: usize) -> Result<Self> {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/var/run/netns/{ns}"))
+            .arg(jwtmon_bin());
+        Self::launch(cmd, pin, args, expect_attached)
+    }
+
+    fn launch(
+        mut cmd: Command,
+        pin: &PinDir,
+        args: &[&str],
+        expect_attached: usize,
+    ) -> Result<Self> {
         let stderr_path = std::env::temp_dir().join(format!(
             "jwtmon-test-{}-{}.log",
             std::process::id(),
             crate::unique()
         ));
         let stderr = std::fs::File::create(&stderr_path)?;
-        let mut child = Command::new(jwtmon_bin())
+        let mut child = cmd
             .arg("--pin-dir")
             .arg(&pin.path)
             .args(["--log-format", "json", "run"])

@@ -1,13 +1,16 @@
 //! A real HTTP/1.1 server for the tests: keep-alive and pipelining, one
 //! thread per connection. Paths ending in `/401` or `/404` get that status,
 //! `/login` with a body containing `"password":"right"` gets 200 and other
-//! `/login` bodies 401; everything else 200 `ok`.
+//! `/login` bodies 401; everything else 200 `ok`. Optionally writes an
+//! access log (one line per answered request, after the answer, like
+//! nginx): `RFC3339-TIME CLIENT-IP "METHOD PATH HTTP/1.1" STATUS`.
 
 use std::{
     io::{Read, Write},
-    net::{TcpListener, TcpStream},
+    net::{IpAddr, TcpListener, TcpStream},
+    path::Path,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread::JoinHandle,
@@ -55,6 +58,20 @@ pub struct TestServer {
 impl TestServer {
     /// Listens on `ip:port` (port 0 = any).
     pub fn start(ip: &str, port: u16) -> Result<Self> {
+        Self::launch(ip, port, None)
+    }
+
+    /// Like [`TestServer::start`], appending to the access log `log`.
+    pub fn start_logged(ip: &str, port: u16, log: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        Self::launch(ip, port, Some(Arc::new(Mutex::new(file))))
+    }
+
+    fn launch(ip: &str, port: u16, log: Option<Arc<Mutex<std::fs::File>>>) -> Result<Self> {
         let listener = TcpListener::bind((ip, port)).context("binding the test server")?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
@@ -64,10 +81,10 @@ impl TestServer {
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((conn, _)) => {
+                    Ok((conn, peer)) => {
                         let _ = conn.set_nodelay(true);
-                        let (s, n) = (s.clone(), n.clone());
-                        std::thread::spawn(move || serve(conn, &s, &n));
+                        let (s, n, log) = (s.clone(), n.clone(), log.clone());
+                        std::thread::spawn(move || serve(conn, peer.ip(), &s, &n, log.as_deref()));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -82,7 +99,13 @@ impl TestServer {
     }
 }
 
-fn serve(mut conn: TcpStream, stop: &AtomicBool, served: &AtomicU64) {
+fn serve(
+    mut conn: TcpStream,
+    peer: IpAddr,
+    stop: &AtomicBool,
+    served: &AtomicU64,
+    log: Option<&Mutex<std::fs::File>>,
+) {
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
     let mut buf: Vec<u8> = Vec::new();
@@ -109,6 +132,7 @@ fn serve(mut conn: TcpStream, stop: &AtomicBool, served: &AtomicU64) {
                 h.name.eq_ignore_ascii_case("connection") && h.value.eq_ignore_ascii_case(b"close")
             });
             let path = req.path.unwrap_or("/").to_string();
+            let method = req.method.unwrap_or("GET").to_string();
             let status = status_for(&path, &buf[head..head + len]);
             buf.drain(..head + len);
             let body = if status == 200 { "ok" } else { "no" };
@@ -121,6 +145,13 @@ fn serve(mut conn: TcpStream, stop: &AtomicBool, served: &AtomicU64) {
                 return;
             }
             served.fetch_add(1, Ordering::Relaxed);
+            if let Some(log) = log {
+                let line = format!(
+                    "{} {peer} \"{method} {path} HTTP/1.1\" {status}\n",
+                    humantime::format_rfc3339_millis(std::time::SystemTime::now())
+                );
+                let _ = log.lock().map(|mut f| f.write_all(line.as_bytes()));
+            }
             if close {
                 return;
             }

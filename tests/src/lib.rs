@@ -5,6 +5,7 @@
 pub mod client;
 pub mod conformance;
 pub mod daemon;
+pub mod fail2ban;
 pub mod frames;
 pub mod http;
 pub mod netns;

@@ -22,10 +22,44 @@ pub fn sh(program: &str, args: &[&str]) -> Result<Output> {
     Ok(out)
 }
 
-/// A namespace with one veth pair to the host.
+/// A bare namespace (loopback up), deleted on drop: a test "host" that
+/// [`TestNet::behind`] links clients to.
+pub struct Netns {
+    /// Namespace name.
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates it.
+    pub fn new(tag: &str) -> Result<Self> {
+        let ns = Netns {
+            name: format!(
+                "jwtmon-{tag}{}-{}",
+                std::process::id() % 10_000,
+                crate::unique()
+            ),
+        };
+        sh("ip", &["netns", "add", &ns.name])?;
+        sh("ip", &["-n", &ns.name, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// A namespace with one veth pair to the host (the root namespace, or a
+/// [`Netns`] standing in for it).
 pub struct TestNet {
     /// Namespace name.
     pub ns: String,
+    /// The namespace holding the host side (`None`: the root namespace).
+    pub host_ns: Option<String>,
     /// Host-side interface (where XDP attaches).
     pub host_if: String,
     /// Namespace-side interface.
@@ -39,14 +73,26 @@ pub struct TestNet {
 }
 
 impl TestNet {
-    /// Creates the namespace and the veth pair, addresses them and brings
-    /// them up.
+    /// Creates the namespace and the veth pair to the root namespace,
+    /// addresses them and brings them up.
     pub fn new() -> Result<Self> {
+        Self::create(None)
+    }
+
+    /// Like [`TestNet::new`] with the host side in `host` instead of the
+    /// root namespace, so nothing of the test touches the real host's
+    /// interfaces or firewall.
+    pub fn behind(host: &Netns) -> Result<Self> {
+        Self::create(Some(host.name.clone()))
+    }
+
+    fn create(host_ns: Option<String>) -> Result<Self> {
         let n = crate::unique();
         let pid = std::process::id() % 10_000;
         let subnet = (1 + (pid * 7 + n) % 250) as u8;
         let net = TestNet {
             ns: format!("jwtmon-t{pid}-{n}"),
+            host_ns,
             host_if: format!("jt{pid}x{n}h"),
             peer_if: format!("jt{pid}x{n}p"),
             host_ip: format!("10.231.{subnet}.1"),
@@ -69,17 +115,12 @@ impl TestNet {
             ],
         )?;
         sh("ip", &["link", "set", &net.peer_if, "netns", &net.ns])?;
-        sh(
-            "ip",
-            &[
-                "addr",
-                "add",
-                &format!("{}/24", net.host_ip),
-                "dev",
-                &net.host_if,
-            ],
-        )?;
-        sh("ip", &["link", "set", &net.host_if, "up"])?;
+        if let Some(h) = &net.host_ns {
+            sh("ip", &["link", "set", &net.host_if, "netns", h])?;
+        }
+        let host_addr = format!("{}/24", net.host_ip);
+        net.host_ip(&["addr", "add", &host_addr, "dev", &net.host_if])?;
+        net.host_ip(&["link", "set", &net.host_if, "up"])?;
         net.exec(&[
             "ip",
             "addr",
@@ -91,6 +132,14 @@ impl TestNet {
         net.exec(&["ip", "link", "set", &net.peer_if, "up"])?;
         net.exec(&["ip", "link", "set", "lo", "up"])?;
         Ok(net)
+    }
+
+    /// `ip ARGS` on the host side.
+    fn host_ip(&self, args: &[&str]) -> Result<Output> {
+        match &self.host_ns {
+            Some(h) => sh("ip", &[&["-n", h.as_str()], args].concat()),
+            None => sh("ip", args),
+        }
     }
 
     /// Runs a command inside the namespace; fails when it fails.
@@ -167,9 +216,7 @@ impl Drop for TestNet {
     fn drop(&mut self) {
         // Deleting the namespace destroys the peer and with it the pair.
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host_if])
-            .output();
+        let _ = self.host_ip(&["link", "del", &self.host_if]);
     }
 }
 

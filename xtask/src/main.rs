@@ -57,6 +57,15 @@ enum Task {
     /// Print the live capture ceiling: wrk against a namespace server with
     /// and without the daemon, ring-buffer loss and the daemon's CPU.
     BenchCapture,
+    /// Print detection-to-drop latency (p50/p99) on the brute-force
+    /// scenario over many attacker addresses, next to fail2ban (polling
+    /// backend, nftables ban) on the same traffic. Needs root; installs
+    /// fail2ban and nftables, used only inside the benchmark's namespace.
+    BenchLatency {
+        /// Attacker addresses (runs), 1..=200.
+        #[arg(long, default_value_t = 100)]
+        attackers: u8,
+    },
     /// Grade jwtmon against the public corpora in DIR (llhttp requests,
     /// JWS vectors, ...) and print agreement; absent corpora are skipped.
     Conformance {
@@ -134,18 +143,16 @@ fn main() -> Result<()> {
         Task::BenchParse => run_bench(&root, "bench-parse"),
         Task::BenchJwt => run_bench(&root, "bench-jwt"),
         Task::BenchPipeline => run_bench(&root, "bench-pipeline"),
-        Task::BenchCapture => {
-            setup(false)?;
-            cargo(&root)
-                .args(["build", "--release", "--package", "jwtmon-tests"])
-                .args(["--bin", "bench-capture"])
-                .status_ok("building the benchmark")?;
-            cargo(&root)
-                .args(["build", "--release", "--package", "jwtmon"])
-                .status_ok("building jwtmon")?;
-            as_root(&root.join("target/release/bench-capture"), &[])
-                .env("JWTMON_BIN", root.join("target/release/jwtmon"))
-                .status_ok("bench-capture")
+        Task::BenchCapture => run_root_bench(&root, "bench-capture", &[]),
+        Task::BenchLatency { attackers } => {
+            // fail2ban is the baseline; it only ever runs inside the
+            // benchmark's namespace (no host jail is configured).
+            apt_install(&missing_apt(&["fail2ban", "nftables"]))?;
+            run_root_bench(
+                &root,
+                "bench-latency",
+                &["--attackers".into(), attackers.to_string()],
+            )
         }
         Task::Conformance { corpora } => {
             setup(false)?;
@@ -227,6 +234,27 @@ fn run_bench(root: &Path, bin: &str) -> Result<()> {
     cargo(root)
         .args(["run", "--quiet", "--release", "--package", "jwtmon-tests"])
         .args(["--bin", bin])
+        .status_ok(bin)
+}
+
+/// Builds a root-only benchmark and jwtmon (release) and runs it as root.
+fn run_root_bench(root: &Path, bin: &str, args: &[String]) -> Result<()> {
+    setup(false)?;
+    cargo(root)
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "jwtmon-tests",
+            "--bin",
+            bin,
+        ])
+        .status_ok("building the benchmark")?;
+    cargo(root)
+        .args(["build", "--release", "--package", "jwtmon"])
+        .status_ok("building jwtmon")?;
+    as_root(&root.join("target/release").join(bin), args)
+        .env("JWTMON_BIN", root.join("target/release/jwtmon"))
         .status_ok(bin)
 }
 
@@ -325,14 +353,41 @@ struct Missing {
     linker: bool,
 }
 
-fn missing() -> Missing {
-    let apt = APT_PACKAGES
-        .iter()
+/// The packages of `list` that are not installed.
+fn missing_apt(list: &[&'static str]) -> Vec<&'static str> {
+    list.iter()
         .copied()
         .filter(|p| {
             !output("dpkg-query", &["-W", "-f=${Status}", p]).contains("install ok installed")
         })
-        .collect();
+        .collect()
+}
+
+/// Installs Debian packages (through sudo when not root).
+fn apt_install(pkgs: &[&str]) -> Result<()> {
+    if pkgs.is_empty() {
+        return Ok(());
+    }
+    println!("xtask: installing Debian packages: {}", pkgs.join(" "));
+    let sudo = if is_root() { vec![] } else { vec!["sudo"] };
+    let run = |args: &[&str]| -> Result<()> {
+        let mut full: Vec<&str> = sudo.clone();
+        full.extend_from_slice(args);
+        Command::new(full[0])
+            .args(&full[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status_ok(&format!("`{}`", full.join(" ")))
+    };
+    run(&["apt-get", "update", "-qq"])?;
+    let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+    install.extend_from_slice(pkgs);
+    run(&install).context(
+        "llvm-22-dev comes from bookworm-security on Debian 12; check /etc/apt/sources.list",
+    )
+}
+
+fn missing() -> Missing {
+    let apt = missing_apt(APT_PACKAGES);
     let nightly = !output("rustup", &["toolchain", "list"])
         .lines()
         .any(|l| l.starts_with("nightly"));
@@ -363,27 +418,7 @@ fn setup(verbose: bool) -> Result<()> {
         }
         return Ok(());
     }
-    if !m.apt.is_empty() {
-        println!(
-            "xtask setup: installing Debian packages: {}",
-            m.apt.join(" ")
-        );
-        let sudo = if is_root() { vec![] } else { vec!["sudo"] };
-        let run = |args: &[&str]| -> Result<()> {
-            let mut full: Vec<&str> = sudo.clone();
-            full.extend_from_slice(args);
-            Command::new(full[0])
-                .args(&full[1..])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status_ok(&format!("`{}`", full.join(" ")))
-        };
-        run(&["apt-get", "update", "-qq"])?;
-        let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
-        install.extend(m.apt.iter().copied());
-        run(&install).context(
-            "llvm-22-dev comes from bookworm-security on Debian 12; check /etc/apt/sources.list",
-        )?;
-    }
+    apt_install(&m.apt)?;
     if m.nightly {
         println!("xtask setup: installing the nightly toolchain");
         Command::new("rustup")
