@@ -20,47 +20,27 @@ pub fn request(
     body: &[u8],
     timeout: Duration,
 ) -> Option<u16> {
-    let s = TcpStream::connect_timeout(&addr, timeout).ok()?;
-    exchange(s, addr, method, path, headers, body, timeout)
+    call(None, addr, method, path, headers, body, timeout).map(|(status, _)| status)
 }
 
-/// Like [`login`], from source address `src` (one of the namespace's).
-pub fn login_from(
-    src: IpAddr,
-    addr: SocketAddr,
-    user: &str,
-    password: &str,
-    timeout: Duration,
-) -> Option<u16> {
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None).ok()?;
-    sock.bind(&SocketAddr::new(src, 0).into()).ok()?;
-    sock.connect_timeout(&addr.into(), timeout).ok()?;
-    let body = login_body(user, password);
-    exchange(
-        sock.into(),
-        addr,
-        "POST",
-        "/login",
-        &[("Content-Type", "application/json")],
-        body.as_bytes(),
-        timeout,
-    )
-}
-
-fn login_body(user: &str, password: &str) -> String {
-    format!(r#"{{"username":"{user}","password":"{password}"}}"#)
-}
-
-/// Writes one request on a connected stream; reads the status.
-fn exchange(
-    mut s: TcpStream,
+/// Sends one request from source address `src` (one of the namespace's;
+/// `None`: the kernel picks); returns status and body, or `None` when the
+/// connection or the whole answer did not come within `timeout`.
+pub fn call(
+    src: Option<IpAddr>,
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
     timeout: Duration,
-) -> Option<u16> {
+) -> Option<(u16, String)> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None).ok()?;
+    if let Some(src) = src {
+        sock.bind(&SocketAddr::new(src, 0).into()).ok()?;
+    }
+    sock.connect_timeout(&addr.into(), timeout).ok()?;
+    let mut s: TcpStream = sock.into();
     s.set_read_timeout(Some(timeout)).ok()?;
     s.set_write_timeout(Some(timeout)).ok()?;
     let mut head = format!(
@@ -73,29 +53,46 @@ fn exchange(
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).ok()?;
     s.write_all(body).ok()?;
-    let mut buf = [0u8; 512];
+    // The server closes after the answer (Connection: close).
     let mut got = Vec::new();
-    while !got.windows(2).any(|w| w == b"\r\n") {
-        let n = s.read(&mut buf).ok()?;
-        if n == 0 {
-            return None;
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) if !got.is_empty() => break,
+            Err(_) => return None,
         }
-        got.extend_from_slice(&buf[..n]);
-        if got.len() > 4096 {
-            return None;
+        if got.len() > 65_536 {
+            break;
         }
     }
-    let line = String::from_utf8_lossy(&got);
-    line.split_whitespace().nth(1)?.parse().ok()
+    let text = String::from_utf8_lossy(&got);
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    Some((status, body.unwrap_or_default()))
 }
 
 /// `POST /login` with a JSON body naming `user` and `password`.
 pub fn login(addr: SocketAddr, user: &str, password: &str, timeout: Duration) -> Option<u16> {
-    let body = login_body(user, password);
-    request(
+    login_from(None, addr, "/login", user, password, timeout).map(|(status, _)| status)
+}
+
+/// `POST path` with a JSON login body, from `src`; status and body.
+pub fn login_from(
+    src: Option<IpAddr>,
+    addr: SocketAddr,
+    path: &str,
+    user: &str,
+    password: &str,
+    timeout: Duration,
+) -> Option<(u16, String)> {
+    let body = format!(r#"{{"username":"{user}","password":"{password}"}}"#);
+    call(
+        src,
         addr,
         "POST",
-        "/login",
+        path,
         &[("Content-Type", "application/json")],
         body.as_bytes(),
         timeout,

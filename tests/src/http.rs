@@ -45,46 +45,85 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// What a handler sees of a request.
+pub struct Req<'a> {
+    /// Method.
+    pub method: &'a str,
+    /// Path with query.
+    pub path: &'a str,
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// Body.
+    pub body: &'a [u8],
+}
+
+/// Answers a request: status and body.
+pub type Handler = Arc<dyn Fn(&Req<'_>) -> (u16, String) + Send + Sync>;
+
+/// The default handler: [`status_for`], body `ok` or `no`.
+fn plain(req: &Req<'_>) -> (u16, String) {
+    let status = status_for(req.path, req.body);
+    (status, if status == 200 { "ok" } else { "no" }.into())
+}
+
+struct Shared {
+    stop: AtomicBool,
+    served: Arc<AtomicU64>,
+    log: Option<Mutex<std::fs::File>>,
+    handler: Handler,
+}
+
 /// A running server; stops on drop.
 pub struct TestServer {
     /// Listening port.
     pub port: u16,
     /// Requests answered.
     pub served: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl TestServer {
     /// Listens on `ip:port` (port 0 = any).
     pub fn start(ip: &str, port: u16) -> Result<Self> {
-        Self::launch(ip, port, None)
+        Self::serve(ip, port, None, Arc::new(plain))
     }
 
     /// Like [`TestServer::start`], appending to the access log `log`.
     pub fn start_logged(ip: &str, port: u16, log: &Path) -> Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .with_context(|| format!("opening {}", log.display()))?;
-        Self::launch(ip, port, Some(Arc::new(Mutex::new(file))))
+        Self::serve(ip, port, Some(log), Arc::new(plain))
     }
 
-    fn launch(ip: &str, port: u16, log: Option<Arc<Mutex<std::fs::File>>>) -> Result<Self> {
+    /// Listens on `ip:port`, answering with `handler`, optionally writing
+    /// the access log `log`.
+    pub fn serve(ip: &str, port: u16, log: Option<&Path>, handler: Handler) -> Result<Self> {
+        let log = match log {
+            Some(path) => Some(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            )),
+            None => None,
+        };
         let listener = TcpListener::bind((ip, port)).context("binding the test server")?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let served = Arc::new(AtomicU64::new(0));
-        let (s, n) = (stop.clone(), served.clone());
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            served: Arc::new(AtomicU64::new(0)),
+            log,
+            handler,
+        });
+        let sh = shared.clone();
         let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
+            while !sh.stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((conn, peer)) => {
                         let _ = conn.set_nodelay(true);
-                        let (s, n, log) = (s.clone(), n.clone(), log.clone());
-                        std::thread::spawn(move || serve(conn, peer.ip(), &s, &n, log.as_deref()));
+                        let sh = sh.clone();
+                        std::thread::spawn(move || serve(conn, peer.ip(), &sh));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -92,26 +131,20 @@ impl TestServer {
         });
         Ok(Self {
             port,
-            served,
-            stop,
+            served: shared.served.clone(),
+            shared,
             thread: Some(thread),
         })
     }
 }
 
-fn serve(
-    mut conn: TcpStream,
-    peer: IpAddr,
-    stop: &AtomicBool,
-    served: &AtomicU64,
-    log: Option<&Mutex<std::fs::File>>,
-) {
+fn serve(mut conn: TcpStream, peer: IpAddr, sh: &Shared) {
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 16384];
     let mut idle = 0;
-    while !stop.load(Ordering::Relaxed) && idle < 150 {
+    while !sh.stop.load(Ordering::Relaxed) && idle < 150 {
         // Answer every complete request in the buffer (pipelining).
         loop {
             let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -133,9 +166,18 @@ fn serve(
             });
             let path = req.path.unwrap_or("/").to_string();
             let method = req.method.unwrap_or("GET").to_string();
-            let status = status_for(&path, &buf[head..head + len]);
+            let authorization = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("authorization"))
+                .and_then(|h| std::str::from_utf8(h.value).ok());
+            let (status, body) = (sh.handler)(&Req {
+                method: &method,
+                path: &path,
+                authorization,
+                body: &buf[head..head + len],
+            });
             buf.drain(..head + len);
-            let body = if status == 200 { "ok" } else { "no" };
             let resp = format!(
                 "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
                 reason(status),
@@ -144,8 +186,8 @@ fn serve(
             if conn.write_all(resp.as_bytes()).is_err() {
                 return;
             }
-            served.fetch_add(1, Ordering::Relaxed);
-            if let Some(log) = log {
+            sh.served.fetch_add(1, Ordering::Relaxed);
+            if let Some(log) = &sh.log {
                 let line = format!(
                     "{} {peer} \"{method} {path} HTTP/1.1\" {status}\n",
                     humantime::format_rfc3339_millis(std::time::SystemTime::now())
@@ -169,7 +211,7 @@ fn serve(
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -2,6 +2,7 @@
 //! frames, network namespaces with veth pairs (removed on drop, even when a
 //! test fails), throw-away pin directories and a handle on a running daemon.
 
+pub mod bank;
 pub mod client;
 pub mod conformance;
 pub mod daemon;

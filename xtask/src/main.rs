@@ -46,6 +46,11 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Incident drill on throw-away namespaces: a toy bank API, legitimate
+    /// users and a scripted attacker (brute force, forged token, SQL
+    /// injection, stolen-token replay) against the real daemon; prints who
+    /// was blocked, why and how fast, then cleans up. Needs root.
+    Demo,
     /// Print requests/s of parse and parse + pairing next to raw httparse.
     BenchParse,
     /// Print JWT analyses/s (uncached next to raw jsonwebtoken, cached,
@@ -144,6 +149,7 @@ fn main() -> Result<()> {
         Task::BenchJwt => run_bench(&root, "bench-jwt"),
         Task::BenchPipeline => run_bench(&root, "bench-pipeline"),
         Task::BenchCapture => run_root_bench(&root, "bench-capture", &[]),
+        Task::Demo => run_root_bench(&root, "demo", &[]),
         Task::BenchLatency { attackers } => {
             // fail2ban is the baseline; it only ever runs inside the
             // benchmark's namespace (no host jail is configured).
@@ -237,7 +243,8 @@ fn run_bench(root: &Path, bin: &str) -> Result<()> {
         .status_ok(bin)
 }
 
-/// Builds a root-only benchmark and jwtmon (release) and runs it as root.
+/// Builds a root-only harness (benchmark, demo) and jwtmon (release) and
+/// runs it as root.
 fn run_root_bench(root: &Path, bin: &str, args: &[String]) -> Result<()> {
     setup(false)?;
     cargo(root)

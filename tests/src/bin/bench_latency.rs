@@ -74,8 +74,9 @@ fn attack(ns: &str, src: IpAddr, server: SocketAddr, user: String) -> Result<Run
         for i in 0..100u32 {
             let sent = Instant::now();
             let got = login_from(
-                src,
+                Some(src),
                 server,
+                "/login",
                 &user,
                 &format!("guess{i}"),
                 Duration::from_millis(250),
