@@ -54,6 +54,17 @@ pub fn normalize_path(path: &str) -> String {
     out
 }
 
+/// Feeds `METHOD /normalized/path` to `h` without building the string
+/// (per-request state keyed by endpoint, on the hot path).
+pub fn hash_endpoint(method: &str, path: &str, h: &mut impl std::hash::Hasher) {
+    h.write(method.as_bytes());
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    for seg in path.split('/').skip(1) {
+        h.write_u8(b'/');
+        h.write(placeholder(seg).unwrap_or(seg).as_bytes());
+    }
+}
+
 /// `METHOD /normalized/path`.
 pub fn endpoint(method: &str, path: &str) -> String {
     format!("{method} {}", normalize_path(path))
@@ -86,5 +97,17 @@ mod tests {
         );
         assert_eq!(normalize_path(""), "/");
         assert_eq!(normalize_path("/"), "/");
+    }
+
+    #[test]
+    fn endpoint_hashes_group_like_names() {
+        let h = |m: &str, p: &str| {
+            let mut h = std::hash::DefaultHasher::new();
+            hash_endpoint(m, p, &mut h);
+            std::hash::Hasher::finish(&h)
+        };
+        assert_eq!(h("GET", "/a/1/b?x=1"), h("GET", "/a/22/b"));
+        assert_ne!(h("GET", "/a/1/b"), h("POST", "/a/1/b"));
+        assert_ne!(h("GET", "/a/b"), h("GET", "/ab"));
     }
 }

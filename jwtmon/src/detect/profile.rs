@@ -9,7 +9,7 @@
 
 use std::{
     collections::{HashSet, VecDeque},
-    hash::{DefaultHasher, Hash, Hasher},
+    hash::{DefaultHasher, Hasher},
     net::IpAddr,
     num::NonZeroUsize,
     path::{Path, PathBuf},
@@ -21,7 +21,7 @@ use lru::LruCache;
 use serde_json::json;
 
 use super::{Emit, TokenFacts, config::ProfileConfig};
-use crate::{endpoint::endpoint, finding::Severity, observe::Observation};
+use crate::{endpoint::hash_endpoint, finding::Severity, observe::Observation};
 
 /// Countries remembered per subject.
 const MAX_COUNTRIES: usize = 16;
@@ -162,13 +162,15 @@ impl Profiles {
         let net = self.network(obs.client_ip);
         let country = self.geoip.as_ref().and_then(|g| g.country(obs.client_ip));
         let mut h = DefaultHasher::new();
-        let ep = endpoint(&obs.request.method, &obs.request.path);
-        ep.hash(&mut h);
+        hash_endpoint(&obs.request.method, &obs.request.path, &mut h);
         let ep_key = h.finish();
         let cfg = &self.cfg;
-        let p = self
-            .subjects
-            .get_or_insert_mut(subject.clone(), || Profile::new(t));
+        if !self.subjects.contains(subject) {
+            self.subjects.put(subject.clone(), Profile::new(t));
+        }
+        let Some(p) = self.subjects.get_mut(subject) else {
+            return;
+        };
         let judge = p.learned(cfg, t);
         let hour = hour_of(t);
 
