@@ -62,6 +62,9 @@ pub struct Config {
     /// Decisions.
     #[serde(default)]
     pub decide: crate::decide::config::DecideConfig,
+    /// API sequence analytics and rules.
+    #[serde(default)]
+    pub sequence: crate::sequence::config::SequenceConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -339,6 +342,7 @@ impl Default for Config {
             jwt: Default::default(),
             detect: Default::default(),
             decide: Default::default(),
+            sequence: Default::default(),
             log: LogConfig::default(),
         }
     }

@@ -40,6 +40,9 @@ pub enum DaemonError {
     /// The detectors' configuration (GeoIP database).
     #[error(transparent)]
     GeoIp(#[from] crate::detect::profile::GeoIpError),
+    /// The sequence engine's OpenAPI file.
+    #[error(transparent)]
+    OpenApi(#[from] crate::sequence::endpoints::OpenApiError),
 }
 
 /// Interfaces carrying an IPv4 or IPv6 default route.
@@ -101,6 +104,7 @@ pub async fn run(
     // Keys and the revocation list first: a bad file fails before attaching.
     let analyzer = crate::jwt::JwtAnalyzer::new(&config.jwt)?;
     let detectors = Detectors::new(&config.detect)?;
+    let sequences = crate::sequence::Sequencer::new(&config.sequence)?;
     let mut datapath = Datapath::load(&config.datapath, true)?;
     let mut maps = datapath.take_maps()?;
     for entry in &config.allowlist.entries {
@@ -155,6 +159,7 @@ pub async fn run(
         let stages = Stages {
             analyzer,
             detectors,
+            sequences,
             decider,
             orders: Some(orders),
             orders_dropped: 0,

@@ -1,8 +1,8 @@
 //! jwtmon protects HTTP APIs from the kernel up.
 //!
 //! Data flow: `capture` (kernel ring buffer or pcap) → `parse` (HTTP) →
-//! `observe` (pairing, client address) → `jwt` (token analysis → `finding`s)
-//! → [decide, later issues] →
+//! `observe` (pairing, client address) → `jwt` (token analysis), `detect`
+//! (behaviour), `sequence` (API call order) → `finding`s → `decide` →
 //! `enforce` (kernel maps). `daemon` runs it live; `cli`/`commands` serve the
 //! command line.
 
@@ -22,4 +22,5 @@ pub mod observe;
 pub mod offline;
 pub mod parse;
 pub mod pipeline;
+pub mod sequence;
 pub mod target;

@@ -29,6 +29,9 @@ pub enum OfflineError {
     /// The detectors' configuration (GeoIP database).
     #[error(transparent)]
     GeoIp(#[from] crate::detect::profile::GeoIpError),
+    /// The sequence engine's OpenAPI file.
+    #[error(transparent)]
+    OpenApi(#[from] crate::sequence::endpoints::OpenApiError),
 }
 
 /// What an offline run counted.
@@ -113,6 +116,7 @@ pub fn findings_of_file(
     let mut stages = Stages {
         analyzer,
         detectors: Detectors::new(&config.detect)?,
+        sequences: crate::sequence::Sequencer::new(&config.sequence)?,
         decider: Decider::new(&decide),
         orders: None,
         orders_dropped: 0,

@@ -23,6 +23,7 @@ use crate::{
     finding::Finding,
     jwt::{JwtAnalyzer, jwks::Refresher},
     observe::{Observation, Observer},
+    sequence::Sequencer,
     target::Target,
 };
 
@@ -32,6 +33,8 @@ pub struct Stages {
     pub analyzer: JwtAnalyzer,
     /// Behaviour detectors.
     pub detectors: Detectors,
+    /// API sequence analytics and rules.
+    pub sequences: Sequencer,
     /// Decision engine.
     pub decider: Decider,
     /// Where blocks go (`None`: decisions are reported, not enforced).
@@ -45,6 +48,7 @@ impl Stages {
     pub fn analyze(&mut self, obs: &Observation, findings: &mut Vec<Finding>) {
         let facts = self.analyzer.analyze(obs, findings);
         self.detectors.observe(obs, &facts, findings);
+        self.sequences.observe(obs, &facts, findings);
     }
 
     /// Analyses a batch, decides every finding in `findings` (those made

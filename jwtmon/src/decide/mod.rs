@@ -158,7 +158,16 @@ impl Decider {
     /// Decides one finding: sets its `action` (and severity override,
     /// and decision detail) and appends what to enforce.
     pub fn decide(&mut self, f: &mut Finding, out: &mut Vec<Enforcement>) {
-        let rule = self.rule(f.kind, f.severity);
+        // A sequence rule in block mode asks for a block itself.
+        let rule = if f.detail["mode"] == "block" {
+            Rule {
+                action: Action::BlockIp,
+                ttl: None,
+                severity: None,
+            }
+        } else {
+            self.rule(f.kind, f.severity)
+        };
         if let Some(s) = rule.severity {
             f.severity = s;
         }

@@ -32,6 +32,8 @@ pub struct TokenFacts {
     /// The token verified against a configured key (profiles learn only
     /// from such tokens).
     pub verified: bool,
+    /// The token's session claim (`sid`, else `jti`): sequence identity.
+    pub session: Option<String>,
 }
 
 /// Builds findings in the context of one observation.
@@ -41,7 +43,17 @@ pub struct Emit<'a> {
     out: &'a mut Vec<Finding>,
 }
 
-impl Emit<'_> {
+impl<'a> Emit<'a> {
+    /// Findings about `obs` go to `out`.
+    pub fn new(obs: &'a Observation, facts: &'a TokenFacts, out: &'a mut Vec<Finding>) -> Self {
+        Self { obs, facts, out }
+    }
+
+    /// The observation's time.
+    pub fn time(&self) -> SystemTime {
+        self.obs.time
+    }
+
     /// Appends a finding; `first` is the first request that counted
     /// towards it (its detail gets `first_seen` and `time_to_detect_ms`).
     pub fn finding(
@@ -111,7 +123,7 @@ impl Detectors {
 
     /// Looks at one observation; appends findings to `out`.
     pub fn observe(&mut self, obs: &Observation, facts: &TokenFacts, out: &mut Vec<Finding>) {
-        let mut emit = Emit { obs, facts, out };
+        let mut emit = Emit::new(obs, facts, out);
         if let Some(s) = self.rate_ip.hit(obs.client_ip, obs.time) {
             emit.finding("rate_spike_ip", Severity::Medium, s.first, s.detail);
         }

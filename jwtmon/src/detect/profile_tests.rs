@@ -29,6 +29,7 @@ fn alice(verified: bool) -> TokenFacts {
     TokenFacts {
         subject: Some("alice".into()),
         verified,
+        ..Default::default()
     }
 }
 
@@ -221,6 +222,7 @@ fn profiles_stay_bounded() {
         let facts = TokenFacts {
             subject: Some(format!("user{i}")),
             verified: true,
+            ..Default::default()
         };
         let ip = format!("10.{}.{}.1", i / 256, i % 256);
         d.observe(&call(&ip, "GET", "/x", when(0, 10, 0)), &facts, &mut out);

@@ -68,6 +68,7 @@ struct Verdict {
     findings: Vec<Raw>,
     sub: Option<String>,
     jti: Option<String>,
+    sid: Option<String>,
     kid: Option<String>,
     iat: Option<i64>,
     exp: Option<i64>,
@@ -306,6 +307,7 @@ impl JwtAnalyzer {
                     findings: vec![checks::malformed(e)],
                     sub: None,
                     jti: None,
+                    sid: None,
                     kid: None,
                     iat: None,
                     exp: None,
@@ -351,6 +353,7 @@ impl JwtAnalyzer {
             findings,
             sub: t.claim_str("sub").map(str::to_string),
             jti: t.claim_str("jti").map(str::to_string),
+            sid: t.claim_str("sid").map(str::to_string),
             kid: t.header_str("kid").map(str::to_string),
             iat: t.claim_time("iat"),
             exp: t.claim_time("exp"),
@@ -499,6 +502,7 @@ impl JwtAnalyzer {
         TokenFacts {
             subject: verdict.sub.clone(),
             verified: verdict.verified,
+            session: verdict.sid.clone().or_else(|| verdict.jti.clone()),
         }
     }
 }

@@ -111,6 +111,8 @@ pub struct Request {
     /// The raw `Cookie` header (values are credentials: `Debug` hides it;
     /// use [`Request::cookie_names`] or [`Request::cookie`]).
     pub cookies: Option<Hidden>,
+    /// `X-API-Key` or `Api-Key` (a credential: hash it before output).
+    pub api_key: Option<Hidden>,
     /// `Content-Type`.
     pub content_type: Option<String>,
     /// `Content-Length`.
@@ -367,6 +369,8 @@ fn build(req: &httparse::Request<'_, '_>, truncated: bool) -> Result<Request, Ma
                 Some(prev) => format!("{}; {}", prev.0, str_of(h.value)),
                 None => text(h.value),
             }));
+        } else if name.eq_ignore_ascii_case("x-api-key") || name.eq_ignore_ascii_case("api-key") {
+            r.api_key = Some(Hidden(text(h.value)));
         } else if name.eq_ignore_ascii_case("content-type") {
             r.content_type = Some(text(h.value));
         } else if name.eq_ignore_ascii_case("content-length") {
