@@ -55,6 +55,21 @@ pub enum AnalyzeOutput {
     Observations,
 }
 
+/// `jwtmon sequences` subcommands.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum SequencesAction {
+    /// Propose precedence rules (high-scoring sequences that end in a
+    /// state-changing call) in `[[sequence.rules]]` syntax.
+    Suggest {
+        /// The capture file to learn from.
+        #[arg(long, value_name = "FILE")]
+        pcap: PathBuf,
+        /// Most rules proposed.
+        #[arg(long, default_value_t = 10)]
+        max: usize,
+    },
+}
+
 /// Output format of offline analysis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -112,6 +127,33 @@ pub enum Command {
         /// observed request with its response status.
         #[arg(long, value_enum, default_value = "findings")]
         output: AnalyzeOutput,
+    },
+    /// API sequences: which calls come in which order per session.
+    ///
+    /// Lists the top sequences (n-grams of each session's calls) by
+    /// correlation score: how much more often the calls occur together and
+    /// in this order than their own frequencies predict (1 = only ever
+    /// together, 0 = independent). With --pcap, analyses a capture offline;
+    /// without it, prints the running daemon's report (sequence.report_file).
+    /// `jwtmon sequences suggest --pcap FILE` proposes precedence rules in
+    /// config syntax, for review.
+    #[command(args_conflicts_with_subcommands = true)]
+    Sequences {
+        /// The capture file (default: the daemon's live report).
+        #[arg(long, value_name = "FILE")]
+        pcap: Option<PathBuf>,
+        /// How many sequences.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        /// Shortest sequence listed (2..=10).
+        #[arg(long, default_value_t = 2)]
+        min_n: usize,
+        /// Table or JSON.
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+        /// `suggest`: propose rules.
+        #[command(subcommand)]
+        action: Option<SequencesAction>,
     },
     /// Validate a config file and print the effective configuration.
     CheckConfig {

@@ -9,7 +9,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 use crate::{
-    cli::{AnalyzeOutput, Cli, Command, OutputFormat},
+    cli::{AnalyzeOutput, Cli, Command, OutputFormat, SequencesAction},
     clock,
     config::{Config, LogFormat},
     daemon,
@@ -96,6 +96,17 @@ pub fn execute(cli: Cli) -> Result<()> {
             output: AnalyzeOutput::Observations,
         } => analyze(&config, &pcap, format),
         Command::Analyze { pcap, format, .. } => analyze_findings(&config, &pcap, format),
+        Command::Sequences {
+            action: Some(SequencesAction::Suggest { pcap, max }),
+            ..
+        } => suggest(&config, &pcap, max),
+        Command::Sequences {
+            pcap,
+            top,
+            min_n,
+            format,
+            ..
+        } => sequences(&config, pcap.as_deref(), top, min_n, format),
         Command::List { json } => list(&open(&pin_dir)?, json),
         Command::Stats { json, top } => stats(&open(&pin_dir)?, json, top),
         Command::ImportBlocklist {
@@ -197,6 +208,98 @@ fn run_daemon(config: Config) -> Result<()> {
             );
         }
     }))?;
+    Ok(())
+}
+
+fn sequences(
+    config: &Config,
+    pcap: Option<&std::path::Path>,
+    top: usize,
+    min_n: usize,
+    format: OutputFormat,
+) -> Result<()> {
+    let report = match pcap {
+        Some(path) => {
+            let (stages, _, _) = crate::offline::run_file(path, config)?;
+            stages.sequences.report(top, min_n.clamp(2, 10))
+        }
+        None => {
+            let Some(file) = &config.sequence.report_file else {
+                bail!(
+                    "no --pcap given and sequence.report_file is not set: give a capture file, \
+                     or set report_file so the daemon writes its live report"
+                );
+            };
+            let text = std::fs::read_to_string(file).with_context(|| {
+                format!("reading the daemon's sequence report {}", file.display())
+            })?;
+            let mut r: crate::sequence::Report = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            r.top.retain(|e| e.n >= min_n);
+            r.top.truncate(top);
+            r
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if format == OutputFormat::Json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} calls in {} sequences, {} endpoints, {} n-grams held ({} evicted; counts short by at most {})",
+        report.calls,
+        report.sequences,
+        report.endpoints,
+        report.ngrams,
+        report.evicted,
+        report.count_error_bound
+    )?;
+    writeln!(
+        out,
+        "{:>6} {:>9} {:>7} {:>3}  SEQUENCE",
+        "SCORE", "COUNT", "SHARE", "N"
+    )?;
+    for e in &report.top {
+        writeln!(
+            out,
+            "{:>6.3} {:>9} {:>6.1}% {:>3}  {}",
+            e.score,
+            e.count,
+            e.share_of_sequences * 100.0,
+            e.n,
+            e.sequence.join(" -> ")
+        )?;
+    }
+    Ok(())
+}
+
+fn suggest(config: &Config, pcap: &std::path::Path, max: usize) -> Result<()> {
+    let (stages, _, _) = crate::offline::run_file(pcap, config)?;
+    let rules = stages.sequences.suggest(max);
+    if rules.is_empty() {
+        println!(
+            "# no precedence rule to suggest: no high-scoring sequence ends in POST/PUT/PATCH/DELETE"
+        );
+    }
+    for (rule, why) in rules {
+        println!(
+            "# score {:.3}, seen {} times, in {:.1}% of sequences: {}",
+            why.score,
+            why.count,
+            why.share_of_sequences * 100.0,
+            why.sequence.join(" -> ")
+        );
+        let mut doc = toml::Table::new();
+        doc.insert(
+            "sequence".into(),
+            toml::Value::Table(toml::Table::from_iter([(
+                "rules".to_string(),
+                toml::Value::try_from(vec![rule])?,
+            )])),
+        );
+        println!("{}", toml::to_string(&doc)?);
+    }
     Ok(())
 }
 

@@ -105,6 +105,15 @@ pub fn findings_of_file(
     path: &Path,
     config: &Config,
 ) -> Result<(Vec<Finding>, OfflineStats), OfflineError> {
+    run_file(path, config).map(|(_, findings, stats)| (findings, stats))
+}
+
+/// Runs every stage over `path`; returns the stages (with what they
+/// learnt), the findings in time order, and the counts.
+pub fn run_file(
+    path: &Path,
+    config: &Config,
+) -> Result<(Stages, Vec<Finding>, OfflineStats), OfflineError> {
     let (observations, mut stats) = analyze_file(path, &config.capture)?;
     let mut analyzer = JwtAnalyzer::new(&config.jwt)?;
     fetch_remote_keys(&mut analyzer);
@@ -132,5 +141,5 @@ pub fn findings_of_file(
     out.sort_by_key(|f| f.time);
     stages.decide(&mut out);
     stats.jwt = stages.analyzer.stats.clone();
-    Ok((out, stats))
+    Ok((stages, out, stats))
 }

@@ -135,6 +135,7 @@ pub async fn run(
     let mut observer = Observer::new(&cfg);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut report = tokio::time::interval(Duration::from_secs(60));
+    let mut sequence_report = tokio::time::interval(stages.sequences.report_interval());
     let stdout = std::io::stdout();
     let mut batch = Vec::new();
     let mut findings = Vec::new();
@@ -172,6 +173,11 @@ pub async fn run(
                 stages.decider.set_allowlist(allow.borrow_and_update().clone());
             }
             _ = report.tick() => info!(stats = ?observer.stats, flows = observer.flows(), "capture"),
+            _ = sequence_report.tick() => {
+                if let Err(e) = stages.sequences.write_report() {
+                    warn!(error = %e, "sequence report not written");
+                }
+            }
             _ = stop.changed() => break,
         }
         emit(&mut stdout.lock(), what, &mut stages, &batch, &mut findings);
@@ -183,6 +189,9 @@ pub async fn run(
     reader.abort();
     observer.flush(&mut batch);
     emit(&mut stdout.lock(), what, &mut stages, &batch, &mut findings);
+    if let Err(e) = stages.sequences.write_report() {
+        warn!(error = %e, "sequence report not written");
+    }
     let bad = stats.bad_records.load(std::sync::atomic::Ordering::Relaxed);
     if bad > 0 {
         warn!(bad_records = bad, "ring records that did not decode");

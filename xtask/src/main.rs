@@ -59,6 +59,14 @@ enum Task {
     /// Whole userspace pipeline (parse, JWT, detectors, decisions) in
     /// requests/s on one core, next to parse + pair alone.
     BenchPipeline,
+    /// Print calls/s and peak memory of the sequence engine on a synthetic
+    /// trace shaped like Cloudflare's one-hour snapshot (88k sessions, 260M
+    /// calls, 301 endpoints) divided by --scale.
+    BenchSequences {
+        /// Divide the trace's sessions and calls by this (1 = full shape).
+        #[arg(long, default_value_t = 100)]
+        scale: u64,
+    },
     /// Print the live capture ceiling: wrk against a namespace server with
     /// and without the daemon, ring-buffer loss and the daemon's CPU.
     BenchCapture,
@@ -148,6 +156,16 @@ fn main() -> Result<()> {
         Task::BenchParse => run_bench(&root, "bench-parse"),
         Task::BenchJwt => run_bench(&root, "bench-jwt"),
         Task::BenchPipeline => run_bench(&root, "bench-pipeline"),
+        Task::BenchSequences { scale } => cargo(&root)
+            .args(["run", "--quiet", "--release", "--package", "jwtmon-tests"])
+            .args([
+                "--bin",
+                "bench-sequences",
+                "--",
+                "--scale",
+                &scale.to_string(),
+            ])
+            .status_ok("bench-sequences"),
         Task::BenchCapture => run_root_bench(&root, "bench-capture", &[]),
         Task::Demo => run_root_bench(&root, "demo", &[]),
         Task::BenchLatency { attackers } => {

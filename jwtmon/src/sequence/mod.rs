@@ -39,7 +39,7 @@ const ALPHA: f64 = 0.1;
 const EVIDENCE: usize = 10;
 
 /// One line of the sequence report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct ReportEntry {
     /// Endpoints in order.
     pub sequence: Vec<String>,
@@ -54,7 +54,7 @@ pub struct ReportEntry {
 }
 
 /// The sequence report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Report {
     /// Calls seen.
     pub calls: u64,
@@ -291,6 +291,25 @@ impl Sequencer {
             }
         }
         out
+    }
+
+    /// How often the daemon writes the live report.
+    pub fn report_interval(&self) -> std::time::Duration {
+        self.cfg
+            .report_interval
+            .max(std::time::Duration::from_secs(1))
+    }
+
+    /// Writes the top 100 sequences to `report_file` (atomically), if one
+    /// is configured.
+    pub fn write_report(&self) -> std::io::Result<()> {
+        let Some(path) = &self.cfg.report_file else {
+            return Ok(());
+        };
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(&self.report(100, 2))?;
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
     }
 
     /// Sessions tracked.

@@ -4,7 +4,7 @@
 //! keyed hashes, never as the raw token, cookie or key.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     hash::{BuildHasher, Hasher},
     time::SystemTime,
 };
@@ -15,9 +15,12 @@ use crate::{detect::TokenFacts, observe::Observation};
 pub const RECENT: usize = 16;
 /// Distinct endpoints remembered per session (precedence rules).
 const MAX_SEEN: usize = 512;
-/// Distinct n-grams remembered per sequence (the share of sequences that
-/// contain an n-gram; beyond, an n-gram may count a sequence twice).
-const MAX_GRAMS_SEEN: usize = 2048;
+/// Bits of the per-sequence filter of n-grams already counted.
+const FILTER_BITS: usize = 2048;
+/// N-grams a sequence counts towards "share of sequences" (the filter's
+/// false-positive rate stays under about 5% up to here; beyond, later new
+/// n-grams of a long sequence do not add to their share).
+const MAX_GRAMS_COUNTED: u32 = 400;
 
 /// The session key of a call: a keyed hash of the first identity source
 /// present.
@@ -61,8 +64,11 @@ pub struct Session {
     pub seen: HashMap<u16, SystemTime>,
     /// Call times per endpoint that a `max_in_window` rule watches.
     pub windows: HashMap<u16, VecDeque<SystemTime>>,
-    /// Hashes of the n-grams this sequence already counted.
-    pub grams: HashSet<u64>,
+    /// A Bloom filter (3 hashes) of the n-grams this sequence already
+    /// counted: 256 bytes per session however long it runs. A false
+    /// positive can miss a sequence in a share; it never counts one twice.
+    grams: [u64; FILTER_BITS / 64],
+    grams_counted: u32,
     /// Surprise of the most recent transitions.
     pub surprise: VecDeque<f64>,
     /// `sequence_anomalous` already reported for this sequence.
@@ -78,7 +84,8 @@ impl Session {
             recent: VecDeque::with_capacity(RECENT),
             seen: HashMap::new(),
             windows: HashMap::new(),
-            grams: HashSet::new(),
+            grams: [0; FILTER_BITS / 64],
+            grams_counted: 0,
             surprise: VecDeque::new(),
             anomalous: false,
         }
@@ -90,7 +97,8 @@ impl Session {
     pub fn new_sequence(&mut self) {
         self.len = 0;
         self.recent.clear();
-        self.grams.clear();
+        self.grams = [0; FILTER_BITS / 64];
+        self.grams_counted = 0;
         self.surprise.clear();
         self.anomalous = false;
     }
@@ -108,9 +116,21 @@ impl Session {
         self.last = t;
     }
 
-    /// True the first time this sequence counts n-gram `h`.
+    /// True the first time this sequence counts n-gram `h` (a hash).
     pub fn first_gram(&mut self, h: u64) -> bool {
-        self.grams.len() >= MAX_GRAMS_SEEN && !self.grams.contains(&h) || self.grams.insert(h)
+        let bits = [h, h.rotate_left(21), h.rotate_left(42)].map(|x| (x as usize) % FILTER_BITS);
+        if bits
+            .iter()
+            .all(|b| self.grams[b / 64] & (1 << (b % 64)) != 0)
+            || self.grams_counted >= MAX_GRAMS_COUNTED
+        {
+            return false;
+        }
+        for b in bits {
+            self.grams[b / 64] |= 1 << (b % 64);
+        }
+        self.grams_counted += 1;
+        true
     }
 
     /// The ids of the most recent calls, oldest first.

@@ -1,5 +1,6 @@
 //! `cargo xtask bench-pipeline`: the whole userspace pipeline on one core
-//! (parse + pair, JWT analysis, every behaviour detector, decisions and
+//! (parse + pair, JWT analysis, every behaviour detector, the sequence
+//! engine, decisions and
 //! the JSON line of each finding) on a generated mixed stream, next to
 //! parse + pair alone on the same stream in the same run. The stream:
 //! 5,000 clients, each with its own HS256 token, for 2,000 subjects (70% balance reads,
@@ -27,6 +28,7 @@ use jwtmon::{
     },
     observe::{Observation, Observer},
     pipeline::Stages,
+    sequence::{Sequencer, config::SequenceConfig},
 };
 
 /// The allocator the daemon uses.
@@ -226,6 +228,7 @@ fn main() {
     let mut stages = Stages {
         analyzer: JwtAnalyzer::new(&jwt).unwrap(),
         detectors: Detectors::new(&DetectConfig::default()).unwrap(),
+        sequences: Sequencer::new(&SequenceConfig::default()).unwrap(),
         decider: Decider::new(&DecideConfig::default()),
         orders: None,
         orders_dropped: 0,
