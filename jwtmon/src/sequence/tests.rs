@@ -352,3 +352,66 @@ fn suggestions_are_precedence_rules_ending_in_state_changes() {
         "{requires}"
     );
 }
+
+#[test]
+fn max_in_window_allow_and_deny_rules() {
+    let cfg = SequenceConfig {
+        rules: vec![
+            SeqRule::MaxInWindow {
+                name: "two exports a minute".into(),
+                endpoint: "POST /api/export".into(),
+                max: 2,
+                window: Duration::from_secs(60),
+                mode: Mode::Log,
+            },
+            SeqRule::Allow {
+                name: "confirm only right after export".into(),
+                sequence: vec!["POST /api/export".into(), "POST /api/export/confirm".into()],
+                mode: Mode::Log,
+            },
+            SeqRule::Deny {
+                name: "no password change right after login".into(),
+                sequence: vec!["POST /api/login".into(), "POST /api/password".into()],
+                mode: Mode::Block,
+            },
+        ],
+        ..SequenceConfig::default()
+    };
+    let mut seq = Sequencer::new(&cfg).unwrap();
+    let f = session("x");
+    let mut rules_hit = |calls: &[(&str, u64)]| -> Vec<String> {
+        let mut out = Vec::new();
+        for (p, t) in calls {
+            seq.observe(&call("10.0.0.1", "POST", p, at(*t)), &f, &mut out);
+        }
+        out.iter()
+            .filter(|f| f.kind == "sequence_rule_violation")
+            .map(|f| f.detail["rule_type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Export, confirm: allowed. Two more exports within the minute: the
+    // third is one too many.
+    assert!(rules_hit(&[("/api/export", 0), ("/api/export/confirm", 1)]).is_empty());
+    assert!(rules_hit(&[("/api/export", 2)]).is_empty());
+    assert_eq!(rules_hit(&[("/api/export", 3)]), ["max_in_window"]);
+    // A minute later the window has room again.
+    assert!(rules_hit(&[("/api/export", 70)]).is_empty());
+    // Confirm without an export right before it.
+    assert_eq!(
+        rules_hit(&[("/api/profile", 71), ("/api/export/confirm", 72)]),
+        ["allow"]
+    );
+    // Login then password change: denied; with a call between: fine.
+    assert_eq!(
+        rules_hit(&[("/api/login", 80), ("/api/password", 81)]),
+        ["deny"]
+    );
+    assert!(
+        rules_hit(&[
+            ("/api/login", 90),
+            ("/api/profile", 91),
+            ("/api/password", 92)
+        ])
+        .is_empty()
+    );
+}
