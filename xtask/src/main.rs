@@ -153,19 +153,14 @@ fn main() -> Result<()> {
                 .args(&args);
             run_tests(cmd)
         }
-        Task::BenchParse => run_bench(&root, "bench-parse"),
-        Task::BenchJwt => run_bench(&root, "bench-jwt"),
-        Task::BenchPipeline => run_bench(&root, "bench-pipeline"),
-        Task::BenchSequences { scale } => cargo(&root)
-            .args(["run", "--quiet", "--release", "--package", "jwtmon-tests"])
-            .args([
-                "--bin",
-                "bench-sequences",
-                "--",
-                "--scale",
-                &scale.to_string(),
-            ])
-            .status_ok("bench-sequences"),
+        Task::BenchParse => run_bench(&root, "bench-parse", &[]),
+        Task::BenchJwt => run_bench(&root, "bench-jwt", &[]),
+        Task::BenchPipeline => run_bench(&root, "bench-pipeline", &[]),
+        Task::BenchSequences { scale } => run_bench(
+            &root,
+            "bench-sequences",
+            &["--scale".into(), scale.to_string()],
+        ),
         Task::BenchCapture => run_root_bench(&root, "bench-capture", &[]),
         Task::Demo => run_root_bench(&root, "demo", &[]),
         Task::BenchLatency { attackers } => {
@@ -189,19 +184,7 @@ fn main() -> Result<()> {
             cmd.status_ok("conformance")
         }
         Task::BenchXdp { repeat } => {
-            setup(false)?;
-            cargo(&root)
-                .args([
-                    "build",
-                    "--release",
-                    "--package",
-                    "jwtmon-tests",
-                    "--bin",
-                    "bench-xdp",
-                ])
-                .status_ok("building the benchmark")?;
-            let bin = root.join("target/release/bench-xdp");
-            as_root(&bin, &["--repeat".to_string(), repeat.to_string()]).status_ok("bench-xdp")
+            run_root_bench(&root, "bench-xdp", &["--repeat".into(), repeat.to_string()])
         }
     }
 }
@@ -254,10 +237,12 @@ fn workspace_root() -> PathBuf {
 }
 
 /// Runs one of the benchmark binaries of `jwtmon-tests`, optimized.
-fn run_bench(root: &Path, bin: &str) -> Result<()> {
+fn run_bench(root: &Path, bin: &str, args: &[String]) -> Result<()> {
+    setup(false)?;
     cargo(root)
         .args(["run", "--quiet", "--release", "--package", "jwtmon-tests"])
-        .args(["--bin", bin])
+        .args(["--bin", bin, "--"])
+        .args(args)
         .status_ok(bin)
 }
 

@@ -143,4 +143,4 @@ impl Detectors {
 #[cfg(test)]
 mod profile_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -233,7 +233,7 @@ fn profiles_stay_bounded() {
     // new again, while the four most recent are still known.
     let mut d = Detectors::new(&cfg).unwrap();
     let nets: Vec<String> = (0..6).map(|i| format!("10.0.{i}.1")).collect();
-    let mut seen = |ip: &str, d: &mut Detectors| {
+    let seen = |ip: &str, d: &mut Detectors| {
         let f = observe(d, &call(ip, "GET", "/x", when(0, 10, 0)), &alice(true));
         profile_kinds(&f).contains(&"new_network_for_subject")
     };

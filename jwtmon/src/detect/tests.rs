@@ -17,7 +17,7 @@ pub(super) fn at(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms)
 }
 
-pub(super) fn obs(
+pub(crate) fn obs(
     ip: &str,
     method: &str,
     path: &str,

@@ -126,12 +126,9 @@ impl Sequencer {
             .endpoints
             .intern(&obs.request.method, &obs.request.path);
         let key = session::key(&self.cfg.identity, obs, facts, &self.hasher);
-        if !self.sessions.contains(&key) {
-            self.sessions.put(key, Session::new(t));
-        }
-        let Some(mut s) = self.sessions.pop(&key) else {
-            return;
-        };
+        // Out of the cache while the engine works on it, back in (as most
+        // recent) at the end.
+        let mut s = self.sessions.pop(&key).unwrap_or_else(|| Session::new(t));
         if t.duration_since(s.last).unwrap_or_default() > self.cfg.idle_gap
             || s.len >= self.cfg.max_sequence_len
         {

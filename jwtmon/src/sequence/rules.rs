@@ -43,7 +43,6 @@ pub fn compile(rules: &[SeqRule], endpoints: &mut Endpoints) -> Vec<Compiled> {
     rules
         .iter()
         .map(|r| {
-            let mut ids = |v: &[String]| v.iter().map(|n| id(endpoints, n)).collect::<Vec<_>>();
             let check = match r {
                 SeqRule::Precedence {
                     endpoint,
@@ -51,25 +50,27 @@ pub fn compile(rules: &[SeqRule], endpoints: &mut Endpoints) -> Vec<Compiled> {
                     within,
                     ..
                 } => Check::Precedence {
-                    endpoint: ids(std::slice::from_ref(endpoint))[0],
-                    requires: ids(std::slice::from_ref(requires))[0],
+                    endpoint: id(endpoints, endpoint),
+                    requires: id(endpoints, requires),
                     within: *within,
                 },
-                SeqRule::NoRepeat { endpoint, .. } => {
-                    Check::NoRepeat(ids(std::slice::from_ref(endpoint))[0])
-                }
+                SeqRule::NoRepeat { endpoint, .. } => Check::NoRepeat(id(endpoints, endpoint)),
                 SeqRule::MaxInWindow {
                     endpoint,
                     max,
                     window,
                     ..
                 } => Check::MaxInWindow {
-                    endpoint: ids(std::slice::from_ref(endpoint))[0],
+                    endpoint: id(endpoints, endpoint),
                     max: *max,
                     window: *window,
                 },
-                SeqRule::Allow { sequence, .. } => Check::Allow(ids(sequence)),
-                SeqRule::Deny { sequence, .. } => Check::Deny(ids(sequence)),
+                SeqRule::Allow { sequence, .. } => {
+                    Check::Allow(sequence.iter().map(|n| id(endpoints, n)).collect())
+                }
+                SeqRule::Deny { sequence, .. } => {
+                    Check::Deny(sequence.iter().map(|n| id(endpoints, n)).collect())
+                }
             };
             Compiled {
                 rule: r.clone(),

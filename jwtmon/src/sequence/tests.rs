@@ -2,10 +2,7 @@
 //! scenario, scoring against frequency, bounded state, sequence splits and
 //! OpenAPI names.
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{
     Sequencer,
@@ -13,10 +10,9 @@ use super::{
 };
 use crate::{
     decide::{Decider, config::DecideConfig},
-    detect::TokenFacts,
+    detect::{TokenFacts, tests::obs},
     finding::Finding,
     observe::Observation,
-    parse::Request,
 };
 
 const BALANCE: &str = "GET /api/v1/accounts/{id}/balance";
@@ -27,22 +23,10 @@ fn at(s: u64) -> SystemTime {
 }
 
 fn call(ip: &str, method: &str, path: &str, t: SystemTime) -> Observation {
-    let client: IpAddr = ip.parse().unwrap();
-    Observation {
-        time: t,
-        src: SocketAddr::new(client, 40000),
-        dst: "10.0.0.1:8080".parse().unwrap(),
-        client_ip: client,
-        request: Request {
-            method: method.into(),
-            path: path.into(),
-            user_agent: Some("bank-app/2.1".into()),
-            ..Request::default()
-        },
-        status: Some(200),
-        latency: None,
-        unanswered: false,
-    }
+    let mut o = obs(ip, method, path, "", 200, 0);
+    o.time = t;
+    o.request.user_agent = Some("bank-app/2.1".into());
+    o
 }
 
 fn session(id: &str) -> TokenFacts {
