@@ -1,0 +1,194 @@
+//! Pseudonymization (GDPR/AVG): client addresses in alerts, exports,
+//! reports and the incident register are replaced by a keyed HMAC, stable
+//! for one key and unlinkable without it. Owns `[privacy]`.
+
+use std::{
+    io::{Read, Write},
+    net::IpAddr,
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+};
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::secret::{self, SecretError};
+
+/// `[privacy]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// Replace client addresses by keyed pseudonyms outside the kernel maps.
+    pub pseudonymize: bool,
+    /// The HMAC key file; created with a random key (mode 0600) when it
+    /// does not exist, so pseudonyms stay stable across restarts.
+    pub key_file: PathBuf,
+    /// Take the key from this environment variable instead of the file.
+    pub key_env: Option<String>,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self {
+            pseudonymize: true,
+            key_file: PathBuf::from("/var/lib/jwtmon/pseudonym.key"),
+            key_env: None,
+        }
+    }
+}
+
+/// Why the key could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivacyError {
+    /// Reading the configured secret.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// Creating the key file.
+    #[error("privacy.key_file {path}: cannot create the pseudonymization key: {source}")]
+    Create {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Turns addresses into pseudonyms (or leaves them, when disabled).
+#[derive(Clone)]
+pub struct Pseudonymizer {
+    key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Pseudonymizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.key.is_some() {
+            "Pseudonymizer(keyed)"
+        } else {
+            "Pseudonymizer(off)"
+        })
+    }
+}
+
+impl Pseudonymizer {
+    /// Pseudonyms under `key`.
+    pub fn with_key(key: &[u8]) -> Self {
+        Self {
+            key: Some(key.to_vec()),
+        }
+    }
+
+    /// Addresses shown as they are (`pseudonymize = false`).
+    pub fn off() -> Self {
+        Self { key: None }
+    }
+
+    /// From the configuration: the key from `key_env`, else `key_file`
+    /// (created when missing).
+    pub fn load(cfg: &PrivacyConfig) -> Result<Self, PrivacyError> {
+        if !cfg.pseudonymize {
+            return Ok(Self::off());
+        }
+        if let Some(var) = &cfg.key_env {
+            let key = secret::load("privacy.key_env", None, Some(var))?.expect("env given");
+            return Ok(Self::with_key(key.expose().as_bytes()));
+        }
+        Ok(Self::with_key(&key_file(&cfg.key_file)?))
+    }
+
+    /// Whether addresses are pseudonymized.
+    pub fn enabled(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// The address's pseudonym, `px-` and 16 hex digits (or the address
+    /// itself when disabled).
+    pub fn ip(&self, ip: IpAddr) -> String {
+        let Some(key) = &self.key else {
+            return ip.to_string();
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        match ip {
+            IpAddr::V4(a) => mac.update(&a.octets()),
+            IpAddr::V6(a) => mac.update(&a.octets()),
+        }
+        let tag = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(19);
+        out.push_str("px-");
+        for b in &tag[..8] {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
+}
+
+/// Reads the key file, or creates it with 32 random bytes.
+fn key_file(path: &Path) -> Result<Vec<u8>, PrivacyError> {
+    let err = |source| PrivacyError::Create {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Ok(key) = std::fs::read(path)
+        && !key.is_empty()
+    {
+        return Ok(key);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let mut key = vec![0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .map_err(err)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(&key).map_err(err)?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_per_key_different_across_keys() {
+        let a = Pseudonymizer::with_key(b"key one");
+        let b = Pseudonymizer::with_key(b"key two");
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let other: IpAddr = "203.0.113.8".parse().unwrap();
+        assert_eq!(a.ip(ip), a.ip(ip));
+        assert_ne!(a.ip(ip), b.ip(ip));
+        assert_ne!(a.ip(ip), a.ip(other));
+        assert!(a.ip(ip).starts_with("px-") && a.ip(ip).len() == 19);
+        assert!(!a.ip(ip).contains("203.0"));
+        assert_eq!(Pseudonymizer::off().ip(ip), "203.0.113.7");
+    }
+
+    #[test]
+    fn key_file_is_created_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = PrivacyConfig {
+            key_file: dir.path().join("sub/pseudonym.key"),
+            ..Default::default()
+        };
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        let first = Pseudonymizer::load(&cfg).unwrap().ip(ip);
+        let again = Pseudonymizer::load(&cfg).unwrap().ip(ip);
+        assert_eq!(first, again, "the key survives a restart");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&cfg.key_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let off = PrivacyConfig {
+            pseudonymize: false,
+            ..cfg
+        };
+        assert_eq!(Pseudonymizer::load(&off).unwrap().ip(ip), "2001:db8::1");
+    }
+}
