@@ -6,6 +6,7 @@
 //! `enforce` (kernel maps). `daemon` runs it live; `cli`/`commands` serve the
 //! command line.
 
+pub mod alert;
 pub mod capture;
 pub mod cli;
 pub mod clock;
@@ -19,6 +20,7 @@ pub mod enforce;
 pub mod finding;
 pub mod incident;
 pub mod jwt;
+pub mod metrics;
 pub mod observe;
 pub mod offline;
 pub mod parse;

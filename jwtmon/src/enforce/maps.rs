@@ -388,8 +388,15 @@ impl Maps {
 
     /// Deletes block entries that expired before now. Returns what it removed.
     pub fn reap_expired(&mut self) -> Result<Vec<Target>, MapsError> {
-        let expired: Vec<Target> = self
-            .list_blocks()?
+        Ok(self.reap_and_count()?.0)
+    }
+
+    /// [`Maps::reap_expired`], also returning how many entries remain in
+    /// force (one pass over the maps for both).
+    pub fn reap_and_count(&mut self) -> Result<(Vec<Target>, usize), MapsError> {
+        let all = self.list_blocks()?;
+        let total = all.len();
+        let expired: Vec<Target> = all
             .into_iter()
             .filter(|b| b.expired)
             .map(|b| b.target)
@@ -408,7 +415,8 @@ impl Maps {
                 }
             }
         }
-        Ok(removed)
+        let remaining = total - removed.len();
+        Ok((removed, remaining))
     }
 
     /// Global counters summed over CPUs.
