@@ -46,6 +46,25 @@ pub fn parse_ttl(s: &str) -> Result<Option<Duration>, String> {
     Ok(Some(d))
 }
 
+/// A point in time: a duration ago (`24h`, `7d`, relative to `now`), a
+/// date (`2026-11-01`, UTC midnight) or an RFC 3339 time.
+pub fn parse_since(s: &str, now: SystemTime) -> Result<SystemTime, String> {
+    let s = s.trim();
+    if let Ok(d) = humantime::parse_duration(s) {
+        return now
+            .checked_sub(d)
+            .ok_or_else(|| format!("`{s}` reaches before 1970"));
+    }
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_string()
+    };
+    humantime::parse_rfc3339_weak(&full).map_err(|_| {
+        format!("`{s}` is not a time: use a duration ago (24h, 7d), a date (2026-11-01) or RFC 3339 (2026-11-01T08:00:00Z)")
+    })
+}
+
 /// Formats a duration compactly, to the second (e.g. `9m 58s`).
 pub fn fmt_duration(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
@@ -65,6 +84,26 @@ mod tests {
         for bad in ["", "ten minutes", "10x", "-5m", "100ms", "20y"] {
             assert!(parse_ttl(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn since_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(
+            parse_since("24h", now).unwrap(),
+            now - Duration::from_secs(86_400)
+        );
+        let d = parse_since("2026-11-01", now).unwrap();
+        assert_eq!(
+            humantime::format_rfc3339(d).to_string(),
+            "2026-11-01T00:00:00Z"
+        );
+        assert!(parse_since("2026-11-01T08:30:00Z", now).is_ok());
+        assert!(
+            parse_since("yesterday", now)
+                .unwrap_err()
+                .contains("not a time")
+        );
     }
 
     #[test]

@@ -65,6 +65,24 @@ pub struct Config {
     /// API sequence analytics and rules.
     #[serde(default)]
     pub sequence: crate::sequence::config::SequenceConfig,
+    /// Incident register.
+    #[serde(default)]
+    pub incidents: crate::incident::config::IncidentConfig,
+    /// Alert grouping and sinks.
+    #[serde(default)]
+    pub alerts: crate::alert::config::AlertConfig,
+    /// Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
+    /// SIEM event export.
+    #[serde(default)]
+    pub export: crate::export::ExportConfig,
+    /// Admin API.
+    #[serde(default)]
+    pub admin: crate::admin::AdminConfig,
+    /// Pseudonymization.
+    #[serde(default)]
+    pub privacy: crate::privacy::PrivacyConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -170,6 +188,9 @@ pub struct DaemonConfig {
     pub keep_attached: bool,
     /// What the daemon prints on stdout as JSON lines.
     pub emit: Emit,
+    /// Where the daemon keeps its files (incident database, pseudonym
+    /// key, admin socket); relative paths elsewhere are taken under it.
+    pub state_dir: PathBuf,
 }
 
 /// What the daemon prints on stdout.
@@ -293,6 +314,7 @@ impl Default for DaemonConfig {
             interfaces: Vec::new(),
             keep_attached: false,
             emit: Emit::Findings,
+            state_dir: PathBuf::from("/var/lib/jwtmon"),
         }
     }
 }
@@ -343,6 +365,12 @@ impl Default for Config {
             detect: Default::default(),
             decide: Default::default(),
             sequence: Default::default(),
+            incidents: Default::default(),
+            alerts: Default::default(),
+            metrics: Default::default(),
+            export: Default::default(),
+            admin: Default::default(),
+            privacy: Default::default(),
             log: LogConfig::default(),
         }
     }
@@ -374,6 +402,11 @@ impl Config {
             Some(p) => Self::load(p),
             None => Self::from_toml(DEFAULT_TOML, None),
         }
+    }
+
+    /// A configured path: relative ones are under `daemon.state_dir`.
+    pub fn state_path(&self, p: &Path) -> PathBuf {
+        self.daemon.state_dir.join(p)
     }
 
     /// The effective configuration as TOML.
@@ -460,6 +493,27 @@ impl Config {
                     iface.name
                 )));
             }
+        }
+        if !self.daemon.state_dir.is_absolute() {
+            return Err(ConfigError::Invalid(format!(
+                "daemon.state_dir = {}: must be an absolute path",
+                self.daemon.state_dir.display()
+            )));
+        }
+        self.alerts.validate().map_err(ConfigError::Invalid)?;
+        self.metrics.address().map_err(ConfigError::Invalid)?;
+        self.admin.validate().map_err(ConfigError::Invalid)?;
+        if self.export.target == crate::export::ExportTarget::Stdout
+            && self.daemon.emit != Emit::None
+        {
+            return Err(ConfigError::Invalid(
+                "export.target = \"stdout\" needs daemon.emit = \"none\" (both would write JSON lines to stdout)".into(),
+            ));
+        }
+        if self.incidents.retention_days == 0 {
+            return Err(ConfigError::Invalid(
+                "incidents.retention_days: at least 1".into(),
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::Invalid(format!(

@@ -16,8 +16,10 @@ use crate::{
     config::{Config, Emit, InterfaceSpec, Role},
     decide::Decider,
     detect::Detectors,
-    enforce::{Attachment, Datapath, DatapathError, MapsError, enforcer::Enforcer},
+    enforce::{Attachment, Datapath, DatapathError, Maps, MapsError, enforcer::Enforcer},
+    metrics::Metrics,
     pipeline::Stages,
+    respond::Events,
 };
 
 /// Errors that stop the daemon.
@@ -43,6 +45,9 @@ pub enum DaemonError {
     /// The sequence engine's OpenAPI file.
     #[error(transparent)]
     OpenApi(#[from] crate::sequence::endpoints::OpenApiError),
+    /// Incidents, alerts, export.
+    #[error(transparent)]
+    Respond(#[from] crate::respond::RespondError),
 }
 
 /// Interfaces carrying an IPv4 or IPv6 default route.
@@ -105,6 +110,9 @@ pub async fn run(
     let analyzer = crate::jwt::JwtAnalyzer::new(&config.jwt)?;
     let detectors = Detectors::new(&config.detect)?;
     let sequences = crate::sequence::Sequencer::new(&config.sequence)?;
+    // Secrets and sinks before attaching too: a missing webhook URL fails now.
+    let metrics = Arc::new(Metrics::new());
+    let (events, responding) = crate::respond::start(&config, metrics.clone())?;
     let mut datapath = Datapath::load(&config.datapath, true)?;
     let mut maps = datapath.take_maps()?;
     for entry in &config.allowlist.entries {
@@ -140,6 +148,7 @@ pub async fn run(
         config.datapath.reap_interval,
         config.daemon.emit != Emit::None,
     );
+    let enforcer = enforcer.with_outputs(Some(events.clone()), Some(metrics.clone()));
     let mut decider = Decider::new(&config.decide);
     // Blocks of an earlier run stay in force (pinned maps); adopt them so
     // repeat offences keep growing and nothing is blocked twice.
@@ -150,6 +159,16 @@ pub async fn run(
         info!("decide.dry_run: findings are decided and reported, nothing is blocked or revoked");
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (services_stop, services_stop_rx) = tokio::sync::watch::channel(false);
+    let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(64);
+    let services = start_services(
+        &config,
+        capturing.then_some(commands_tx),
+        events.clone(),
+        metrics.clone(),
+        services_stop_rx,
+    )
+    .await;
     let (enforcer_stop, enforcer_stop_rx) = tokio::sync::watch::channel(false);
     let enforcing = tokio::spawn(enforcer.run(enforcer_stop_rx));
     let paused = Arc::new(AtomicBool::new(false));
@@ -172,6 +191,11 @@ pub async fn run(
             config.daemon.emit,
             paused.clone(),
             stop_rx,
+            crate::pipeline::Links {
+                events: Some(events.clone()),
+                metrics: Some(metrics.clone()),
+                commands: Some(commands_rx),
+            },
         )))
     } else {
         None
@@ -193,6 +217,15 @@ pub async fn run(
             return Ok(());
         }
     };
+    // The API and metrics go, then the responder flushes and ends.
+    let _ = services_stop.send(true);
+    for t in services {
+        let _ = t.await;
+    }
+    drop(events);
+    if let Err(e) = responding.await {
+        warn!(error = %e, "responder task failed");
+    }
     capture_cfg.sample_rate = 0;
     if let Err(e) = maps.set_capture(&capture_cfg) {
         warn!(error = %e, "could not switch sampling off");
@@ -205,6 +238,55 @@ pub async fn run(
         info!(interfaces = ?detached, "stopping; XDP detached");
     }
     Ok(())
+}
+
+/// Starts the admin API and the metrics endpoint. Either failing to bind
+/// is reported and the daemon protects on without it.
+async fn start_services(
+    config: &Config,
+    commands: Option<tokio::sync::mpsc::Sender<crate::admin::Command>>,
+    events: Events,
+    metrics: Arc<Metrics>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let pin_dir = &config.datapath.pin_dir;
+    let socket = (!config.admin.socket.as_os_str().is_empty())
+        .then(|| config.state_path(&config.admin.socket));
+    let parts = crate::admin::Admin {
+        maps: Maps::open_pinned(pin_dir).ok(),
+        pipeline: commands,
+        events: Some(events),
+        database: config
+            .incidents
+            .enabled
+            .then(|| config.state_path(&config.incidents.database)),
+    };
+    let mut tasks = match crate::admin::start(&config.admin, socket, parts, stop.clone()).await {
+        Ok(t) => t,
+        Err(e) => {
+            warn!(error = %e, "admin API not started; the CLI falls back to the pinned maps");
+            Vec::new()
+        }
+    };
+    if let Ok(Some(addr)) = config.metrics.address() {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                info!(%addr, "metrics on http://{addr}/metrics");
+                let maps = Maps::open_pinned(pin_dir).ok();
+                let mut stop = stop;
+                tasks.push(tokio::spawn(async move {
+                    let wait = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    if let Err(e) = crate::metrics::serve(l, metrics, maps, wait).await {
+                        warn!(error = %e, "metrics endpoint stopped");
+                    }
+                }));
+            }
+            Err(e) => warn!(%addr, error = %e, "metrics endpoint not started"),
+        }
+    }
+    tasks
 }
 
 /// Flips `paused` on every SIGUSR1 (pauses reading HTTP samples).

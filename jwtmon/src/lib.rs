@@ -6,6 +6,7 @@
 //! `enforce` (kernel maps). `daemon` runs it live; `cli`/`commands` serve the
 //! command line.
 
+pub mod admin;
 pub mod alert;
 pub mod capture;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod decide;
 pub mod detect;
 pub mod endpoint;
 pub mod enforce;
+pub mod export;
 pub mod finding;
 pub mod incident;
 pub mod jwt;
@@ -26,6 +28,7 @@ pub mod offline;
 pub mod parse;
 pub mod pipeline;
 pub mod privacy;
+pub mod respond;
 pub mod secret;
 pub mod sequence;
 pub mod target;

@@ -81,8 +81,6 @@ pub struct Metrics {
     pub alerts_sent: Family<Labels, Counter>,
     /// Alerts not delivered, by sink and reason.
     pub alerts_failed: Family<Labels, Counter>,
-    /// Findings folded into an earlier alert (deduplication).
-    pub alerts_folded: Counter,
     /// Capture → finding latency.
     pub latency: Histogram,
     /// Incident states written to the database.
@@ -160,7 +158,6 @@ impl Metrics {
             blocks_issued: Family::default(),
             alerts_sent: Family::default(),
             alerts_failed: Family::default(),
-            alerts_folded: Counter::default(),
             latency: Histogram::new([
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
             ]),
@@ -200,11 +197,6 @@ impl Metrics {
             "jwtmon_alerts_failed",
             "Alerts not delivered, by sink and reason",
             m.alerts_failed.clone(),
-        );
-        r.register(
-            "jwtmon_alerts_folded",
-            "Findings folded into another alert by deduplication",
-            m.alerts_folded.clone(),
         );
         r.register(
             "jwtmon_pipeline_latency_seconds",

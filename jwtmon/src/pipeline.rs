@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::{
+    admin::Command,
     capture::ringbuf::{self, ReaderStats},
     config::{CaptureConfig, Emit},
     decide::{Decider, Enforcement},
@@ -22,7 +23,9 @@ use crate::{
     enforce::enforcer::Orders,
     finding::Finding,
     jwt::{JwtAnalyzer, jwks::Refresher},
+    metrics::Metrics,
     observe::{Observation, Observer},
+    respond::{Event, Events},
     sequence::Sequencer,
     target::Target,
 };
@@ -90,6 +93,55 @@ impl Stages {
 /// Segments buffered between the reader and the observer.
 const QUEUE: usize = 65_536;
 
+/// Where the pipeline reports besides stdout, and what may ask it things.
+#[derive(Default)]
+pub struct Links {
+    /// Decided findings go to the responder (incidents, alerts, export).
+    pub events: Option<Events>,
+    /// Metrics (parse failures).
+    pub metrics: Option<Arc<Metrics>>,
+    /// Admin API requests.
+    pub commands: Option<mpsc::Receiver<Command>>,
+}
+
+/// Answers one admin API request.
+fn answer(stages: &mut Stages, observer: &Observer, cmd: Command) {
+    match cmd {
+        Command::Revoke(id, tx) => {
+            let _ = tx.send(
+                stages
+                    .analyzer
+                    .revoke_token_id(&id)
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        Command::Unrevoke(id, tx) => {
+            let _ = tx.send(
+                stages
+                    .analyzer
+                    .unrevoke_token_id(&id)
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        Command::Revocations(tx) => {
+            let _ = tx.send(stages.analyzer.revocations.token_ids());
+        }
+        Command::Stats(tx) => {
+            let _ = tx.send(serde_json::json!({
+                "capture": observer.stats,
+                "flows": observer.flows(),
+                "jwt": stages.analyzer.stats,
+                "decide": stages.decider.stats,
+                "orders_dropped": stages.orders_dropped,
+                "sequence_sessions": stages.sequences.sessions(),
+            }));
+        }
+        Command::Sequences(top, min_n, tx) => {
+            let _ = tx.send(stages.sequences.report(top, min_n));
+        }
+    }
+}
+
 /// Processes a batch of observations and writes what `emit` asks for.
 fn emit(
     out: &mut impl Write,
@@ -97,8 +149,18 @@ fn emit(
     stages: &mut Stages,
     batch: &[Observation],
     findings: &mut Vec<Finding>,
+    events: Option<&Events>,
 ) {
     stages.process(batch, findings);
+    if let Some(ev) = events {
+        let decided = SystemTime::now();
+        for f in findings.iter() {
+            ev.send(Event::Finding {
+                finding: f.clone(),
+                decided,
+            });
+        }
+    }
     match emit {
         Emit::Observations => {
             for obs in batch {
@@ -128,7 +190,20 @@ pub async fn run(
     what: Emit,
     paused: Arc<AtomicBool>,
     mut stop: watch::Receiver<bool>,
+    links: Links,
 ) {
+    let Links {
+        events,
+        metrics,
+        commands,
+    } = links;
+    let (_keep, mut commands) = match commands {
+        Some(rx) => (None, rx),
+        None => {
+            let (tx, rx) = mpsc::channel(1);
+            (Some(tx), rx)
+        }
+    };
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let stats = Arc::new(ReaderStats::default());
     let reader = tokio::spawn(ringbuf::run(ring, tx, stats.clone(), paused));
@@ -157,7 +232,11 @@ pub async fn run(
                     }
                 }
             }
+            Some(cmd) = commands.recv() => answer(&mut stages, &observer, cmd),
             _ = tick.tick() => {
+                if let Some(m) = &metrics {
+                    Metrics::set_counter(&m.parse_failures, observer.stats.malformed.values().sum());
+                }
                 observer.expire(SystemTime::now(), &mut batch);
                 stages.analyzer.expire_pending(&mut findings);
                 match stages.analyzer.maintain() {
@@ -180,7 +259,14 @@ pub async fn run(
             }
             _ = stop.changed() => break,
         }
-        emit(&mut stdout.lock(), what, &mut stages, &batch, &mut findings);
+        emit(
+            &mut stdout.lock(),
+            what,
+            &mut stages,
+            &batch,
+            &mut findings,
+            events.as_ref(),
+        );
         batch.clear();
         for i in stages.analyzer.take_refresh_requests() {
             refresher.request(i);
@@ -188,7 +274,14 @@ pub async fn run(
     }
     reader.abort();
     observer.flush(&mut batch);
-    emit(&mut stdout.lock(), what, &mut stages, &batch, &mut findings);
+    emit(
+        &mut stdout.lock(),
+        what,
+        &mut stages,
+        &batch,
+        &mut findings,
+        events.as_ref(),
+    );
     if let Err(e) = stages.sequences.write_report() {
         warn!(error = %e, "sequence report not written");
     }

@@ -21,8 +21,9 @@ use crate::secret::{self, SecretError};
 pub struct PrivacyConfig {
     /// Replace client addresses by keyed pseudonyms outside the kernel maps.
     pub pseudonymize: bool,
-    /// The HMAC key file; created with a random key (mode 0600) when it
-    /// does not exist, so pseudonyms stay stable across restarts.
+    /// The HMAC key file (relative: under `daemon.state_dir`); created with
+    /// a random key (mode 0600) when it does not exist, so pseudonyms stay
+    /// stable across restarts.
     pub key_file: PathBuf,
     /// Take the key from this environment variable instead of the file.
     pub key_env: Option<String>,
@@ -32,7 +33,7 @@ impl Default for PrivacyConfig {
     fn default() -> Self {
         Self {
             pseudonymize: true,
-            key_file: PathBuf::from("/var/lib/jwtmon/pseudonym.key"),
+            key_file: PathBuf::from("pseudonym.key"),
             key_env: None,
         }
     }
@@ -81,6 +82,14 @@ impl Pseudonymizer {
     /// Addresses shown as they are (`pseudonymize = false`).
     pub fn off() -> Self {
         Self { key: None }
+    }
+
+    /// [`Pseudonymizer::load`] with a relative `key_file` taken under
+    /// `state_dir`.
+    pub fn load_in(cfg: &PrivacyConfig, state_dir: &Path) -> Result<Self, PrivacyError> {
+        let mut cfg = cfg.clone();
+        cfg.key_file = state_dir.join(&cfg.key_file);
+        Self::load(&cfg)
     }
 
     /// From the configuration: the key from `key_env`, else `key_file`

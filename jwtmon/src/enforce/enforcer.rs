@@ -13,7 +13,12 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::{BlockSpec, Maps, MapsError};
-use crate::{decide::Enforcement, target::Target};
+use crate::{
+    decide::Enforcement,
+    metrics::Metrics,
+    respond::{Event, Events},
+    target::Target,
+};
 
 /// Block orders queued at most; more are refused and counted.
 pub const QUEUE: usize = 4096;
@@ -50,9 +55,23 @@ pub struct Enforcer {
     allow_tx: watch::Sender<Vec<Target>>,
     reap_interval: Duration,
     emit: bool,
+    events: Option<Events>,
+    metrics: Option<std::sync::Arc<Metrics>>,
 }
 
 impl Enforcer {
+    /// Reports blocks and expiries to the responder and keeps the
+    /// active-blocks gauge.
+    pub fn with_outputs(
+        mut self,
+        events: Option<Events>,
+        metrics: Option<std::sync::Arc<Metrics>>,
+    ) -> Self {
+        self.events = events;
+        self.metrics = metrics;
+        self
+    }
+
     /// Takes the maps; returns the enforcer, the order handle and the
     /// allowlist feed.
     pub fn new(
@@ -73,6 +92,8 @@ impl Enforcer {
                 allow_tx,
                 reap_interval,
                 emit,
+                events: None,
+                metrics: None,
             },
             Orders { tx },
             allow_rx,
@@ -102,8 +123,22 @@ impl Enforcer {
             origin: jwtmon_common::origin::DECISION as u16,
         };
         match self.maps.block(&spec) {
-            Ok(_) => {
-                let ttm = SystemTime::now().duration_since(found).unwrap_or_default();
+            Ok(replaced) => {
+                let now = SystemTime::now();
+                if let Some(m) = &self.metrics
+                    && !replaced
+                {
+                    m.blocks_active.inc();
+                }
+                if let Some(e) = &self.events {
+                    e.send(Event::Blocked {
+                        target,
+                        kind,
+                        ttl,
+                        at: now,
+                    });
+                }
+                let ttm = now.duration_since(found).unwrap_or_default();
                 info!(%target, kind, ttl_s = ttl.as_secs(), offence,
                       time_to_mitigate_ms = ttm.as_secs_f64() * 1e3, "blocked");
                 print(
@@ -126,9 +161,15 @@ impl Enforcer {
     }
 
     fn reap(&mut self) {
-        match self.maps.reap_expired() {
-            Ok(removed) => {
+        match self.maps.reap_and_count() {
+            Ok((removed, remaining)) => {
+                if let Some(m) = &self.metrics {
+                    m.blocks_active.set(remaining as i64);
+                }
                 for target in &removed {
+                    if let Some(e) = &self.events {
+                        e.send(Event::Expired { target: *target });
+                    }
                     info!(%target, "block expired");
                     print(
                         json!({ "type": "unblock", "time": now_rfc3339(),

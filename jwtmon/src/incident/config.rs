@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 pub struct IncidentConfig {
     /// Keep an incident register at all.
     pub enabled: bool,
-    /// The SQLite file (created with its directory when missing).
+    /// The SQLite file (relative: under `daemon.state_dir`; created with
+    /// its directory when missing).
     pub database: PathBuf,
     /// Incidents first seen longer ago than this many days are deleted.
     pub retention_days: u32,
@@ -37,7 +38,7 @@ impl Default for IncidentConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            database: PathBuf::from("/var/lib/jwtmon/incidents.db"),
+            database: PathBuf::from("incidents.db"),
             retention_days: 180,
             retention_interval: Duration::from_secs(3600),
             flush_interval: Duration::from_secs(1),

@@ -371,6 +371,11 @@ impl JwtAnalyzer {
         self.revocations.revoke_token_id(token_id)
     }
 
+    /// Lifts a `token_id` revocation (memory and file); whether it existed.
+    pub fn unrevoke_token_id(&mut self, token_id: &str) -> Result<bool, RevocationError> {
+        self.revocations.unrevoke_token_id(token_id)
+    }
+
     /// Analyses one observation; appends its findings. Returns what the
     /// behaviour detectors need to know of the token.
     pub fn analyze(&mut self, obs: &Observation, out: &mut Vec<Finding>) -> TokenFacts {

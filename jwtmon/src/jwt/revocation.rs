@@ -166,6 +166,44 @@ impl RevocationList {
         Ok(())
     }
 
+    /// Removes a `token_id` entry (and its lines in the list's file, if
+    /// any). Returns whether it was there.
+    pub fn unrevoke_token_id(&mut self, token_id: &str) -> Result<bool, RevocationError> {
+        let id = token_id.to_ascii_lowercase();
+        if !self.token_id.remove(&id) {
+            return Ok(false);
+        }
+        if let Some((path, seen)) = &mut self.source {
+            let io = |e| RevocationError::Read(path.display().to_string(), e);
+            let text = std::fs::read_to_string(&*path).map_err(io)?;
+            let kept: String = text
+                .lines()
+                .filter(|l| {
+                    let words: Vec<&str> = l
+                        .split('#')
+                        .next()
+                        .unwrap_or("")
+                        .split_whitespace()
+                        .collect();
+                    !(words.len() == 2
+                        && words[0] == "token_id"
+                        && words[1].eq_ignore_ascii_case(&id))
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(&*path, kept).map_err(io)?;
+            *seen = modified(path);
+        }
+        Ok(true)
+    }
+
+    /// The `token_id` entries.
+    pub fn token_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.token_id.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
     /// Entries in the list.
     pub fn len(&self) -> usize {
         self.jti.len() + self.token_id.len() + self.kid.len() + self.sub.len()
@@ -260,5 +298,24 @@ mod tests {
         );
         let e = RevocationList::parse("jti a\nbogus\n", "f").unwrap_err();
         assert!(e.to_string().starts_with("f:2:"), "{e}");
+    }
+
+    #[test]
+    fn revoke_and_unrevoke_edit_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("revoked.txt");
+        std::fs::write(&p, "jti j1\ntoken_id 0123456789abcdef\n").unwrap();
+        let mut l = RevocationList::load(&p).unwrap();
+        l.revoke_token_id("fedcba9876543210").unwrap();
+        assert_eq!(l.token_ids().len(), 2);
+        assert!(l.unrevoke_token_id("0123456789ABCDEF").unwrap());
+        assert!(!l.unrevoke_token_id("0123456789abcdef").unwrap());
+        let again = RevocationList::load(&p).unwrap();
+        assert_eq!(again.token_ids(), ["fedcba9876543210"]);
+        assert_eq!(again.len(), 2, "the jti entry stays");
+        assert!(
+            !l.reload_if_changed().unwrap(),
+            "our own edit is not a change"
+        );
     }
 }

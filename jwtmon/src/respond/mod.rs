@@ -1,0 +1,280 @@
+//! Respond: the task after the decision engine. It takes decided findings
+//! and enforcement events over a bounded channel (the pipeline and the
+//! enforcer never wait for it), keeps the incident register, groups
+//! alerts and hands them to the sinks, exports ECS events and counts
+//! metrics. Slow sinks and a locked database only ever hold up themselves.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use tokio::{sync::mpsc, task::JoinHandle};
+use tracing::{info, warn};
+
+use crate::{
+    alert::{
+        Aggregator,
+        deliver::{SinkError, Sinks},
+    },
+    config::Config,
+    export::{self, Exporter},
+    finding::Finding,
+    incident::{
+        register::{Register, is_incident},
+        store::Store,
+        writer::Writer,
+    },
+    metrics::Metrics,
+    privacy::{PrivacyError, Pseudonymizer},
+    target::Target,
+};
+
+/// What the responder is told.
+#[derive(Debug)]
+pub enum Event {
+    /// A decided finding.
+    Finding {
+        /// It.
+        finding: Finding,
+        /// When it was decided.
+        decided: SystemTime,
+    },
+    /// A block took effect in the kernel.
+    Blocked {
+        /// Address or network.
+        target: Target,
+        /// Finding kind.
+        kind: &'static str,
+        /// Lifetime.
+        ttl: Duration,
+        /// When.
+        at: SystemTime,
+    },
+    /// A block ran out and was swept.
+    Expired {
+        /// Address or network.
+        target: Target,
+    },
+    /// An operator closed an incident.
+    Closed {
+        /// The incident.
+        id: i64,
+    },
+}
+
+/// Events queued at most; more are dropped and counted.
+pub const QUEUE: usize = 65_536;
+
+/// Sends events to the responder without waiting.
+#[derive(Clone)]
+pub struct Events {
+    tx: mpsc::Sender<Event>,
+    metrics: Arc<Metrics>,
+}
+
+impl Events {
+    /// Queues an event; a full queue drops it and counts the drop.
+    pub fn send(&self, e: Event) {
+        if self.tx.try_send(e).is_err() {
+            self.metrics
+                .events_dropped
+                .get_or_create(&Metrics::label("queue", "respond"))
+                .inc();
+        }
+    }
+}
+
+/// Why the responder cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum RespondError {
+    /// The pseudonymization key.
+    #[error(transparent)]
+    Privacy(#[from] PrivacyError),
+    /// An alert sink.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+struct Responder {
+    register: Register,
+    writer: Option<Writer>,
+    agg: Aggregator,
+    sinks: Sinks,
+    exporter: Exporter,
+    metrics: Arc<Metrics>,
+}
+
+/// Starts the responder task; returns its event handle and the task (it
+/// ends when every [`Events`] handle is dropped, after flushing).
+pub fn start(
+    config: &Config,
+    metrics: Arc<Metrics>,
+) -> Result<(Events, JoinHandle<()>), RespondError> {
+    let pseudo = Pseudonymizer::load_in(&config.privacy, &config.daemon.state_dir)?;
+    let (sinks, sink_tasks) = Sinks::start(&config.alerts, metrics.clone())?;
+    let inc = &config.incidents;
+    let mut inc_cfg = inc.clone();
+    inc_cfg.database = config.state_path(&inc.database);
+    let (writer, last_id) = if inc.enabled {
+        let last = match Store::open(&inc_cfg.database).and_then(|s| s.max_id()) {
+            Ok(id) => id,
+            Err(e) => {
+                // Ids must not collide with rows the file may hold.
+                warn!(error = %e, "incident database not readable at start; numbering from the clock");
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64 * 1000)
+            }
+        };
+        info!(database = %inc_cfg.database.display(), retention_days = inc.retention_days,
+              pseudonymize = pseudo.enabled(), "incident register");
+        (Some(Writer::spawn(inc_cfg.clone())), last)
+    } else {
+        (None, 0)
+    };
+    let r = Responder {
+        register: Register::new(&inc_cfg, pseudo, last_id),
+        writer,
+        agg: Aggregator::new(&config.alerts),
+        sinks,
+        exporter: Exporter::new(&config.export),
+        metrics: metrics.clone(),
+    };
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let task = tokio::spawn(r.run(rx, sink_tasks));
+    Ok((Events { tx, metrics }, task))
+}
+
+impl Responder {
+    fn finding(&mut self, f: Finding, decided: SystemTime) {
+        self.metrics.finding(f.kind, f.severity);
+        self.metrics.latency.observe(
+            decided
+                .duration_since(f.time)
+                .unwrap_or_default()
+                .as_secs_f64(),
+        );
+        let mut id = None;
+        if is_incident(&f.action) {
+            let (inc, _) = self.register.finding(&f, decided);
+            id = Some(inc.id);
+            if let Some(a) = self.agg.finding(&inc, Instant::now()) {
+                self.sinks.dispatch(&a, Instant::now());
+            }
+            if let Some(w) = &self.writer {
+                w.write(inc);
+            }
+        }
+        if self.exporter.enabled() {
+            let doc = export::finding_doc(&f, self.register.pseudonymizer(), id, SystemTime::now());
+            self.exporter.write(&doc, f.severity);
+        }
+    }
+
+    fn changed(&mut self, incs: Vec<crate::incident::Incident>) {
+        for inc in incs {
+            self.agg.update(&inc);
+            if let Some(w) = &self.writer {
+                w.write(inc);
+            }
+        }
+    }
+
+    fn handle(&mut self, e: Event) {
+        match e {
+            Event::Finding { finding, decided } => self.finding(finding, decided),
+            Event::Blocked {
+                target,
+                kind,
+                ttl,
+                at,
+            } => {
+                self.metrics
+                    .blocks_issued
+                    .get_or_create(&Metrics::label("kind", kind))
+                    .inc();
+                let changed = self.register.blocked(target, kind, ttl, at);
+                self.changed(changed);
+                if self.exporter.enabled() {
+                    let doc = export::block_doc(
+                        target,
+                        kind,
+                        Some(ttl),
+                        self.register.pseudonymizer(),
+                        at,
+                    );
+                    self.exporter.write(&doc, crate::finding::Severity::High);
+                }
+            }
+            Event::Expired { target } => {
+                if self.exporter.enabled() {
+                    let doc = export::block_doc(
+                        target,
+                        "expired",
+                        None,
+                        self.register.pseudonymizer(),
+                        SystemTime::now(),
+                    );
+                    self.exporter.write(&doc, crate::finding::Severity::Low);
+                }
+            }
+            Event::Closed { id } => self.register.closed(id),
+        }
+    }
+
+    fn tick(&mut self) {
+        for a in self.agg.due(Instant::now()) {
+            self.sinks.dispatch(&a, Instant::now());
+        }
+        let expired = self.register.expire(SystemTime::now());
+        self.changed(expired);
+        if let Some(w) = &self.writer {
+            let s = &w.stats;
+            let load =
+                |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            Metrics::set_counter(&self.metrics.incidents_written, load(&s.written));
+            Metrics::set_counter(&self.metrics.incident_db_errors, load(&s.errors));
+            Metrics::set_counter(&self.metrics.incidents_dropped, load(&s.dropped));
+            self.metrics.incidents_pending.set(load(&s.pending) as i64);
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Event>, sink_tasks: Vec<JoinHandle<()>>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                e = rx.recv() => match e {
+                    Some(e) => {
+                        self.handle(e);
+                        while let Ok(e) = rx.try_recv() {
+                            self.handle(e);
+                        }
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => self.tick(),
+            }
+        }
+        // Shutdown: what is held goes out now; sinks get a few seconds.
+        for a in self.agg.flush() {
+            self.sinks.dispatch(&a, Instant::now());
+        }
+        self.tick();
+        drop(self.sinks);
+        for t in sink_tasks {
+            let abort = t.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .is_err()
+            {
+                abort.abort();
+                warn!("an alert sink did not finish within 5 s; its queued alerts are dropped");
+            }
+        }
+        if let Some(w) = self.writer.take() {
+            let _ = tokio::task::spawn_blocking(move || w.finish()).await;
+        }
+    }
+}
