@@ -37,6 +37,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "JWTMON_PIN_DIR", value_name = "DIR")]
     pub pin_dir: Option<PathBuf>,
 
+    /// State directory: incident database, pseudonym key, admin socket
+    /// [default: daemon.state_dir, /var/lib/jwtmon].
+    #[arg(long, global = true, env = "JWTMON_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// Log format on stderr [default: log.format, auto].
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -68,6 +73,58 @@ pub enum SequencesAction {
         #[arg(long, default_value_t = 10)]
         max: usize,
     },
+}
+
+/// `jwtmon incidents` subcommands.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum IncidentsAction {
+    /// List incidents, newest first.
+    ///
+    /// Examples: `jwtmon incidents list --since 24h`,
+    /// `jwtmon incidents list --kind brute_force --json`.
+    List {
+        /// Only incidents first seen since: a duration ago (24h, 7d), a
+        /// date (2026-11-01) or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only this finding kind.
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// Most incidents listed.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// JSON (one array) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one incident: times, actor, actions with TTLs, notes.
+    Show {
+        /// Incident id.
+        id: i64,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close an incident with a note (it stops collecting findings; a new
+    /// finding from the same source opens a new incident).
+    Close {
+        /// Incident id.
+        id: i64,
+        /// Why (kept with the incident).
+        #[arg(long, value_name = "TEXT")]
+        note: String,
+    },
+}
+
+/// Report formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Markdown.
+    Md,
+    /// JSON.
+    Json,
+    /// One self-contained HTML page with charts.
+    Html,
 }
 
 /// Output format of offline analysis.
@@ -154,6 +211,45 @@ pub enum Command {
         /// `suggest`: propose rules.
         #[command(subcommand)]
         action: Option<SequencesAction>,
+    },
+    /// The incident register: list, show and close incidents.
+    ///
+    /// Reads the daemon's SQLite file (incidents.database under
+    /// daemon.state_dir); works whether the daemon runs or not. Sources are
+    /// shown pseudonymized unless privacy.pseudonymize = false.
+    Incidents {
+        /// list, show or close.
+        #[command(subcommand)]
+        action: IncidentsAction,
+    },
+    /// Summarize the incidents of a period.
+    ///
+    /// Incidents per kind and severity, time to detect and to mitigate
+    /// (median and p95), top sources, subjects and endpoints, blocks
+    /// issued and per-day counts. `--format html` writes one page with
+    /// inline SVG charts and no external assets.
+    /// Example: `jwtmon report --from 2026-11-01 --to 2026-12-01 --format html > nov.html`.
+    Report {
+        /// Start (inclusive): a date, RFC 3339 time or a duration ago (30d).
+        #[arg(long, value_name = "WHEN", default_value = "30d")]
+        from: String,
+        /// End (exclusive) [default: now].
+        #[arg(long, value_name = "WHEN")]
+        to: Option<String>,
+        /// md, json or html.
+        #[arg(long, value_enum, default_value = "md")]
+        format: ReportFormat,
+    },
+    /// Revoke a token by its token_id (the 16-hex id findings show): the
+    /// running daemon reports every later use as `jwt_revoked`.
+    Revoke {
+        /// The token_id (never the token itself).
+        token_id: String,
+    },
+    /// Lift a token_id revocation.
+    Unrevoke {
+        /// The token_id.
+        token_id: String,
     },
     /// Validate a config file and print the effective configuration.
     CheckConfig {

@@ -134,7 +134,6 @@ pub async fn run(
             }
         }
     }
-    on_ready(&attached);
 
     let capturing = attached.iter().any(|a| a.role.captures());
     let mut capture_cfg = config.capture.clone();
@@ -169,6 +168,8 @@ pub async fn run(
         services_stop_rx,
     )
     .await;
+    // Ready: enforcing, and the API and metrics answer.
+    on_ready(&attached);
     let (enforcer_stop, enforcer_stop_rx) = tokio::sync::watch::channel(false);
     let enforcing = tokio::spawn(enforcer.run(enforcer_stop_rx));
     let paused = Arc::new(AtomicBool::new(false));

@@ -50,6 +50,7 @@ pub fn cli(pin: &PinDir, args: &[&str]) -> Output {
     Command::new(jwtmon_bin())
         .arg("--pin-dir")
         .arg(&pin.path)
+        .env("JWTMON_STATE_DIR", &pin.state)
         .args(args)
         .output()
         .expect("running jwtmon")
@@ -118,6 +119,7 @@ impl Daemon {
         ));
         let stderr = std::fs::File::create(&stderr_path)?;
         let mut child = cmd
+            .env("JWTMON_STATE_DIR", &pin.state)
             .arg("--pin-dir")
             .arg(&pin.path)
             .args(["--log-format", "json", "run"])

@@ -8,9 +8,11 @@ pub mod conformance;
 pub mod daemon;
 pub mod fail2ban;
 pub mod frames;
+pub mod hooks;
 pub mod http;
 pub mod netns;
 pub mod pcapgen;
+pub mod smtp;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -30,22 +32,30 @@ pub fn is_root() -> bool {
 pub struct PinDir {
     /// The directory.
     pub path: std::path::PathBuf,
+    /// The daemon's state directory (incident database, key, admin
+    /// socket) that goes with it, so parallel tests never share one.
+    pub state: std::path::PathBuf,
 }
 
 impl PinDir {
     /// A fresh, not yet existing directory name.
     pub fn new(tag: &str) -> Self {
+        let n = unique();
         let path = std::path::PathBuf::from(format!(
-            "/sys/fs/bpf/jwtmon-test-{tag}-{}-{}",
+            "/sys/fs/bpf/jwtmon-test-{tag}-{}-{n}",
             std::process::id(),
-            unique()
         ));
-        Self { path }
+        let state = std::env::temp_dir().join(format!(
+            "jwtmon-test-state-{tag}-{}-{n}",
+            std::process::id()
+        ));
+        Self { path, state }
     }
 }
 
 impl Drop for PinDir {
     fn drop(&mut self) {
         let _ = jwtmon::enforce::datapath::reset(&self.path);
+        let _ = std::fs::remove_dir_all(&self.state);
     }
 }

@@ -8,6 +8,10 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+mod respond;
+
+use serde_json::json;
+
 use crate::{
     cli::{AnalyzeOutput, Cli, Command, OutputFormat, SequencesAction},
     clock,
@@ -34,6 +38,9 @@ pub fn execute(cli: Cli) -> Result<()> {
     }
     if let Some(format) = cli.log_format {
         config.log.format = format;
+    }
+    if let Some(dir) = &cli.state_dir {
+        config.daemon.state_dir = dir.clone();
     }
     init_logging(&config);
     let pin_dir = config.datapath.pin_dir.clone();
@@ -65,14 +72,17 @@ pub fn execute(cli: Cli) -> Result<()> {
         } => {
             let target = parse_target(&target)?;
             let ttl = ttl_arg(ttl.as_deref())?;
-            let mut maps = open(&pin_dir)?;
-            let spec = BlockSpec {
-                target,
-                ttl,
-                reason,
-                origin: jwtmon_common::origin::OPERATOR as u16,
+            let body = json!({ "target": target.to_string(), "reason": reason,
+                               "ttl": ttl.map(|t| format!("{}s", t.as_secs())) });
+            let replaced = match respond::api(&config, "POST", "/v1/blocks", Some(body))? {
+                Some(v) => v["replaced"].as_bool().unwrap_or(false),
+                None => open(&pin_dir)?.block(&BlockSpec {
+                    target,
+                    ttl,
+                    reason,
+                    origin: jwtmon_common::origin::OPERATOR as u16,
+                })?,
             };
-            let replaced = maps.block(&spec)?;
             let life = ttl.map_or("permanently".to_string(), |t| {
                 format!("for {}", clock::fmt_duration(t))
             });
@@ -82,14 +92,15 @@ pub fn execute(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Unblock { target } => edit(&pin_dir, &target, Maps::unblock, "unblocked"),
-        Command::Allow { target } => edit(&pin_dir, &target, Maps::allow, "allowlisted"),
-        Command::Unallow { target } => edit(
-            &pin_dir,
-            &target,
-            Maps::unallow,
-            "removed from the allowlist:",
-        ),
+        Command::Unblock { target } => edit(&config, &target, Edit::Unblock),
+        Command::Allow { target } => edit(&config, &target, Edit::Allow),
+        Command::Unallow { target } => edit(&config, &target, Edit::Unallow),
+        Command::Incidents { action } => respond::incidents(&config, action),
+        Command::Report { from, to, format } => {
+            respond::report(&config, &from, to.as_deref(), format)
+        }
+        Command::Revoke { token_id } => respond::revoke(&config, &token_id, false),
+        Command::Unrevoke { token_id } => respond::revoke(&config, &token_id, true),
         Command::Analyze {
             pcap,
             format,
@@ -170,16 +181,52 @@ fn parse_target(s: &str) -> Result<Target> {
     Ok(s.parse::<Target>()?)
 }
 
+/// A one-target map edit.
+#[derive(Clone, Copy)]
+enum Edit {
+    Unblock,
+    Allow,
+    Unallow,
+}
+
 /// Validates the target first (nothing is opened on bad input), applies one
-/// map edit and reports it.
-fn edit(
-    pin_dir: &PathBuf,
-    target: &str,
-    op: fn(&mut Maps, &Target) -> Result<(), crate::enforce::MapsError>,
-    done: &str,
-) -> Result<()> {
+/// map edit through the running daemon's API (else on the pinned maps)
+/// and reports it.
+fn edit(config: &Config, target: &str, what: Edit) -> Result<()> {
     let target = parse_target(target)?;
-    op(&mut open(pin_dir)?, &target)?;
+    let t = respond::q(&target.to_string());
+    let (method, path, body, op, done): (
+        _,
+        _,
+        _,
+        fn(&mut Maps, &Target) -> Result<(), crate::enforce::MapsError>,
+        _,
+    ) = match what {
+        Edit::Unblock => (
+            "DELETE",
+            format!("/v1/blocks?target={t}"),
+            None,
+            Maps::unblock,
+            "unblocked",
+        ),
+        Edit::Allow => (
+            "POST",
+            "/v1/allowlist".to_string(),
+            Some(json!({ "target": target.to_string() })),
+            Maps::allow,
+            "allowlisted",
+        ),
+        Edit::Unallow => (
+            "DELETE",
+            format!("/v1/allowlist?target={t}"),
+            None,
+            Maps::unallow,
+            "removed from the allowlist:",
+        ),
+    };
+    if respond::api(config, method, &path, body)?.is_none() {
+        op(&mut open(&config.datapath.pin_dir)?, &target)?;
+    }
     println!("{done} {target}");
     Ok(())
 }
