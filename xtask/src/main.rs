@@ -103,6 +103,9 @@ const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "curl",
     "wrk",
+    // The HTML report test renders the page in headless Chromium.
+    "chromium",
+    "fonts-dejavu-core",
 ];
 
 fn main() -> Result<()> {

@@ -13,6 +13,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+use tracing::info;
 
 use super::{Command, State};
 use crate::{
@@ -182,6 +183,7 @@ async fn add_block(st: S, bytes: Bytes) -> Response {
             origin: jwtmon_common::origin::OPERATOR as u16,
         };
         let replaced = with_maps(&st, |m| m.block(&spec))?;
+        info!(target_addr = %t, ttl_s = ttl.map(|d| d.as_secs()), reason = %spec.reason, "admin API: block added");
         Ok(reply(
             if replaced {
                 StatusCode::OK
@@ -197,6 +199,7 @@ async fn del_block(st: S, q: Params) -> Response {
     done((|| {
         let t = param_target(&q)?;
         with_maps(&st, |m| m.unblock(&t))?;
+        info!(target_addr = %t, "admin API: block removed");
         Ok(reply(StatusCode::OK, json!({ "unblocked": t.to_string() })))
     })())
 }
@@ -213,6 +216,7 @@ async fn add_allow(st: S, bytes: Bytes) -> Response {
         let v = body(&bytes)?;
         let t = target(field(&v, "target")?)?;
         with_maps(&st, |m| m.allow(&t))?;
+        info!(target_addr = %t, "admin API: allowlist entry added");
         Ok(reply(
             StatusCode::CREATED,
             json!({ "allowlisted": t.to_string() }),
@@ -224,6 +228,7 @@ async fn del_allow(st: S, q: Params) -> Response {
     done((|| {
         let t = param_target(&q)?;
         with_maps(&st, |m| m.unallow(&t))?;
+        info!(target_addr = %t, "admin API: allowlist entry removed");
         Ok(reply(StatusCode::OK, json!({ "removed": t.to_string() })))
     })())
 }
@@ -276,7 +281,10 @@ async fn add_revocation(st: S, bytes: Bytes) -> Response {
         Err(r) => return r,
     };
     match ask(&st, |tx| Command::Revoke(id.clone(), tx)).await {
-        Ok(Ok(())) => reply(StatusCode::CREATED, json!({ "revoked": id })),
+        Ok(Ok(())) => {
+            info!(token_id = %id, "admin API: token revoked");
+            reply(StatusCode::CREATED, json!({ "revoked": id }))
+        }
         Ok(Err(e)) => bad(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(r) => r,
     }
@@ -297,7 +305,10 @@ async fn del_revocation(st: S, q: Params) -> Response {
         Err(r) => return r,
     };
     match ask(&st, |tx| Command::Unrevoke(id.clone(), tx)).await {
-        Ok(Ok(true)) => reply(StatusCode::OK, json!({ "unrevoked": id })),
+        Ok(Ok(true)) => {
+            info!(token_id = %id, "admin API: revocation lifted");
+            reply(StatusCode::OK, json!({ "unrevoked": id }))
+        }
         Ok(Ok(false)) => bad(
             StatusCode::NOT_FOUND,
             format!("token_id {id} is not revoked"),
@@ -381,6 +392,7 @@ async fn close_incident(st: S, Path(id): Path<String>, bytes: Bytes) -> Response
         if let Some(e) = &st.events {
             e.send(Event::Closed { id });
         }
+        info!(incident = id, "admin API: incident closed");
         Ok(reply(StatusCode::OK, json!(inc)))
     })())
 }

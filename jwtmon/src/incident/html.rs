@@ -61,8 +61,8 @@ fn trend(s: &Summary) -> String {
     o
 }
 
-/// Horizontal bars of named counts.
-fn bars(rows: &[(String, u64)], colour: &str) -> String {
+/// Horizontal bars of named counts, each in its colour.
+fn bars(rows: &[(String, u64, &str)]) -> String {
     let (w, row) = (760.0, 22.0);
     let label = 220.0;
     let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1) as f64;
@@ -70,7 +70,7 @@ fn bars(rows: &[(String, u64)], colour: &str) -> String {
     let mut o = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img">"##
     );
-    for (i, (name, count)) in rows.iter().enumerate() {
+    for (i, (name, count, colour)) in rows.iter().enumerate() {
         let y = i as f64 * row + 3.0;
         let bw = (w - label - 60.0) * *count as f64 / max;
         let _ = write!(
@@ -110,17 +110,23 @@ fn ranked_table(title: &str, rows: &[Ranked]) -> String {
 
 /// The whole page.
 pub fn render(s: &Summary) -> String {
-    let kinds: Vec<(String, u64)> = {
-        let mut v: Vec<_> = s.by_kind.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let kinds: Vec<(String, u64, &str)> = {
+        let mut v: Vec<_> = s
+            .by_kind
+            .iter()
+            .map(|(k, v)| (k.clone(), *v, "#1a73e8"))
+            .collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         v
     };
-    let sev: Vec<(String, u64)> = SEVERITIES
+    let sev: Vec<(String, u64, &str)> = SEVERITIES
         .iter()
-        .map(|x| {
+        .zip(COLOURS)
+        .map(|(x, c)| {
             (
                 x.to_string(),
                 s.by_severity.get(&x.to_string()).copied().unwrap_or(0),
+                c,
             )
         })
         .collect();
@@ -155,8 +161,8 @@ td,th{{border-bottom:1px solid #eee;padding:4px 8px;text-align:left;font-size:13
         ttd = esc(&spread_text(&s.time_to_detect)),
         ttm = esc(&spread_text(&s.time_to_mitigate)),
         trend = trend(s),
-        kinds = bars(&kinds, "#1a73e8"),
-        sev = bars(&sev, "#f28b30"),
+        kinds = bars(&kinds),
+        sev = bars(&sev),
     );
     o.push_str(&ranked_table("Top sources", &s.top_sources));
     o.push_str(&ranked_table("Top subjects", &s.top_subjects));
