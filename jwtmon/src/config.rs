@@ -578,6 +578,36 @@ mod tests {
     }
 
     #[test]
+    fn respond_sections_are_checked() {
+        let e = |t: &str| Config::from_toml(t, None).unwrap_err().to_string();
+        assert!(
+            e("[[alerts.sinks]]\nname = \"s\"\ntype = \"slack\"\n").contains("url_file or url_env")
+        );
+        assert!(
+            e("[[alerts.sinks]]\nname = \"m\"\ntype = \"email\"\n")
+                .contains("smtp_host, from and to")
+        );
+        assert!(e("[[alerts.sinks]]\nname = \"s\"\ntype = \"teams\"\n").contains("teams"));
+        let two = "[[alerts.sinks]]\nname = \"a\"\ntype = \"webhook\"\nurl_env = \"X\"\n";
+        assert!(e(&format!("{two}{two}")).contains("own non-empty name"));
+        assert!(e("[metrics]\nlisten = \"0.0.0.0:9917\"\n").contains("allow_remote"));
+        assert!(e("[admin]\nlisten = \"127.0.0.1:9918\"\n").contains("token_file"));
+        assert!(e("[admin]\nlisten = \"10.0.0.1:9918\"\ntoken_env = \"T\"\n").contains("loopback"));
+        assert!(e("[export]\ntarget = \"stdout\"\n").contains("daemon.emit"));
+        assert!(e("[incidents]\nretention_days = 0\n").contains("retention_days"));
+        assert!(e("[daemon]\nstate_dir = \"var/lib\"\n").contains("absolute"));
+        let ok = Config::from_toml(
+            "[daemon]\nemit = \"none\"\n[export]\ntarget = \"stdout\"\n[privacy]\npseudonymize = false\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            ok.state_path(&ok.incidents.database),
+            PathBuf::from("/var/lib/jwtmon/incidents.db")
+        );
+    }
+
+    #[test]
     fn errors_are_clear() {
         let e = Config::from_toml("[datapath]\nmax_blocked_ipz = 5\n", None).unwrap_err();
         assert!(

@@ -328,6 +328,44 @@ mod tests {
         }
     }
 
+    /// Every series the Grafana dashboard queries exists.
+    #[test]
+    fn dashboard_queries_existing_metrics() {
+        let m = Metrics::new();
+        // Labelled families appear with their first series.
+        m.finding("k", crate::finding::Severity::Low);
+        for f in [
+            &m.blocks_issued,
+            &m.alerts_sent,
+            &m.alerts_failed,
+            &m.events_dropped,
+        ] {
+            f.get_or_create(&Metrics::label("x", "y")).inc();
+        }
+        let text = m.render();
+        let dash: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/grafana-dashboard.json")).unwrap();
+        let re = regex::Regex::new(r"jwtmon_[a-z_]+").unwrap();
+        let mut checked = 0;
+        for p in dash["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().unwrap() {
+                for name in re.find_iter(t["expr"].as_str().unwrap()) {
+                    let n = name.as_str();
+                    let base = ["_total", "_bucket", "_count", "_sum"]
+                        .iter()
+                        .find_map(|s| n.strip_suffix(s))
+                        .unwrap_or(n);
+                    assert!(
+                        text.contains(&format!("# TYPE {base} ")),
+                        "{n} is not exported"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 20, "{checked}");
+    }
+
     #[test]
     fn listen_address_is_checked() {
         let c = |s: &str| MetricsConfig {
