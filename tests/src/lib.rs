@@ -59,3 +59,30 @@ impl Drop for PinDir {
         let _ = std::fs::remove_dir_all(&self.state);
     }
 }
+
+/// A temporary file (config, secret) removed on drop.
+pub struct TempFile(pub std::path::PathBuf);
+
+impl TempFile {
+    /// Writes `text` to a fresh file whose name carries `tag`.
+    pub fn new(tag: &str, text: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "jwtmon-test-{tag}-{}-{}",
+            std::process::id(),
+            unique()
+        ));
+        std::fs::write(&p, text).expect("writing a temp file");
+        Self(p)
+    }
+
+    /// The path, as an argument.
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("temp paths are UTF-8")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

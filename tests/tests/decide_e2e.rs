@@ -6,7 +6,6 @@
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -15,7 +14,7 @@ use std::{
 };
 
 use jwtmon_tests::{
-    PinDir,
+    PinDir, TempFile,
     client::{alg_none_token, login, request},
     daemon::{Daemon, list_json},
     http::TestServer,
@@ -24,32 +23,11 @@ use jwtmon_tests::{
 use serde_json::Value;
 
 /// A config file for the test's server port plus `extra` TOML.
-struct ConfigFile(PathBuf);
-
-impl ConfigFile {
-    fn new(port: u16, extra: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "jwtmon-decide-{}-{}.toml",
-            std::process::id(),
-            jwtmon_tests::unique()
-        ));
-        std::fs::write(
-            &path,
-            format!("[daemon]\nemit = \"findings\"\n[capture]\nports = [{port}]\n{extra}"),
-        )
-        .unwrap();
-        Self(path)
-    }
-
-    fn arg(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+fn config(port: u16, extra: &str) -> TempFile {
+    TempFile::new(
+        "decide",
+        &format!("[daemon]\nemit = \"findings\"\n[capture]\nports = [{port}]\n{extra}"),
+    )
 }
 
 fn addr(net: &TestNet, port: u16) -> SocketAddr {
@@ -139,12 +117,12 @@ fn brute_force_is_dropped_while_benign_clients_are_served() {
     let benign = TestNet::new().expect("benign net");
     let pin = PinDir::new("bf");
     let server = TestServer::start("0.0.0.0", 0).expect("server");
-    let cfg = ConfigFile::new(server.port, "");
+    let cfg = config(server.port, "");
     let mut daemon = Daemon::start(
         &pin,
         &[
             "--config",
-            cfg.arg(),
+            cfg.path(),
             "--iface",
             &attacker.host_if,
             "--iface",
@@ -280,7 +258,7 @@ fn forged_token_blocked_allowlist_wins_expiry_and_repeat_offence() {
     let trusted = TestNet::new().expect("allowlisted net");
     let pin = PinDir::new("forge");
     let server = TestServer::start("0.0.0.0", 0).expect("server");
-    let cfg = ConfigFile::new(
+    let cfg = config(
         server.port,
         &format!(
             "[allowlist]\nentries = [\"127.0.0.0/8\", \"{}\"]\n\
@@ -293,7 +271,7 @@ fn forged_token_blocked_allowlist_wins_expiry_and_repeat_offence() {
         &pin,
         &[
             "--config",
-            cfg.arg(),
+            cfg.path(),
             "--iface",
             &attacker.host_if,
             "--iface",
@@ -364,10 +342,10 @@ fn dry_run_records_but_never_blocks() {
     let attacker = TestNet::new().expect("net");
     let pin = PinDir::new("dry");
     let server = TestServer::start("0.0.0.0", 0).expect("server");
-    let cfg = ConfigFile::new(server.port, "[decide]\ndry_run = true\n");
+    let cfg = config(server.port, "[decide]\ndry_run = true\n");
     let mut daemon = Daemon::start(
         &pin,
-        &["--config", cfg.arg(), "--iface", &attacker.host_if],
+        &["--config", cfg.path(), "--iface", &attacker.host_if],
         1,
     )
     .expect("daemon");
@@ -388,14 +366,14 @@ fn restarted_daemon_keeps_enforcing_and_expires() {
     let attacker = TestNet::new().expect("net");
     let pin = PinDir::new("restart");
     let server = TestServer::start("0.0.0.0", 0).expect("server");
-    let cfg = ConfigFile::new(
+    let cfg = config(
         server.port,
         "[decide.policy]\njwt_alg_none = { action = \"block_ip\", ttl = \"5s\" }\n\
          [datapath]\nreap_interval = \"200ms\"\n",
     );
     let args = [
         "--config",
-        cfg.arg(),
+        cfg.path(),
         "--iface",
         &attacker.host_if,
         "--keep-attached",

@@ -9,13 +9,12 @@
 use std::{
     io::{Read, Write},
     net::{IpAddr, SocketAddr, TcpStream},
-    path::PathBuf,
     sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
 use jwtmon_tests::{
-    PinDir,
+    PinDir, TempFile,
     client::{alg_none_token, request},
     daemon::{Daemon, cli, cli_ok},
     hooks::Hooks,
@@ -24,31 +23,6 @@ use jwtmon_tests::{
     smtp::SmtpSink,
 };
 use serde_json::Value;
-
-/// A file removed on drop.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(tag: &str, text: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "jwtmon-respond-{tag}-{}-{}",
-            std::process::id(),
-            jwtmon_tests::unique()
-        ));
-        std::fs::write(&p, text).unwrap();
-        Self(p)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

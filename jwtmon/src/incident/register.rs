@@ -157,13 +157,10 @@ impl Register {
             net => net.to_string(),
         };
         let mut changed = Vec::new();
-        for ((k, _), live) in self.live.iter_mut() {
-            if k != kind || !covers(&target, &Target::Ip(live.ip)) {
-                continue;
-            }
+        let mut mitigate = |live: &mut Live| {
             let inc = &mut live.inc;
             if inc.status == Status::Closed {
-                continue;
+                return;
             }
             inc.actions.push(ActionTaken {
                 action: "block_ip".into(),
@@ -175,6 +172,22 @@ impl Register {
             inc.status = Status::Mitigated;
             live.block_until = Some(live.block_until.unwrap_or(at).max(at + ttl));
             changed.push(inc.clone());
+        };
+        match target {
+            // One address: one lookup.
+            Target::Ip(ip) => {
+                if let Some(live) = self.live.peek_mut(&(kind.to_string(), ip)) {
+                    mitigate(live);
+                }
+            }
+            // A network (aggregation): every covered source of the kind.
+            net => {
+                for ((k, _), live) in self.live.iter_mut() {
+                    if k == kind && covers(&net, &Target::Ip(live.ip)) {
+                        mitigate(live);
+                    }
+                }
+            }
         }
         changed
     }

@@ -103,6 +103,7 @@ struct Responder {
     sinks: Sinks,
     exporter: Exporter,
     metrics: Arc<Metrics>,
+    last_expiry: Instant,
 }
 
 /// Starts the responder task; returns its event handle and the task (it
@@ -140,6 +141,7 @@ pub fn start(
         sinks,
         exporter: Exporter::new(&config.export),
         metrics: metrics.clone(),
+        last_expiry: Instant::now(),
     };
     let (tx, rx) = mpsc::channel(QUEUE);
     let task = tokio::spawn(r.run(rx, sink_tasks));
@@ -227,8 +229,12 @@ impl Responder {
         for a in self.agg.due(Instant::now()) {
             self.sinks.dispatch(&a, Instant::now());
         }
-        let expired = self.register.expire(SystemTime::now());
-        self.changed(expired);
+        // A pass over the live incidents, once a second.
+        if self.last_expiry.elapsed() >= Duration::from_secs(1) {
+            self.last_expiry = Instant::now();
+            let expired = self.register.expire(SystemTime::now());
+            self.changed(expired);
+        }
         if let Some(w) = &self.writer {
             let s = &w.stats;
             let load =
