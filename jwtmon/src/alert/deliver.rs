@@ -324,3 +324,192 @@ async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::Mutex,
+        time::{Duration, Instant, SystemTime},
+    };
+
+    use axum::{http::StatusCode, response::IntoResponse, routing::post};
+
+    use super::*;
+    use crate::alert::config::SinkConfig;
+
+    fn alert(severity: Severity) -> Alert {
+        Alert {
+            incident_id: 1,
+            kind: "login_bruteforce".into(),
+            severity,
+            source: "px-0000000000000001".into(),
+            subject: None,
+            token_id: None,
+            endpoint: "POST /login".into(),
+            action: "block_ip".into(),
+            ttl_s: Some(600),
+            status: "mitigated".into(),
+            evidence: String::new(),
+            count: 1,
+            incident_count: 1,
+            first_seen: SystemTime::UNIX_EPOCH,
+            last_seen: SystemTime::UNIX_EPOCH,
+            follow_up: false,
+        }
+    }
+
+    fn sink(url_env: &str, queue: usize, per_minute: u32) -> SinkConfig {
+        SinkConfig {
+            name: "hook".into(),
+            kind: SinkType::Webhook,
+            min_severity: Severity::High,
+            max_per_minute: per_minute,
+            queue,
+            max_retries: 3,
+            retry_backoff: Duration::from_secs(30),
+            timeout: Duration::from_secs(2),
+            url_file: None,
+            url_env: Some(url_env.into()),
+            smtp_host: None,
+            smtp_port: None,
+            smtp_tls: SmtpTls::None,
+            smtp_username: None,
+            smtp_password_file: None,
+            smtp_password_env: None,
+            from: None,
+            to: Vec::new(),
+        }
+    }
+
+    fn failed(m: &Metrics, sink: &str, reason: &str) -> u64 {
+        m.alerts_failed
+            .get_or_create(&vec![
+                ("sink", sink.to_string()),
+                ("reason", reason.to_string()),
+            ])
+            .get()
+    }
+
+    #[tokio::test]
+    async fn threshold_rate_limit_and_full_queue_are_counted() {
+        // Nothing listens on port 9: every attempt fails and waits 30 s.
+        unsafe { std::env::set_var("JWTMON_TEST_DEAD_HOOK", "http://127.0.0.1:9/x") };
+        let metrics = Arc::new(Metrics::new());
+        let mut limited = sink("JWTMON_TEST_DEAD_HOOK", 10, 3);
+        limited.name = "limited".into();
+        let mut narrow = sink("JWTMON_TEST_DEAD_HOOK", 1, 0);
+        narrow.name = "narrow".into();
+        let cfg = AlertConfig {
+            sinks: vec![limited, narrow],
+            ..Default::default()
+        };
+        let (mut sinks, tasks) = Sinks::start(&cfg, metrics.clone()).unwrap();
+        let now = Instant::now();
+        sinks.dispatch(&alert(Severity::Medium), now);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 0..5 {
+            sinks.dispatch(&alert(Severity::Critical), now);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Below the threshold: neither sent nor failed. Past 3 a minute:
+        // rate limited. One in delivery, one queued, then the queue is full.
+        assert_eq!(failed(&metrics, "limited", "rate_limited"), 2);
+        assert_eq!(failed(&metrics, "limited", "queue_full"), 0);
+        assert_eq!(failed(&metrics, "narrow", "queue_full"), 3);
+        assert_eq!(failed(&metrics, "narrow", "rate_limited"), 0);
+        // A minute later the limit has room again.
+        sinks.dispatch(&alert(Severity::High), now + Duration::from_secs(61));
+        assert_eq!(failed(&metrics, "limited", "rate_limited"), 2);
+        for t in tasks {
+            t.abort();
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_5xx_honours_retry_after_and_gives_up() {
+        let hits: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+        let h = hits.clone();
+        let app = axum::Router::new().route(
+            "/{path}",
+            post(
+                move |axum::extract::Path(path): axum::extract::Path<String>| {
+                    let h = h.clone();
+                    async move {
+                        let n = {
+                            let mut v = h.lock().unwrap();
+                            v.push((path.clone(), Instant::now()));
+                            v.iter().filter(|(p, _)| *p == path).count()
+                        };
+                        match (path.as_str(), n) {
+                            ("slow", 1) => (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")])
+                                .into_response(),
+                            ("flaky", 1) => StatusCode::BAD_GATEWAY.into_response(),
+                            ("bad", _) => StatusCode::NOT_FOUND.into_response(),
+                            ("down", _) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                            _ => StatusCode::OK.into_response(),
+                        }
+                    }
+                },
+            ),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        let metrics = Arc::new(Metrics::new());
+        let mut cfg = AlertConfig::default();
+        for path in ["slow", "flaky", "bad", "down"] {
+            let var = format!("JWTMON_TEST_HOOK_{path}");
+            unsafe { std::env::set_var(&var, format!("http://127.0.0.1:{port}/{path}")) };
+            let mut s = sink(&var, 10, 0);
+            s.name = path.into();
+            s.retry_backoff = Duration::from_millis(50);
+            s.max_retries = 2;
+            cfg.sinks.push(s);
+        }
+        let (mut sinks, tasks) = Sinks::start(&cfg, metrics.clone()).unwrap();
+        sinks.dispatch(&alert(Severity::High), Instant::now());
+        drop(sinks);
+        for t in tasks {
+            tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let hits = hits.lock().unwrap().clone();
+        let at = |p: &str| {
+            hits.iter()
+                .filter(|(q, _)| q == p)
+                .map(|(_, t)| *t)
+                .collect::<Vec<_>>()
+        };
+        let slow = at("slow");
+        assert_eq!(slow.len(), 2);
+        assert!(
+            slow[1] - slow[0] >= Duration::from_millis(950),
+            "Retry-After: 1 was honoured"
+        );
+        assert_eq!(at("flaky").len(), 2, "5xx retried once, then delivered");
+        assert_eq!(at("bad").len(), 1, "a 404 is not retried");
+        assert_eq!(at("down").len(), 3, "two retries, then given up");
+        let sent = |s: &str| {
+            metrics
+                .alerts_sent
+                .get_or_create(&Metrics::label("sink", s))
+                .get()
+        };
+        assert_eq!(
+            (sent("slow"), sent("flaky"), sent("bad"), sent("down")),
+            (1, 1, 0, 0)
+        );
+        let gave_up = |s: &str| {
+            metrics
+                .alerts_failed
+                .get_or_create(&vec![
+                    ("sink", s.to_string()),
+                    ("reason", "delivery".to_string()),
+                ])
+                .get()
+        };
+        assert_eq!((gave_up("bad"), gave_up("down")), (1, 1));
+    }
+}
