@@ -152,7 +152,13 @@ impl Store {
             path: shown.clone(),
             source,
         };
+        let fresh = !path.exists();
         let conn = Connection::open(path).map_err(sql)?;
+        if fresh {
+            // Subjects and pseudonyms are personal data: owner only.
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
         conn.busy_timeout(std::time::Duration::from_millis(500))
             .map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL")

@@ -43,6 +43,9 @@ fn store_round_trips_and_never_reopens_closed_incidents() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db/incidents.db");
     let mut store = Store::open(&path).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "personal data: owner only");
     let mut a = incident(1, "brute_force", at(1_000_000));
     a.actions.push(ActionTaken {
         action: "block_ip".into(),

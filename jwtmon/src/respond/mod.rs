@@ -112,7 +112,12 @@ pub fn start(
     config: &Config,
     metrics: Arc<Metrics>,
 ) -> Result<(Events, JoinHandle<()>), RespondError> {
-    let pseudo = Pseudonymizer::load_in(&config.privacy, &config.daemon.state_dir)?;
+    let state = &config.daemon.state_dir;
+    if !state.exists() && std::fs::create_dir_all(state).is_ok() {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o700));
+    }
+    let pseudo = Pseudonymizer::load_in(&config.privacy, state)?;
     let (sinks, sink_tasks) = Sinks::start(&config.alerts, metrics.clone())?;
     let inc = &config.incidents;
     let mut inc_cfg = inc.clone();
