@@ -107,15 +107,13 @@ pub fn finding_doc(
         f.action.as_str(),
         "block_ip" | "already_blocked" | "revoke_token"
     );
+    let src = source(p, f.src_ip);
     d["@timestamp"] = json!(ts(f.time));
     d["message"] = json!(format!(
         "{} {} from {} ({})",
         f.severity,
         f.kind,
-        source(p, f.src_ip)
-            .get("address")
-            .and_then(Value::as_str)
-            .unwrap_or(""),
+        src["address"].as_str().unwrap_or(""),
         f.action
     ));
     d["log"] = json!({ "level": match f.severity { Severity::Low => "info", Severity::Medium => "notice",
@@ -128,7 +126,7 @@ pub fn finding_doc(
     e["dataset"] = json!("jwtmon.finding");
     e["severity"] = json!(severity_number(f.severity));
     d["rule"] = json!({ "name": f.kind, "ruleset": "jwtmon" });
-    d["source"] = source(p, f.src_ip);
+    d["source"] = src;
     if !method.is_empty() {
         d["http"] = json!({ "request": { "method": method } });
     }

@@ -195,15 +195,8 @@ pub async fn run(
     let Links {
         events,
         metrics,
-        commands,
+        mut commands,
     } = links;
-    let (_keep, mut commands) = match commands {
-        Some(rx) => (None, rx),
-        None => {
-            let (tx, rx) = mpsc::channel(1);
-            (Some(tx), rx)
-        }
-    };
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let stats = Arc::new(ReaderStats::default());
     let reader = tokio::spawn(ringbuf::run(ring, tx, stats.clone(), paused));
@@ -232,7 +225,9 @@ pub async fn run(
                     }
                 }
             }
-            Some(cmd) = commands.recv() => answer(&mut stages, &observer, cmd),
+            Some(cmd) = async { commands.as_mut()?.recv().await }, if commands.is_some() => {
+                answer(&mut stages, &observer, cmd);
+            }
             _ = tick.tick() => {
                 if let Some(m) = &metrics {
                     Metrics::set_counter(&m.parse_failures, observer.stats.malformed.values().sum());

@@ -77,7 +77,7 @@ impl AdminConfig {
 /// What the API asks of the pipeline.
 #[derive(Debug)]
 pub enum Command {
-    /// Add a `token_id` revocation; replies whether it is new... or why not.
+    /// Add a `token_id` revocation; replies `Ok` or why it failed.
     Revoke(String, oneshot::Sender<Result<(), String>>),
     /// Remove one; replies whether it existed.
     Unrevoke(String, oneshot::Sender<Result<bool, String>>),

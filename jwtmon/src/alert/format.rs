@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::Alert;
-use crate::clock::fmt_duration;
+use crate::{clock::fmt_duration, incident::html::esc};
 
 fn time(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
@@ -124,7 +124,7 @@ pub fn email(a: &Alert) -> (String, String, String) {
         text.push_str(&format!("{k:<9} {v}\n"));
         rows.push_str(&format!(
             "<tr><th align=\"left\">{k}</th><td>{}</td></tr>",
-            slack_escape(&v)
+            esc(&v)
         ));
     }
     text.push_str(&format!(
@@ -138,10 +138,10 @@ pub fn email(a: &Alert) -> (String, String, String) {
         "<!DOCTYPE html><html><body style=\"font-family:sans-serif\"><h2>{}</h2><table>{rows}\
          <tr><th align=\"left\">First</th><td>{}</td></tr><tr><th align=\"left\">Last</th><td>{}</td></tr>\
          </table><p><b>Evidence</b><br><code>{}</code></p><p>Details: <code>jwtmon incidents show {}</code></p></body></html>",
-        slack_escape(&headline(a)),
+        esc(&headline(a)),
         time(a.first_seen),
         time(a.last_seen),
-        slack_escape(&a.evidence),
+        esc(&a.evidence),
         a.incident_id
     );
     (headline(a), text, html)

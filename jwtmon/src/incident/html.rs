@@ -10,7 +10,8 @@ use super::report::{Ranked, SEVERITIES, Summary, date, spread_text};
 /// Bar colours per severity (low..critical).
 const COLOURS: [&str; 4] = ["#8ab4f8", "#fbbc04", "#f28b30", "#d93025"];
 
-fn esc(s: &str) -> String {
+/// Escapes text for HTML element content and attribute values.
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -22,7 +22,15 @@ pub fn is_incident(action: &str) -> bool {
 struct Live {
     inc: Incident,
     ip: IpAddr,
-    block_until: Option<SystemTime>,
+}
+
+/// When the last block of an incident runs out (`None`: no block).
+fn block_end(inc: &Incident) -> Option<SystemTime> {
+    inc.actions
+        .iter()
+        .filter(|a| a.action == "block_ip")
+        .filter_map(|a| Some(a.at + Duration::from_secs(a.ttl_s?)))
+        .max()
 }
 
 /// Live incidents by kind and source.
@@ -137,7 +145,6 @@ impl Register {
             Live {
                 inc: inc.clone(),
                 ip: f.src_ip,
-                block_until: None,
             },
         );
         (inc, true)
@@ -170,7 +177,6 @@ impl Register {
             });
             inc.mitigated_at.get_or_insert(at);
             inc.status = Status::Mitigated;
-            live.block_until = Some(live.block_until.unwrap_or(at).max(at + ttl));
             changed.push(inc.clone());
         };
         match target {
@@ -197,10 +203,9 @@ impl Register {
         let mut changed = Vec::new();
         for (_, live) in self.live.iter_mut() {
             if live.inc.status == Status::Mitigated
-                && live.block_until.is_some_and(|until| until <= now)
+                && block_end(&live.inc).is_some_and(|until| until <= now)
             {
                 live.inc.status = Status::Expired;
-                live.block_until = None;
                 changed.push(live.inc.clone());
             }
         }

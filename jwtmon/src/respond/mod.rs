@@ -203,31 +203,27 @@ impl Responder {
                     .inc();
                 let changed = self.register.blocked(target, kind, ttl, at);
                 self.changed(changed);
-                if self.exporter.enabled() {
-                    let doc = export::block_doc(
-                        target,
-                        kind,
-                        Some(ttl),
-                        self.register.pseudonymizer(),
-                        at,
-                    );
-                    self.exporter.write(&doc, crate::finding::Severity::High);
-                }
+                self.export_block(target, kind, Some(ttl), at);
             }
             Event::Expired { target } => {
-                if self.exporter.enabled() {
-                    let doc = export::block_doc(
-                        target,
-                        "expired",
-                        None,
-                        self.register.pseudonymizer(),
-                        SystemTime::now(),
-                    );
-                    self.exporter.write(&doc, crate::finding::Severity::Low);
-                }
+                self.export_block(target, "expired", None, SystemTime::now());
             }
             Event::Closed { id } => self.register.closed(id),
         }
+    }
+
+    /// Exports a block taking effect (`ttl` set) or running out.
+    fn export_block(&mut self, target: Target, kind: &str, ttl: Option<Duration>, at: SystemTime) {
+        if !self.exporter.enabled() {
+            return;
+        }
+        let doc = export::block_doc(target, kind, ttl, self.register.pseudonymizer(), at);
+        let severity = if ttl.is_some() {
+            crate::finding::Severity::High
+        } else {
+            crate::finding::Severity::Low
+        };
+        self.exporter.write(&doc, severity);
     }
 
     fn tick(&mut self) {
