@@ -100,6 +100,9 @@ pub struct SinkConfig {
     /// SMTP security.
     #[serde(default = "default_tls")]
     pub smtp_tls: SmtpTls,
+    /// Extra trusted root certificates (PEM) for a server whose certificate
+    /// a private CA issued; added to the built-in web roots. starttls/tls.
+    pub smtp_ca_file: Option<PathBuf>,
     /// SMTP user (with a password: AUTH PLAIN/LOGIN).
     pub smtp_username: Option<String>,
     /// SMTP password file.
@@ -158,6 +161,11 @@ impl AlertConfig {
                 SinkType::Email => {
                     if s.smtp_host.is_none() || s.from.is_none() || s.to.is_empty() {
                         return Err(format!("{at}: email needs smtp_host, from and to"));
+                    }
+                    if s.smtp_ca_file.is_some() && s.smtp_tls == SmtpTls::None {
+                        return Err(format!(
+                            "{at}: smtp_ca_file needs smtp_tls = \"starttls\" or \"tls\""
+                        ));
                     }
                     if s.smtp_username.is_some()
                         && s.smtp_password_file.is_none()

@@ -14,7 +14,10 @@ use std::{
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
-    transport::smtp::authentication::Credentials,
+    transport::smtp::{
+        authentication::Credentials,
+        client::{Certificate, Tls, TlsParameters},
+    },
 };
 use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{info, warn};
@@ -94,16 +97,27 @@ impl Transport {
             }
             SinkType::Email => {
                 let host = cfg.smtp_host.clone().unwrap_or_default();
-                let builder = match cfg.smtp_tls {
-                    SmtpTls::Starttls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
+                let tls = || -> Result<TlsParameters, SinkError> {
+                    let mut params = TlsParameters::builder(host.clone());
+                    if let Some(ca) = &cfg.smtp_ca_file {
+                        let bad =
+                            |why: String| setup(format!("smtp_ca_file {}: {why}", ca.display()));
+                        let pem = std::fs::read(ca).map_err(|e| bad(e.to_string()))?;
+                        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                            return Err(bad("no PEM certificate in it".into()));
+                        }
+                        let cert = Certificate::from_pem(&pem).map_err(|e| bad(e.to_string()))?;
+                        params = params.add_root_certificate(cert);
                     }
-                    SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&host),
-                    SmtpTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                        &host,
-                    )),
-                }
-                .map_err(|e| setup(e.to_string()))?;
+                    params.build_rustls().map_err(|e| setup(e.to_string()))
+                };
+                let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host);
+                let builder = match cfg.smtp_tls {
+                    // Required: no credentials or mail unless the upgrade works.
+                    SmtpTls::Starttls => builder.tls(Tls::Required(tls()?)),
+                    SmtpTls::Tls => builder.tls(Tls::Wrapper(tls()?)),
+                    SmtpTls::None => builder,
+                };
                 let port = cfg.smtp_port.unwrap_or(match cfg.smtp_tls {
                     SmtpTls::Starttls => 587,
                     SmtpTls::Tls => 465,
@@ -373,6 +387,7 @@ mod tests {
             smtp_host: None,
             smtp_port: None,
             smtp_tls: SmtpTls::None,
+            smtp_ca_file: None,
             smtp_username: None,
             smtp_password_file: None,
             smtp_password_env: None,
