@@ -1,6 +1,7 @@
-//! What detectors read from a request beyond its head: query and body
-//! values (percent- and form-decoded, JSON string values), the username of
-//! a login attempt, and login-path matching.
+//! What detectors read from a request beyond its head: query, cookie and
+//! body values (percent- and form-decoded; JSON keys and string values;
+//! XML attribute values and text), the username of a login attempt, and
+//! login-path matching.
 
 use std::borrow::Cow;
 
@@ -18,6 +19,8 @@ pub enum Place {
     Query,
     /// The sampled body.
     Body,
+    /// A cookie name or value.
+    Cookie,
 }
 
 impl Place {
@@ -27,7 +30,14 @@ impl Place {
             Place::Path => "path",
             Place::Query => "query",
             Place::Body => "body",
+            Place::Cookie => "cookie",
         }
+    }
+
+    /// Whether a value from here may be quoted in a finding: bodies and
+    /// cookies may hold passwords and sessions, so never.
+    pub fn quotable(self) -> bool {
+        matches!(self, Place::Path | Place::Query)
     }
 }
 
@@ -44,12 +54,123 @@ fn is_form(req: &Request) -> bool {
     })
 }
 
-fn json_strings(v: &Value, out: &mut Vec<(Place, Cow<'static, str>)>) {
+fn is_xml(req: &Request, body: &[u8]) -> bool {
+    req.content_type
+        .as_deref()
+        .is_some_and(|c| c.to_ascii_lowercase().contains("xml"))
+        || body.trim_ascii_start().starts_with(b"<?xml")
+}
+
+/// JSON keys and string values (keys carry operators such as `$ne`).
+fn json_strings<'a>(v: &Value, out: &mut Vec<(Place, Cow<'a, str>)>) {
     match v {
         Value::String(s) => out.push((Place::Body, Cow::Owned(s.clone()))),
         Value::Array(a) => a.iter().for_each(|v| json_strings(v, out)),
-        Value::Object(o) => o.values().for_each(|v| json_strings(v, out)),
+        Value::Object(o) => o.iter().for_each(|(k, v)| {
+            out.push((Place::Body, Cow::Owned(k.clone())));
+            json_strings(v, out)
+        }),
         _ => {}
+    }
+}
+
+/// The five predefined XML entities and numeric references.
+fn xml_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let Some(end) = rest[..rest.len().min(12)].find(';') else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let name = &rest[1..end];
+        let c = match name {
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            _ => name
+                .strip_prefix("#x")
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match c {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// XML attribute values and text between tags (no DTDs, no nesting
+/// rules: a tolerant scan of possibly truncated bodies).
+fn xml_values<'a>(text: &str, out: &mut Vec<(Place, Cow<'a, str>)>) {
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        let between = rest[..open].trim();
+        if !between.is_empty() {
+            out.push((Place::Body, Cow::Owned(xml_unescape(between))));
+        }
+        let tag_end = rest[open..].find('>').map_or(rest.len(), |e| open + e);
+        let mut tag = &rest[open..tag_end];
+        while let Some(q) = tag.find(['"', '\'']) {
+            let quote = tag.as_bytes()[q] as char;
+            let Some(len) = tag[q + 1..].find(quote) else {
+                break;
+            };
+            let value = &tag[q + 1..q + 1 + len];
+            if !value.is_empty() {
+                out.push((Place::Body, Cow::Owned(xml_unescape(value))));
+            }
+            tag = &tag[q + 2 + len..];
+        }
+        rest = &rest[(tag_end + 1).min(rest.len())..];
+    }
+    if !rest.trim().is_empty() {
+        out.push((Place::Body, Cow::Owned(xml_unescape(rest.trim()))));
+    }
+}
+
+/// Form pairs of `text` as values at `place`, names included; a value
+/// that is itself `name=value` (double-encoded forms) adds its parts.
+fn form_values<'a>(text: &[u8], place: Place, out: &mut Vec<(Place, Cow<'a, str>)>) {
+    for (k, v) in form_urlencoded::parse(text) {
+        for x in [k, v] {
+            if x.is_empty() {
+                continue;
+            }
+            if let Some((_, inner)) = x.split_once('=')
+                && !inner.trim().is_empty()
+            {
+                out.push((place, Cow::Owned(inner.to_string())));
+            }
+            out.push((place, Cow::Owned(x.into_owned())));
+        }
+    }
+}
+
+/// Cookie names and values (`a=b; c=d`), percent-decoded.
+fn cookie_values<'a>(header: &str, out: &mut Vec<(Place, Cow<'a, str>)>) {
+    for pair in header.split(';') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        for x in [k.trim(), v.trim()] {
+            if !x.is_empty() {
+                let d = percent_encoding::percent_decode_str(x).decode_utf8_lossy();
+                out.push((Place::Cookie, Cow::Owned(d.into_owned())));
+            }
+        }
     }
 }
 
@@ -65,45 +186,38 @@ fn cut_to(s: Cow<'_, str>, max: usize) -> Cow<'_, str> {
 }
 
 /// Every value an injection could ride in: the decoded path, each query
-/// value and key, and the body's values (form fields, JSON strings, or the
-/// raw text). Each is cut to `max` bytes.
+/// and cookie name and value, and the body's values (form fields, JSON keys
+/// and strings, XML attributes and text, or the raw text). Each is cut to
+/// `max` bytes.
 pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
-    let cut = |s| cut_to(s, max);
-    let mut out = Vec::new();
+    let mut out: Vec<(Place, Cow<'_, str>)> = Vec::new();
     out.push((
         Place::Path,
-        cut(percent_encoding::percent_decode_str(&req.path).decode_utf8_lossy()),
+        percent_encoding::percent_decode_str(&req.path).decode_utf8_lossy(),
     ));
+    let mut owned = Vec::new();
     if let Some(q) = &req.query {
-        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-            for x in [k, v] {
-                if !x.is_empty() {
-                    out.push((Place::Query, cut(x)));
-                }
-            }
+        form_values(q.as_bytes(), Place::Query, &mut owned);
+    }
+    if let Some(c) = &req.cookies {
+        cookie_values(&c.0, &mut owned);
+    }
+    let body = &req.body;
+    if !body.is_empty() {
+        if is_json(req)
+            && let Ok(v) = serde_json::from_slice::<Value>(body)
+        {
+            json_strings(&v, &mut owned);
+        } else if is_xml(req, body) {
+            xml_values(&String::from_utf8_lossy(body), &mut owned);
+        } else if is_form(req) || (!is_json(req) && body.contains(&b'=')) {
+            form_values(body, Place::Body, &mut owned);
+        } else {
+            owned.push((Place::Body, String::from_utf8_lossy(body)));
         }
     }
-    if req.body.is_empty() {
-        return out;
-    }
-    if is_json(req)
-        && let Ok(v) = serde_json::from_slice::<Value>(&req.body)
-    {
-        let mut strings = Vec::new();
-        json_strings(&v, &mut strings);
-        out.extend(strings.into_iter().map(|(p, s)| (p, cut(s))));
-    } else if is_form(req) || (!is_json(req) && req.body.contains(&b'=')) {
-        for (k, v) in form_urlencoded::parse(&req.body) {
-            for x in [k, v] {
-                if !x.is_empty() {
-                    out.push((Place::Body, cut(Cow::Owned(x.into_owned()))));
-                }
-            }
-        }
-    } else {
-        out.push((Place::Body, cut(String::from_utf8_lossy(&req.body))));
-    }
-    out
+    out.extend(owned);
+    out.into_iter().map(|(p, v)| (p, cut_to(v, max))).collect()
 }
 
 /// The username a login attempt names: Basic auth, else the first of

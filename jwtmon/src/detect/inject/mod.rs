@@ -1,4 +1,5 @@
-//! Injection payloads in the path, query values and the sampled body:
+//! Injection payloads in the path, query and cookie values and the sampled
+//! body:
 //! `injection_sqli` (tokenizer-based, [`sqli`]), `injection_xss`,
 //! `injection_path_traversal` and `injection_command` ([`patterns`]). One
 //! finding per kind per request.
@@ -67,7 +68,7 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
                 kind,
                 shape,
                 place,
-                sample: (place != Place::Body).then(|| v.chars().take(SAMPLE).collect()),
+                sample: place.quotable().then(|| v.chars().take(SAMPLE).collect()),
             });
         }
     }

@@ -45,6 +45,8 @@ pub enum T {
     Comma,
     /// `;`.
     Semi,
+    /// `::type`, a PostgreSQL cast to a built-in type.
+    Cast,
 }
 
 /// Statement keywords that matter.
@@ -61,6 +63,8 @@ pub enum Kw {
     Clause,
     /// WAITFOR (DELAY/TIME).
     Waitfor,
+    /// AS (an alias).
+    As,
     /// Other SQL words (BY, TABLE, VALUES, CASE, WHEN, …).
     Other,
 }
@@ -83,9 +87,10 @@ fn keyword(w: &str) -> Option<T> {
             T::Kw(Kw::Clause)
         }
         "WAITFOR" => T::Kw(Kw::Waitfor),
+        "AS" => T::Kw(Kw::As),
         "BY" | "TABLE" | "VALUES" | "CASE" | "WHEN" | "THEN" | "ELSE" | "END" | "SET" | "ALL"
-        | "DISTINCT" | "AS" | "ON" | "JOIN" | "OUTFILE" | "DUMPFILE" | "DELAY" | "BEGIN"
-        | "DATABASE" | "SCHEMA" => T::Kw(Kw::Other),
+        | "DISTINCT" | "ON" | "JOIN" | "OUTFILE" | "DUMPFILE" | "DELAY" | "BEGIN" | "DATABASE"
+        | "SCHEMA" => T::Kw(Kw::Other),
         _ => return None,
     })
 }
@@ -110,6 +115,13 @@ const DANGEROUS: &[&str] = &[
     "sys_exec",
     "name_const",
     "randomblob",
+    "analyse",
+    "lo_import",
+    "lo_export",
+    "lo_get",
+    "pg_read_file",
+    "pg_ls_dir",
+    "sqlite_compileoption_get",
     "group_concat",
     "concat_ws",
     "unhex",
@@ -219,6 +231,102 @@ const CATALOGS: &[&str] = &[
     "sys.objects",
 ];
 
+/// MongoDB query operators: as a JSON key, or `name[$op]` in a form, they
+/// turn a value into a query (`password[$ne]=x`).
+const MONGO_OPERATORS: &[&str] = &[
+    "ne",
+    "eq",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "nin",
+    "not",
+    "nor",
+    "or",
+    "and",
+    "where",
+    "regex",
+    "exists",
+    "elemmatch",
+    "text",
+    "expr",
+    "all",
+    "size",
+    "type",
+    "mod",
+    "jsonschema",
+    "function",
+    "accumulator",
+    "lookup",
+];
+
+/// A MongoDB operator as the whole value or in brackets.
+fn mongo_operator(lower: &str) -> bool {
+    let op = |name: &str| MONGO_OPERATORS.contains(&name);
+    if let Some(name) = lower.strip_prefix('$')
+        && op(name.trim())
+    {
+        return true;
+    }
+    lower.split("[$").skip(1).any(|rest| {
+        rest.split_once(']')
+            .is_some_and(|(name, _)| op(name.trim()))
+    })
+}
+
+/// Stored procedures and packages that only an attack names in a request
+/// (command execution, file and network access, dynamic SQL).
+const PROCEDURES: &[&str] = &[
+    "xp_cmdshell",
+    "xp_dirtree",
+    "xp_regread",
+    "xp_fileexist",
+    "sp_executesql",
+    "sp_oacreate",
+    "sp_makewebtask",
+    "sp_password",
+    "openrowset",
+    "opendatasource",
+    "utl_http",
+    "utl_inaddr",
+    "dbms_pipe",
+    "pg_sleep",
+];
+
+/// PostgreSQL types a `::` cast names.
+const PG_TYPES: &[&str] = &[
+    "int",
+    "int2",
+    "int4",
+    "int8",
+    "integer",
+    "bigint",
+    "smallint",
+    "text",
+    "varchar",
+    "char",
+    "numeric",
+    "decimal",
+    "double",
+    "float",
+    "float4",
+    "float8",
+    "real",
+    "bool",
+    "boolean",
+    "json",
+    "jsonb",
+    "bytea",
+    "oid",
+    "regclass",
+    "date",
+    "timestamp",
+    "uuid",
+    "xml",
+];
+
 fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
 }
@@ -320,6 +428,19 @@ pub fn tokens(s: &[u8], quote: Option<u8>, max: usize) -> Vec<T> {
                     T::Cmp
                 });
             }
+            b':' if s.get(i + 1) == Some(&b':') && {
+                let w = &s[i + 2..];
+                let end = w.iter().position(|c| !is_word_byte(*c)).unwrap_or(w.len());
+                let name = String::from_utf8_lossy(&w[..end]).to_ascii_lowercase();
+                PG_TYPES.contains(&name.as_str())
+            } =>
+            {
+                i += 2;
+                while i < s.len() && is_word_byte(s[i]) {
+                    i += 1;
+                }
+                out.push(T::Cast);
+            }
             b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'|' | b'&' | b'~' | b':' => {
                 i += 1;
                 out.push(T::Op);
@@ -401,10 +522,27 @@ pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
             {
                 return Some("sql function call");
             }
+            // DROP x, DECLARE @v, DROP/**/x
             T::Kw(Kw::Stmt)
-                if i == 0 && matches!(at(i + 1), Some(T::Word | T::Func(_) | T::Open)) =>
+                if i == 0
+                    && matches!(
+                        t[1..].iter().find(|x| **x != T::Comment),
+                        Some(T::Word | T::Func(_) | T::Open | T::Var(_))
+                    ) =>
             {
                 return Some("statement");
+            }
+            T::Cast if i > 0 && (value(at(i - 1)) || at(i - 1) == Some(&T::Close)) => {
+                return Some("postgres cast");
+            }
+            // ) AS alias FROM: a subquery's select list continued.
+            T::Kw(Kw::As)
+                if i > 0
+                    && at(i - 1) == Some(&T::Close)
+                    && matches!(at(i + 1), Some(T::Word | T::Str))
+                    && at(i + 2) == Some(&T::Kw(Kw::From)) =>
+            {
+                return Some("alias and from");
             }
             T::Kw(Kw::Clause) if clause_continues(t, i) => return Some("clause"),
             T::Exec => return Some("executable comment"),
@@ -435,12 +573,20 @@ pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
             {
                 return Some("boolean condition");
             }
-            // v AND|OR v --  (the rest of the query cut off)
+            // [v] AND|OR v --  (the rest of the query cut off)
             T::Logic
-                if i > 0
-                    && value(at(i - 1))
+                if (i > 0 && value(at(i - 1)) || i == 0 && at(i + 1) == Some(&T::Num))
                     && value(at(i + 1))
                     && matches!(at(i + 2), Some(T::Comment | T::Hash)) =>
+            {
+                return Some("condition and comment");
+            }
+            // v = v OR --
+            T::Logic
+                if i >= 3
+                    && value(at(i - 1))
+                    && at(i - 2) == Some(&T::Cmp)
+                    && at(i + 1) == Some(&T::Comment) =>
             {
                 return Some("condition and comment");
             }
@@ -459,8 +605,8 @@ pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
     match at(j) {
         Some(T::Logic) if value(at(j + 1)) || at(j + 1) == Some(&T::Open) => {
             match at(j + 2) {
-                // ' OR 'a'='a  /  ' AND 1=1  /  ' OR x--  /  ' OR 1
-                Some(T::Cmp | T::Comment | T::Open) => Some("string break, condition"),
+                // ' OR 'a'='a  /  ' AND 1=1  /  ' OR x--  /  ' OR true;
+                Some(T::Cmp | T::Comment | T::Open | T::Semi) => Some("string break, condition"),
                 None if at(j + 1) == Some(&T::Num) => Some("string break, condition"),
                 Some(T::Op) if value(at(j + 3)) => Some("string break, condition"),
                 _ => None,
@@ -505,6 +651,12 @@ pub fn detect(value: &str) -> Option<&'static str> {
     if CATALOGS.iter().any(|c| lower.contains(c)) {
         return Some("catalog name");
     }
+    if PROCEDURES.iter().any(|c| lower.contains(c)) {
+        return Some("attack procedure");
+    }
+    if mongo_operator(&lower) {
+        return Some("mongodb operator");
+    }
     if let Some(x) = shape(&tokens(s, None, 24), false) {
         return Some(x);
     }
@@ -541,6 +693,20 @@ mod tests {
             "@@version",
             "1 and 1=1",
             "/*!50000select*/ 1",
+            "u_id[$ne]",
+            "$where",
+            "[$regex]^adm",
+            "' or true; foo",
+            "OR 1# ",
+            "1='1' or-- -",
+            "DROP/*comment*/sampletable",
+            "declare @b",
+            "id=password::int",
+            "function(foo)::text",
+            "1) AS t FROM users",
+            "x'; exec xp_cmdshell 'dir'",
+            "procedure analyse (",
+            "lo_import('/etc/passwd')",
         ] {
             assert!(detect(v).is_some(), "missed: {v}");
         }
@@ -564,6 +730,12 @@ mod tests {
             "I'm here; see you",
             "price < 20 and > 10",
             "hello world",
+            "$5 off",
+            "price[$]",
+            "costs $ne",
+            "std::string and std::vector",
+            "known as Bob from Texas",
+            "12:30 or 13:00",
         ] {
             assert_eq!(detect(v), None, "flagged: {v}");
         }
