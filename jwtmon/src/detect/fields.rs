@@ -81,7 +81,8 @@ fn xml_unescape(s: &str) -> String {
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
         rest = &rest[at..];
-        let Some(end) = rest[..rest.len().min(12)].find(';') else {
+        let near = &rest.as_bytes()[..rest.len().min(12)];
+        let Some(end) = near.iter().position(|b| *b == b';') else {
             out.push('&');
             rest = &rest[1..];
             continue;
@@ -352,11 +353,40 @@ mod tests {
                 "name",
                 "x<script>",
                 "q",
+                // The part after `=`, as a double-encoded form would hold it.
+                "1",
                 "1' OR 1=1"
             ]
         );
         let r = req("application/json", r#"{"a":{"b":["x","y"]},"n":1}"#);
         let v: Vec<String> = values(&r, 100).into_iter().map(|(_, s)| s.into()).collect();
-        assert_eq!(v, ["/api/v1/login", "x", "y"]);
+        assert_eq!(v, ["/api/v1/login", "a", "b", "x", "y", "n"]);
+    }
+
+    #[test]
+    fn cookies_and_xml_are_values() {
+        let mut r = req(
+            "text/xml",
+            r#"<?xml version="1.0"?><root><a probe="1 &amp; 2">x &lt; y</a><b k='v'/></root>"#,
+        );
+        r.cookies = Some(crate::parse::Hidden("sid=abc%27; theme = dark ".into()));
+        let v: Vec<(Place, String)> = values(&r, 100)
+            .into_iter()
+            .map(|(p, s)| (p, s.into()))
+            .collect();
+        let at = |p: Place| -> Vec<&str> {
+            v.iter()
+                .filter(|(q, _)| *q == p)
+                .map(|(_, s)| s.as_str())
+                .collect()
+        };
+        assert_eq!(at(Place::Cookie), ["sid", "abc'", "theme", "dark"]);
+        assert_eq!(at(Place::Body), ["1.0", "1 & 2", "x < y", "v"]);
+        assert!(!Place::Cookie.quotable() && !Place::Body.quotable());
+        // Truncated XML never panics.
+        let r = req("application/xml", r#"<a b="unterminated"#);
+        let _ = values(&r, 100);
+        let r = req("application/xml", "&#xZZ; &#99999999; <<>>& &ééééééé; ü&");
+        let _ = values(&r, 100);
     }
 }
