@@ -1,6 +1,8 @@
 //! SQL injection by tokenizing, not by regular expressions: the value is
-//! read as SQL three times — as it is, as if it continued a single-quoted
-//! string, and as if it continued a double-quoted one — and each token
+//! read as SQL in several contexts — as it is, as if it continued a
+//! single-quoted string (with MySQL's backslash escapes and without, as
+//! standard SQL and SQLite read it), and as if it continued a double-quoted
+//! one — and each token
 //! stream is matched against the shapes an injection must take to change
 //! a query (a tautology after a string break, UNION SELECT, a stacked
 //! statement, a time-delay function, a comment cutting the query's
@@ -16,6 +18,8 @@ pub enum T {
     Num,
     /// Identifier or other word.
     Word,
+    /// A `backquoted` identifier (MySQL syntax, not prose).
+    Ident,
     /// SQL statement keyword (SELECT, FROM, DROP, …).
     Kw(Kw),
     /// UNION [ALL|DISTINCT].
@@ -331,13 +335,30 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
 }
 
-/// Tokenizes `s`; with `quote`, as if the value continued a string opened
-/// by that quote (the first token is then the rest of that string).
-pub fn tokens(s: &[u8], quote: Option<u8>, max: usize) -> Vec<T> {
+/// Where a value lands in a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Context {
+    /// Outside any string.
+    Bare,
+    /// Inside a string opened by `quote`; `backslash`: whether `\` escapes
+    /// (MySQL) or is an ordinary character (standard SQL, SQLite).
+    Inside {
+        /// The opening quote.
+        quote: u8,
+        /// Backslash escapes.
+        backslash: bool,
+    },
+}
+
+/// Tokenizes `s` read in `ctx` (inside a string, the first token is the
+/// rest of that string).
+pub fn tokens(s: &[u8], ctx: Context, max: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(16);
     let mut i = 0;
-    if let Some(q) = quote {
-        i = string_end(s, 0, q);
+    let mut escapes = true;
+    if let Context::Inside { quote, backslash } = ctx {
+        escapes = backslash;
+        i = string_end(s, 0, quote, escapes);
         out.push(T::Str);
     }
     while i < s.len() && out.len() < max {
@@ -345,7 +366,7 @@ pub fn tokens(s: &[u8], quote: Option<u8>, max: usize) -> Vec<T> {
         match b {
             b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 => i += 1,
             b'\'' | b'"' => {
-                i = string_end(s, i + 1, b);
+                i = string_end(s, i + 1, b, escapes);
                 out.push(T::Str);
             }
             b'`' => {
@@ -353,7 +374,7 @@ pub fn tokens(s: &[u8], quote: Option<u8>, max: usize) -> Vec<T> {
                     .iter()
                     .position(|&c| c == b'`')
                     .map_or(s.len(), |p| i + p + 2);
-                out.push(T::Word);
+                out.push(T::Ident);
             }
             b'0'..=b'9' => {
                 let start = i;
@@ -483,11 +504,11 @@ fn is_float(w: &[u8]) -> bool {
     std::str::from_utf8(w).is_ok_and(|s| s.parse::<f64>().is_ok())
 }
 
-/// Index after the string opened before `i` by `q` (doubled quotes and
-/// backslash escapes stay inside).
-fn string_end(s: &[u8], mut i: usize, q: u8) -> usize {
+/// Index after the string opened before `i` by `q` (doubled quotes, and
+/// with `escapes` backslash escapes, stay inside).
+fn string_end(s: &[u8], mut i: usize, q: u8, escapes: bool) -> usize {
     while i < s.len() {
-        if s[i] == b'\\' {
+        if escapes && s[i] == b'\\' {
             i += 2;
         } else if s[i] == q {
             if s.get(i + 1) == Some(&q) {
@@ -503,7 +524,10 @@ fn string_end(s: &[u8], mut i: usize, q: u8) -> usize {
 }
 
 fn value(t: Option<&T>) -> bool {
-    matches!(t, Some(T::Str | T::Num | T::Word | T::Var(_) | T::Func(_)))
+    matches!(
+        t,
+        Some(T::Str | T::Num | T::Word | T::Ident | T::Var(_) | T::Func(_))
+    )
 }
 
 /// The shape that makes this token stream an injection, if any.
@@ -528,7 +552,8 @@ pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
                     && matches!(
                         t[1..].iter().find(|x| **x != T::Comment),
                         Some(T::Word | T::Func(_) | T::Open | T::Var(_))
-                    ) =>
+                    )
+                    || i == 0 && at(1) == Some(&T::Kw(Kw::Other)) && at(2) == Some(&T::Ident) =>
             {
                 return Some("statement");
             }
@@ -593,6 +618,11 @@ pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
             _ => {}
         }
     }
+    // The value ends in a comparison of two literals: 1=1, 'a'='a',
+    // 1 IS NOT 2, x,1=1.
+    if !quoted && literal_comparison(t) {
+        return Some("literal comparison");
+    }
     if !quoted {
         return None;
     }
@@ -609,6 +639,10 @@ pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
                 Some(T::Cmp | T::Comment | T::Open | T::Semi) => Some("string break, condition"),
                 None if at(j + 1) == Some(&T::Num) => Some("string break, condition"),
                 Some(T::Op) if value(at(j + 3)) => Some("string break, condition"),
+                // ' OR (x GLOB 1)--  /  ' or f (x);
+                _ if t[j + 2..].iter().any(|x| matches!(x, T::Comment | T::Semi)) => {
+                    Some("string break, condition")
+                }
                 _ => None,
             }
         }
@@ -630,6 +664,22 @@ pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
     }
 }
 
+/// The tokens end in a comparison of two literals of one type: `1=1`,
+/// `'a'='a'`, `1 IS NOT 2`, `'1' NOT REGEXP '2'`, after nothing, a comma or
+/// AND/OR.
+fn literal_comparison(t: &[T]) -> bool {
+    let Some(last @ (T::Num | T::Str)) = t.last() else {
+        return false;
+    };
+    let mut k = t.len() - 1;
+    let mut cmp = false;
+    while k > 0 && t.len() - k <= 2 && matches!(t[k - 1], T::Cmp | T::Op) {
+        cmp |= t[k - 1] == T::Cmp;
+        k -= 1;
+    }
+    cmp && k > 0 && t[k - 1] == *last && (k == 1 || matches!(t[k - 2], T::Comma | T::Logic))
+}
+
 /// ORDER/GROUP BY n, HAVING|WHERE v <cmp>, LIMIT n, INTO OUTFILE ...
 fn clause_continues(t: &[T], i: usize) -> bool {
     match (t.get(i + 1), t.get(i + 2)) {
@@ -637,6 +687,7 @@ fn clause_continues(t: &[T], i: usize) -> bool {
         (Some(T::Num), None | Some(T::Comment | T::Comma)) => true,
         (Some(x), Some(T::Cmp)) if value(Some(x)) => true,
         (Some(T::Kw(Kw::Other)), Some(T::Str)) => true,
+        (Some(T::Func(1..)), Some(T::Open)) => true,
         _ => false,
     }
 }
@@ -657,13 +708,16 @@ pub fn detect(value: &str) -> Option<&'static str> {
     if mongo_operator(&lower) {
         return Some("mongodb operator");
     }
-    if let Some(x) = shape(&tokens(s, None, 24), false) {
+    if let Some(x) = shape(&tokens(s, Context::Bare, 24), false) {
         return Some(x);
     }
-    for q in [b'\'', b'"'] {
-        if s.contains(&q)
-            && let Some(x) = shape(&tokens(s, Some(q), 24), true)
-        {
+    let has_backslash = s.contains(&b'\\');
+    for (quote, backslash) in [(b'\'', true), (b'\'', false), (b'"', true)] {
+        // Without a backslash in the value both readings are the same.
+        if !s.contains(&quote) || (!backslash && !has_backslash) {
+            continue;
+        }
+        if let Some(x) = shape(&tokens(s, Context::Inside { quote, backslash }, 24), true) {
             return Some(x);
         }
     }
@@ -707,6 +761,15 @@ mod tests {
             "x'; exec xp_cmdshell 'dir'",
             "procedure analyse (",
             "lo_import('/etc/passwd')",
+            "admin@juice-sh.op\\' or json (id);",
+            "'or(id glob 1)--",
+            "1=1",
+            "a=b,1=1",
+            "'1' not regexp '2'",
+            "'admin', '1'='1'",
+            "1 is not 2",
+            "ALTER TABLE `users` ADD x",
+            " HAVING COUNT(CustomerID) > 5",
         ] {
             assert!(detect(v).is_some(), "missed: {v}");
         }
@@ -736,6 +799,12 @@ mod tests {
             "std::string and std::vector",
             "known as Bob from Texas",
             "12:30 or 13:00",
+            "O\\'Reilly or Packt",
+            "3 to 6 months",
+            "size 10 = 42",
+            "12 IS A LUCKY NUMBER",
+            "create table runner",
+            " 0=[]'",
         ] {
             assert_eq!(detect(v), None, "flagged: {v}");
         }
