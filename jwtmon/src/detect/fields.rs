@@ -146,7 +146,7 @@ fn xml_values<'a>(text: &str, out: &mut Vec<(Place, Cow<'a, str>)>) {
 
 /// Form pairs of `text` as values at `place`, names included; a value
 /// that is itself `name=value` (double-encoded forms) adds its parts.
-fn form_values<'a>(text: &[u8], place: Place, out: &mut Vec<(Place, Cow<'a, str>)>) {
+fn form_values<'a>(text: &'a [u8], place: Place, out: &mut Vec<(Place, Cow<'a, str>)>) {
     for (k, v) in form_urlencoded::parse(text) {
         for x in [k, v] {
             if x.is_empty() {
@@ -157,7 +157,7 @@ fn form_values<'a>(text: &[u8], place: Place, out: &mut Vec<(Place, Cow<'a, str>
             {
                 out.push((place, Cow::Owned(inner.to_string())));
             }
-            out.push((place, Cow::Owned(x.into_owned())));
+            out.push((place, x));
         }
     }
 }

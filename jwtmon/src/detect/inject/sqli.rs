@@ -692,19 +692,32 @@ fn clause_continues(t: &[T], i: usize) -> bool {
     }
 }
 
+/// One case-insensitive pass over a value for every catalog and procedure
+/// name (catalogs first).
+fn names() -> &'static aho_corasick::AhoCorasick {
+    static NAMES: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(CATALOGS.iter().chain(PROCEDURES))
+            .expect("static patterns build")
+    });
+    &NAMES
+}
+
 /// Whether `value` is a SQL injection; the shape found.
 pub fn detect(value: &str) -> Option<&'static str> {
     let s = value.as_bytes();
     if s.len() < 2 {
         return None;
     }
+    if let Some(m) = names().find(value) {
+        return Some(if m.pattern().as_usize() < CATALOGS.len() {
+            "catalog name"
+        } else {
+            "attack procedure"
+        });
+    }
     let lower = value.to_ascii_lowercase();
-    if CATALOGS.iter().any(|c| lower.contains(c)) {
-        return Some("catalog name");
-    }
-    if PROCEDURES.iter().any(|c| lower.contains(c)) {
-        return Some("attack procedure");
-    }
     if mongo_operator(&lower) {
         return Some("mongodb operator");
     }
