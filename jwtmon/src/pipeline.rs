@@ -143,6 +143,13 @@ fn answer(stages: &mut Stages, observer: &Observer, cmd: Command) {
 }
 
 /// Processes a batch of observations and writes what `emit` asks for.
+/// Writes the sequence report file; a failure is logged, never fatal.
+fn report_sequences(stages: &Stages) {
+    if let Err(e) = stages.sequences.write_report() {
+        warn!(error = %e, "sequence report not written");
+    }
+}
+
 fn emit(
     out: &mut impl Write,
     emit: Emit,
@@ -213,18 +220,21 @@ pub async fn run(
         .decider
         .set_allowlist(allow.borrow_and_update().clone());
     loop {
+        let mut done = false;
         tokio::select! {
-            seg = rx.recv() => {
-                let Some(seg) = seg else { break };
-                observer.push(seg, &mut batch);
-                // Take whatever else is queued before writing.
-                while let Ok(seg) = rx.try_recv() {
+            seg = rx.recv() => match seg {
+                Some(seg) => {
                     observer.push(seg, &mut batch);
-                    if batch.len() >= 4096 {
-                        break;
+                    // Take whatever else is queued before writing.
+                    while let Ok(seg) = rx.try_recv() {
+                        observer.push(seg, &mut batch);
+                        if batch.len() >= 4096 {
+                            break;
+                        }
                     }
                 }
-            }
+                None => done = true,
+            },
             Some(cmd) = async { commands.as_mut()?.recv().await }, if commands.is_some() => {
                 answer(&mut stages, &observer, cmd);
             }
@@ -247,12 +257,13 @@ pub async fn run(
                 stages.decider.set_allowlist(allow.borrow_and_update().clone());
             }
             _ = report.tick() => info!(stats = ?observer.stats, flows = observer.flows(), "capture"),
-            _ = sequence_report.tick() => {
-                if let Err(e) = stages.sequences.write_report() {
-                    warn!(error = %e, "sequence report not written");
-                }
-            }
-            _ = stop.changed() => break,
+            _ = sequence_report.tick() => report_sequences(&stages),
+            _ = stop.changed() => done = true,
+        }
+        if done {
+            // Last pass: what the observer still holds goes out too.
+            reader.abort();
+            observer.flush(&mut batch);
         }
         emit(
             &mut stdout.lock(),
@@ -263,23 +274,14 @@ pub async fn run(
             events.as_ref(),
         );
         batch.clear();
+        if done {
+            break;
+        }
         for i in stages.analyzer.take_refresh_requests() {
             refresher.request(i);
         }
     }
-    reader.abort();
-    observer.flush(&mut batch);
-    emit(
-        &mut stdout.lock(),
-        what,
-        &mut stages,
-        &batch,
-        &mut findings,
-        events.as_ref(),
-    );
-    if let Err(e) = stages.sequences.write_report() {
-        warn!(error = %e, "sequence report not written");
-    }
+    report_sequences(&stages);
     let bad = stats.bad_records.load(std::sync::atomic::Ordering::Relaxed);
     if bad > 0 {
         warn!(bad_records = bad, "ring records that did not decode");

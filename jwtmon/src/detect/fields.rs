@@ -191,33 +191,31 @@ fn cut_to(s: Cow<'_, str>, max: usize) -> Cow<'_, str> {
 /// and strings, XML attributes and text, or the raw text). Each is cut to
 /// `max` bytes.
 pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
-    let mut out: Vec<(Place, Cow<'_, str>)> = Vec::new();
-    out.push((
+    let mut out = vec![(
         Place::Path,
         percent_encoding::percent_decode_str(&req.path).decode_utf8_lossy(),
-    ));
-    let mut owned = Vec::new();
+    )];
     if let Some(q) = &req.query {
-        form_values(q.as_bytes(), Place::Query, &mut owned);
+        form_values(q.as_bytes(), Place::Query, &mut out);
     }
     if let Some(c) = &req.cookies {
-        cookie_values(&c.0, &mut owned);
+        cookie_values(&c.0, &mut out);
     }
     let body = &req.body;
     if !body.is_empty() {
         if is_json(req)
             && let Ok(v) = serde_json::from_slice::<Value>(body)
         {
-            json_strings(&v, &mut owned);
+            json_strings(&v, &mut out);
         } else if is_xml(req, body) {
-            xml_values(&String::from_utf8_lossy(body), &mut owned);
+            xml_values(&String::from_utf8_lossy(body), &mut out);
         } else if is_form(req) || (!is_json(req) && body.contains(&b'=')) {
-            form_values(body, Place::Body, &mut owned);
+            form_values(body, Place::Body, &mut out);
         } else {
-            owned.push((Place::Body, String::from_utf8_lossy(body)));
+            out.push((Place::Body, String::from_utf8_lossy(body)));
         }
     }
-    out.extend(owned);
+    // Same element type: the cut reuses the vector.
     out.into_iter().map(|(p, v)| (p, cut_to(v, max))).collect()
 }
 

@@ -717,8 +717,8 @@ pub fn detect(value: &str) -> Option<&'static str> {
             "attack procedure"
         });
     }
-    let lower = value.to_ascii_lowercase();
-    if mongo_operator(&lower) {
+    // Operators all start with `$`: most values never pay for the lowercase copy.
+    if value.contains('$') && mongo_operator(&value.to_ascii_lowercase()) {
         return Some("mongodb operator");
     }
     if let Some(x) = shape(&tokens(s, Context::Bare, 24), false) {
