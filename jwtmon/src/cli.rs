@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Emit, InterfaceSpec, LogFormat, XdpMode};
+use crate::{
+    config::{Emit, LogFormat},
+    enforce::{InterfaceSpec, XdpMode},
+};
 
 /// jwtmon: protects HTTP APIs from the kernel up.
 ///

@@ -1,14 +1,15 @@
-//! The TOML configuration: its schema, the embedded defaults (the documented
-//! `config/jwtmon.toml`), loading and validation.
+//! The TOML configuration: composes the section each module owns (and
+//! the drivers' own `[daemon]` and `[log]`), the embedded defaults (the
+//! documented `config/jwtmon.toml`), loading and validation.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::target::Target;
+use crate::{
+    capture::config::CaptureConfig,
+    enforce::{AllowlistConfig, DatapathConfig, InterfaceSpec},
+};
 
 /// The documented default configuration, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../config/jwtmon.toml");
@@ -88,96 +89,6 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-/// What jwtmon does on an interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Drop banned sources and sample HTTP.
-    Both,
-    /// Drop banned sources only.
-    Enforce,
-    /// Sample HTTP only; never drop.
-    Capture,
-}
-
-impl Role {
-    /// Drops banned sources here.
-    pub fn enforces(self) -> bool {
-        matches!(self, Role::Both | Role::Enforce)
-    }
-
-    /// Samples HTTP here.
-    pub fn captures(self) -> bool {
-        matches!(self, Role::Both | Role::Capture)
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Role::Both => "both",
-            Role::Enforce => "enforce",
-            Role::Capture => "capture",
-        })
-    }
-}
-
-/// An interface and its role, written `NAME` or `NAME:ROLE`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InterfaceSpec {
-    /// Interface name.
-    pub name: String,
-    /// Role.
-    pub role: Role,
-}
-
-impl std::str::FromStr for InterfaceSpec {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (name, role) = match s.split_once(':') {
-            None => (s, Role::Both),
-            Some((n, "both")) => (n, Role::Both),
-            Some((n, "enforce")) => (n, Role::Enforce),
-            Some((n, "capture")) => (n, Role::Capture),
-            Some((_, r)) => {
-                return Err(format!(
-                    "`{s}`: unknown role `{r}` (expected both, enforce or capture)"
-                ));
-            }
-        };
-        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', ':']) {
-            return Err(format!("`{name}` is not a valid interface name"));
-        }
-        Ok(Self {
-            name: name.to_string(),
-            role,
-        })
-    }
-}
-
-impl std::fmt::Display for InterfaceSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.role {
-            Role::Both => write!(f, "{}", self.name),
-            role => write!(f, "{}:{role}", self.name),
-        }
-    }
-}
-
-impl Serialize for InterfaceSpec {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for InterfaceSpec {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
 /// `[daemon]`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -203,87 +114,6 @@ pub enum Emit {
     Findings,
     /// Nothing.
     None,
-}
-
-/// XDP attach mode.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpMode {
-    /// Native (driver) mode, falling back to generic mode.
-    Auto,
-    /// Native (driver) mode only.
-    Native,
-    /// Generic (skb) mode.
-    Skb,
-}
-
-/// `[datapath]`.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct DatapathConfig {
-    /// bpffs pin directory.
-    pub pin_dir: PathBuf,
-    /// XDP attach mode.
-    pub xdp_mode: XdpMode,
-    /// Capacity of the exact block map.
-    pub max_blocked_ips: u32,
-    /// Capacity of the CIDR block trie.
-    pub max_blocked_cidrs: u32,
-    /// Capacity of the allowlist trie.
-    pub max_allowlist: u32,
-    /// Capacity of the per-source LRU counters.
-    pub max_tracked_sources: u32,
-    /// Interval between expired-entry sweeps.
-    #[serde(with = "humantime_serde")]
-    pub reap_interval: Duration,
-    /// Ring buffer size in bytes.
-    pub ring_buffer_bytes: u32,
-}
-
-/// `[capture]`.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct CaptureConfig {
-    /// Monitored plain-HTTP server ports.
-    pub ports: Vec<u16>,
-    /// One request in N (0 = off).
-    pub sample_rate: u32,
-    /// Request bytes kept.
-    pub request_bytes: u32,
-    /// Response bytes kept.
-    pub response_bytes: u32,
-    /// Kernel cap on samples per second.
-    pub max_records_per_second: u32,
-    /// When a request without response is reported unanswered.
-    #[serde(with = "humantime_serde")]
-    pub response_timeout: Duration,
-    /// Connections tracked for pairing.
-    pub max_flows: usize,
-    /// Proxies whose forwarding headers are believed.
-    pub trusted_proxies: Vec<Target>,
-}
-
-impl Default for CaptureConfig {
-    fn default() -> Self {
-        Self {
-            ports: vec![80, 3000, 5000, 8000, 8080],
-            sample_rate: 1,
-            request_bytes: 2048,
-            response_bytes: 512,
-            max_records_per_second: 200_000,
-            response_timeout: Duration::from_secs(30),
-            max_flows: 100_000,
-            trusted_proxies: Vec::new(),
-        }
-    }
-}
-
-/// `[allowlist]`.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct AllowlistConfig {
-    /// Addresses and networks never dropped.
-    pub entries: Vec<Target>,
 }
 
 /// Log output format.
@@ -315,32 +145,6 @@ impl Default for DaemonConfig {
             keep_attached: false,
             emit: Emit::Findings,
             state_dir: PathBuf::from("/var/lib/jwtmon"),
-        }
-    }
-}
-
-impl Default for DatapathConfig {
-    fn default() -> Self {
-        Self {
-            pin_dir: PathBuf::from("/sys/fs/bpf/jwtmon"),
-            xdp_mode: XdpMode::Auto,
-            max_blocked_ips: jwtmon_common::sizes::BLOCK_IP,
-            max_blocked_cidrs: jwtmon_common::sizes::BLOCK_CIDR,
-            max_allowlist: jwtmon_common::sizes::ALLOW_CIDR,
-            max_tracked_sources: jwtmon_common::sizes::SRC_STATS,
-            reap_interval: Duration::from_secs(1),
-            ring_buffer_bytes: 16 << 20,
-        }
-    }
-}
-
-impl Default for AllowlistConfig {
-    fn default() -> Self {
-        Self {
-            entries: vec![
-                "127.0.0.0/8".parse().expect("valid"),
-                "::1".parse().expect("valid"),
-            ],
         }
     }
 }
@@ -409,6 +213,17 @@ impl Config {
         self.daemon.state_dir.join(p)
     }
 
+    /// The sections the responder reads.
+    pub fn respond_sections(&self) -> crate::respond::Sections<'_> {
+        crate::respond::Sections {
+            state_dir: &self.daemon.state_dir,
+            privacy: &self.privacy,
+            alerts: &self.alerts,
+            incidents: &self.incidents,
+            export: &self.export,
+        }
+    }
+
     /// The effective configuration as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
@@ -416,75 +231,8 @@ impl Config {
 
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let d = &self.datapath;
-        for (name, value) in [
-            ("datapath.max_blocked_ips", d.max_blocked_ips),
-            ("datapath.max_blocked_cidrs", d.max_blocked_cidrs),
-            ("datapath.max_allowlist", d.max_allowlist),
-            ("datapath.max_tracked_sources", d.max_tracked_sources),
-        ] {
-            if value == 0 || value > 100_000_000 {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} = {value}: must be between 1 and 100000000"
-                )));
-            }
-        }
-        if d.reap_interval < Duration::from_millis(100)
-            || d.reap_interval > Duration::from_secs(3600)
-        {
-            return Err(ConfigError::Invalid(format!(
-                "datapath.reap_interval = {}: must be between 100ms and 1h",
-                humantime::format_duration(d.reap_interval)
-            )));
-        }
-        if !d.pin_dir.is_absolute() {
-            return Err(ConfigError::Invalid(format!(
-                "datapath.pin_dir = {}: must be an absolute path on a bpffs (e.g. /sys/fs/bpf/jwtmon)",
-                d.pin_dir.display()
-            )));
-        }
-        let rb = d.ring_buffer_bytes;
-        if rb < 4096 || !rb.is_power_of_two() || rb > 1 << 30 {
-            return Err(ConfigError::Invalid(format!(
-                "datapath.ring_buffer_bytes = {rb}: must be a power of two between 4096 and 1073741824"
-            )));
-        }
-        let c = &self.capture;
-        if c.ports.len() > jwtmon_common::MAX_CAPTURE_PORTS || c.ports.contains(&0) {
-            return Err(ConfigError::Invalid(format!(
-                "capture.ports: at most {} ports, none of them 0",
-                jwtmon_common::MAX_CAPTURE_PORTS
-            )));
-        }
-        for (name, value, max) in [
-            (
-                "capture.request_bytes",
-                c.request_bytes,
-                jwtmon_common::MAX_REQUEST_CAPTURE,
-            ),
-            (
-                "capture.response_bytes",
-                c.response_bytes,
-                jwtmon_common::MAX_RESPONSE_CAPTURE,
-            ),
-        ] {
-            if value == 0 || value > max {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} = {value}: must be between 1 and {max}"
-                )));
-            }
-        }
-        if c.max_flows == 0 || c.max_flows > 10_000_000 {
-            return Err(ConfigError::Invalid(format!(
-                "capture.max_flows = {}: must be between 1 and 10000000",
-                c.max_flows
-            )));
-        }
-        if c.response_timeout < Duration::from_millis(100) {
-            return Err(ConfigError::Invalid(
-                "capture.response_timeout: at least 100ms".into(),
-            ));
-        }
+        self.datapath.validate().map_err(ConfigError::Invalid)?;
+        self.capture.validate().map_err(ConfigError::Invalid)?;
         let mut seen = std::collections::HashSet::new();
         for iface in &self.daemon.interfaces {
             if !seen.insert(&iface.name) {
@@ -528,6 +276,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::enforce::Role;
 
     #[test]
     fn embedded_file_is_the_default() {
@@ -622,6 +371,17 @@ mod tests {
         assert!(e.to_string().contains("10.0.0.0/33"), "{e}");
         let e = Config::from_toml("[datapath]\nreap_interval = \"soon\"\n", None).unwrap_err();
         assert!(e.to_string().contains("reap_interval"), "{e}");
+        let e = Config::from_toml(
+            "[decide.policy.login_bruteforse]\naction = \"block_ip\"\n",
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "unknown finding kind `login_bruteforse` (did you mean `login_bruteforce`?)"
+            ),
+            "{e}"
+        );
         let e = Config::from_toml("[datapath\n", None).unwrap_err();
         assert!(matches!(e, ConfigError::Parse { .. }));
     }

@@ -1,6 +1,9 @@
-//! The daemon: loads and attaches the datapath, applies the configured
-//! allowlist, keeps the maps tidy, and runs until its shutdown future
-//! resolves; then detaches (or leaves the pinned links attached).
+//! The daemon, in three phases: prepare (the engine, the responder and the
+//! kernel object; every file a config names is read here), attach (the
+//! allowlist, then XDP on every interface) and serve (enforcer, pipeline,
+//! admin API, metrics) until its shutdown future resolves; one
+//! cancellation token stops every task, then it detaches (or leaves the
+//! pinned links attached).
 
 use std::{
     future::Future,
@@ -10,16 +13,23 @@ use std::{
     },
 };
 
+use aya::maps::{MapData, RingBuf};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    config::{Config, Emit, InterfaceSpec, Role},
-    decide::Decider,
-    detect::Detectors,
-    enforce::{Attachment, Datapath, DatapathError, Maps, MapsError, enforcer::Enforcer},
+    capture::config::CaptureConfig,
+    config::{Config, Emit},
+    decide::PriorBlock,
+    enforce::{
+        Attachment, BlockView, Datapath, DatapathError, InterfaceSpec, Maps, MapsError, Role,
+        enforcer::Enforcer,
+    },
+    engine::{Engine, EngineError, Use},
+    event::Events,
     metrics::Metrics,
-    pipeline::Stages,
-    respond::Events,
+    pipeline::Links,
 };
 
 /// Errors that stop the daemon.
@@ -36,15 +46,9 @@ pub enum DaemonError {
     /// Map failure.
     #[error(transparent)]
     Maps(#[from] MapsError),
-    /// JWT keys or revocation list.
+    /// The analysing stages' files (keys, lists, GeoIP, OpenAPI).
     #[error(transparent)]
-    Jwt(#[from] crate::jwt::JwtError),
-    /// The detectors' configuration (GeoIP database).
-    #[error(transparent)]
-    GeoIp(#[from] crate::detect::profile::GeoIpError),
-    /// The sequence engine's OpenAPI file.
-    #[error(transparent)]
-    OpenApi(#[from] crate::sequence::endpoints::OpenApiError),
+    Engine(#[from] EngineError),
     /// Incidents, alerts, export.
     #[error(transparent)]
     Respond(#[from] crate::respond::RespondError),
@@ -81,189 +85,279 @@ pub fn default_route_interfaces() -> Vec<String> {
     out
 }
 
+/// Everything that can fail on the configuration or the files it names,
+/// done before anything is attached.
+struct Prepared {
+    config: Config,
+    ifaces: Vec<InterfaceSpec>,
+    engine: Engine,
+    metrics: Arc<Metrics>,
+    events: Events,
+    responding: JoinHandle<()>,
+    datapath: Datapath,
+    usr1: Option<tokio::signal::unix::Signal>,
+}
+
+/// Enforcement is live on every interface; nothing serves yet.
+struct Attached {
+    prepared: Prepared,
+    maps: Maps,
+    attached: Vec<Attachment>,
+    capture: CaptureConfig,
+    /// The sample ring, when an interface captures.
+    ring: Option<RingBuf<MapData>>,
+}
+
 /// Runs the daemon until `shutdown` resolves. `on_ready` is told what was
-/// attached once enforcement is live.
+/// attached once enforcement is live and the API and metrics answer.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(&[Attachment]),
 ) -> Result<(), DaemonError> {
-    let mut ifaces = config.daemon.interfaces.clone();
-    if ifaces.is_empty() {
-        ifaces = default_route_interfaces()
-            .into_iter()
-            .map(|name| InterfaceSpec {
-                name,
-                role: Role::Both,
-            })
-            .collect();
-        if ifaces.is_empty() {
-            return Err(DaemonError::NoInterface);
-        }
-        info!(interfaces = ?ifaces, "no interface configured, using the default route's");
+    let prepared = prepare(config)?;
+    let attached = attach(prepared)?;
+    serve(attached, shutdown, on_ready).await;
+    Ok(())
+}
+
+/// The interfaces to attach to: the configured ones, else the default
+/// route's.
+fn interfaces(config: &Config) -> Result<Vec<InterfaceSpec>, DaemonError> {
+    if !config.daemon.interfaces.is_empty() {
+        return Ok(config.daemon.interfaces.clone());
     }
-    let keep = config.daemon.keep_attached;
+    let ifaces: Vec<InterfaceSpec> = default_route_interfaces()
+        .into_iter()
+        .map(|name| InterfaceSpec {
+            name,
+            role: Role::Both,
+        })
+        .collect();
+    if ifaces.is_empty() {
+        return Err(DaemonError::NoInterface);
+    }
+    info!(interfaces = ?ifaces, "no interface configured, using the default route's");
+    Ok(ifaces)
+}
+
+/// Phase 1: the engine (keys, revocation list, GeoIP, OpenAPI), the
+/// responder (secrets, sinks) and the kernel object, so a bad file fails
+/// before attaching.
+fn prepare(config: Config) -> Result<Prepared, DaemonError> {
+    let ifaces = interfaces(&config)?;
     // Before anything reports ready: a SIGUSR1 must never hit the default
     // (terminating) action.
     let usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).ok();
-    // Keys and the revocation list first: a bad file fails before attaching.
-    let analyzer = crate::jwt::JwtAnalyzer::new(&config.jwt)?;
-    let detectors = Detectors::new(&config.detect)?;
-    let sequences = crate::sequence::Sequencer::new(&config.sequence)?;
-    // Secrets and sinks before attaching too: a missing webhook URL fails now.
+    let engine = Engine::from_config(&config, Use::Live)?;
     let metrics = Arc::new(Metrics::new());
-    let (events, responding) = crate::respond::start(&config, metrics.clone())?;
-    let mut datapath = Datapath::load(&config.datapath, true)?;
-    let mut maps = datapath.take_maps()?;
-    for entry in &config.allowlist.entries {
+    let (events, responding) = crate::respond::start(config.respond_sections(), metrics.clone())?;
+    let datapath = Datapath::load(&config.datapath, true)?;
+    Ok(Prepared {
+        config,
+        ifaces,
+        engine,
+        metrics,
+        events,
+        responding,
+        datapath,
+        usr1,
+    })
+}
+
+/// Phase 2: the configured allowlist goes in, then XDP on every
+/// interface; all of them or none.
+fn attach(mut p: Prepared) -> Result<Attached, DaemonError> {
+    let mut maps = p.datapath.take_maps()?;
+    for entry in &p.config.allowlist.entries {
         if maps.ensure_allowed(entry)? {
             info!(%entry, "allowlisted from config");
         }
     }
+    let keep = p.config.daemon.keep_attached;
     let mut attached = Vec::new();
-    for iface in &ifaces {
-        match datapath.attach(iface, config.datapath.xdp_mode, keep) {
+    for iface in &p.ifaces {
+        match p.datapath.attach(iface, p.config.datapath.xdp_mode, keep) {
             Ok(a) => {
                 info!(iface = %a.iface, mode = %a.mode, pinned = a.pinned, "XDP attached");
                 attached.push(a);
             }
             Err(e) => {
                 // Leave nothing half-attached behind.
-                datapath.shutdown(false);
+                p.datapath.shutdown(false);
                 return Err(e.into());
             }
         }
     }
-
-    let capturing = attached.iter().any(|a| a.role.captures());
-    let mut capture_cfg = config.capture.clone();
-    if !capturing {
+    let mut capture = p.config.capture.clone();
+    let ring = if attached.iter().any(|a| a.role.captures()) {
+        Some(p.datapath.take_events()?)
+    } else {
         // Nobody would read the ring: tell any kept program not to fill it.
-        capture_cfg.sample_rate = 0;
-    }
-    maps.set_capture(&capture_cfg)?;
-    let (enforcer, orders, allow_rx) = Enforcer::new(
+        capture.sample_rate = 0;
+        None
+    };
+    maps.set_capture(&capture)?;
+    Ok(Attached {
+        prepared: p,
+        maps,
+        attached,
+        capture,
+        ring,
+    })
+}
+
+/// Phase 3: the enforcer, the pipeline, the admin API and the metrics
+/// endpoint run until `shutdown`; one cancellation token stops them all,
+/// then the responder flushes and the datapath detaches (or stays, with
+/// `keep_attached`).
+async fn serve(
+    a: Attached,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(&[Attachment]),
+) {
+    let Attached {
+        prepared: p,
+        maps,
+        attached,
+        mut capture,
+        ring,
+    } = a;
+    let Prepared {
+        config,
+        mut engine,
+        metrics,
+        events,
+        responding,
+        datapath,
+        usr1,
+        ..
+    } = p;
+    let keep = config.daemon.keep_attached;
+    let capturing = ring.is_some();
+    let (enforcer, orders, allow) = Enforcer::new(
         maps,
         config.datapath.reap_interval,
         config.daemon.emit != Emit::None,
     );
     let enforcer = enforcer.with_outputs(Some(events.clone()), Some(metrics.clone()));
-    let mut decider = Decider::new(&config.decide);
     // Blocks of an earlier run stay in force (pinned maps); adopt them so
     // repeat offences keep growing and nothing is blocked twice.
     if let Ok(blocks) = enforcer.maps().list_blocks() {
-        decider.adopt(&blocks, std::time::SystemTime::now());
+        engine
+            .decider
+            .adopt(prior_blocks(&blocks), std::time::SystemTime::now());
     }
     if config.decide.dry_run {
         info!("decide.dry_run: findings are decided and reported, nothing is blocked or revoked");
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (services_stop, services_stop_rx) = tokio::sync::watch::channel(false);
-    let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(64);
+    let token = CancellationToken::new();
+    let (requests_tx, requests_rx) = tokio::sync::mpsc::channel(64);
     let services = start_services(
         &config,
-        capturing.then_some(commands_tx),
+        capturing.then_some(requests_tx),
         events.clone(),
         metrics.clone(),
-        services_stop_rx,
+        &token,
     )
     .await;
     // Ready: enforcing, and the API and metrics answer.
     on_ready(&attached);
-    let (enforcer_stop, enforcer_stop_rx) = tokio::sync::watch::channel(false);
-    let enforcing = tokio::spawn(enforcer.run(enforcer_stop_rx));
+    let enforcing = tokio::spawn(enforcer.run(token.clone()));
     let paused = Arc::new(AtomicBool::new(false));
-    let pipeline = if capturing {
-        let ring = datapath.take_events()?;
-        info!(ports = ?capture_cfg.ports, sample_rate = capture_cfg.sample_rate, "sampling HTTP");
-        let stages = Stages {
-            analyzer,
-            detectors,
-            sequences,
-            decider,
-            orders: Some(orders),
-            orders_dropped: 0,
-        };
-        Some(tokio::spawn(crate::pipeline::run(
-            ring,
-            capture_cfg.clone(),
-            stages,
-            allow_rx,
-            config.daemon.emit,
-            paused.clone(),
-            stop_rx,
-            crate::pipeline::Links {
+    let pipeline = match ring {
+        Some(ring) => {
+            info!(ports = ?capture.ports, sample_rate = capture.sample_rate, "sampling HTTP");
+            engine.orders = Some(orders);
+            let links = Links {
+                capture: capture.clone(),
+                emit: config.daemon.emit,
+                allow,
+                paused: paused.clone(),
                 events: Some(events.clone()),
                 metrics: Some(metrics.clone()),
-                commands: Some(commands_rx),
-            },
-        )))
-    } else {
-        None
+                requests: Some(requests_rx),
+            };
+            Some(tokio::spawn(crate::pipeline::run(
+                ring,
+                engine,
+                links,
+                token.clone(),
+            )))
+        }
+        None => None,
     };
     let pause_toggle = tokio::spawn(toggle_on_sigusr1(usr1, paused));
 
     shutdown.await;
-    let _ = stop_tx.send(true);
+    token.cancel();
     pause_toggle.abort();
     if let Some(p) = pipeline {
         let _ = p.await;
     }
-    let _ = enforcer_stop.send(true);
-    let mut maps = match enforcing.await {
-        Ok(maps) => maps,
-        Err(e) => {
-            warn!(error = %e, "enforcer task failed");
-            datapath.shutdown(keep);
-            return Ok(());
-        }
-    };
-    // The API and metrics go, then the responder flushes and ends.
-    let _ = services_stop.send(true);
+    let maps = enforcing.await;
     for t in services {
         let _ = t.await;
     }
+    // The last event handle goes: the responder flushes and ends.
     drop(events);
     if let Err(e) = responding.await {
         warn!(error = %e, "responder task failed");
     }
-    capture_cfg.sample_rate = 0;
-    if let Err(e) = maps.set_capture(&capture_cfg) {
-        warn!(error = %e, "could not switch sampling off");
+    match maps {
+        Ok(mut maps) => {
+            capture.sample_rate = 0;
+            if let Err(e) = maps.set_capture(&capture) {
+                warn!(error = %e, "could not switch sampling off");
+            }
+        }
+        Err(e) => warn!(error = %e, "enforcer task failed"),
     }
-    drop(maps);
     let detached = datapath.shutdown(keep);
     if keep {
         info!("stopping; XDP stays attached through the pinned links (--keep-attached)");
     } else {
         info!(interfaces = ?detached, "stopping; XDP detached");
     }
-    Ok(())
+}
+
+/// The blocks this engine decided in an earlier run that are still live.
+fn prior_blocks(blocks: &[BlockView]) -> impl Iterator<Item = PriorBlock> + '_ {
+    blocks
+        .iter()
+        .filter(|b| b.origin == "decision" && !b.expired)
+        .filter_map(|b| {
+            Some(PriorBlock {
+                target: b.target,
+                remaining: std::time::Duration::from_secs(b.remaining_s?),
+                ttl_s: b.ttl_s,
+            })
+        })
 }
 
 /// Starts the admin API and the metrics endpoint. Either failing to bind
 /// is reported and the daemon protects on without it.
 async fn start_services(
     config: &Config,
-    commands: Option<tokio::sync::mpsc::Sender<crate::admin::Command>>,
+    requests: Option<tokio::sync::mpsc::Sender<crate::admin::PipelineRequest>>,
     events: Events,
     metrics: Arc<Metrics>,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+    shutdown: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
     let pin_dir = &config.datapath.pin_dir;
     let socket = (!config.admin.socket.as_os_str().is_empty())
         .then(|| config.state_path(&config.admin.socket));
     let parts = crate::admin::Admin {
         maps: Maps::open_pinned(pin_dir).ok(),
-        pipeline: commands,
+        pipeline: requests,
         events: Some(events),
         database: config
             .incidents
             .enabled
             .then(|| config.state_path(&config.incidents.database)),
     };
-    let mut tasks = match crate::admin::start(&config.admin, socket, parts, stop.clone()).await {
-        Ok(t) => t,
+    let mut tasks = match crate::admin::bind(&config.admin, socket).await {
+        Ok(listeners) => crate::admin::serve(listeners, parts, shutdown),
         Err(e) => {
             warn!(error = %e, "admin API not started; the CLI falls back to the pinned maps");
             Vec::new()
@@ -274,12 +368,14 @@ async fn start_services(
             Ok(l) => {
                 info!(%addr, "metrics on http://{addr}/metrics");
                 let maps = Maps::open_pinned(pin_dir).ok();
-                let mut stop = stop;
+                let refresh: crate::metrics::Refresh = Box::new(move |m| {
+                    if let Some(t) = maps.as_ref().and_then(|maps| maps.totals().ok()) {
+                        m.set_kernel(|name| t.get(name));
+                    }
+                });
+                let stop = shutdown.clone().cancelled_owned();
                 tasks.push(tokio::spawn(async move {
-                    let wait = async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    };
-                    if let Err(e) = crate::metrics::serve(l, metrics, maps, wait).await {
+                    if let Err(e) = crate::metrics::serve(l, metrics, refresh, stop).await {
                         warn!(error = %e, "metrics endpoint stopped");
                     }
                 }));

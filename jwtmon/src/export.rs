@@ -15,7 +15,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tracing::warn;
 
-use crate::{finding::Finding, finding::Severity, privacy::Pseudonymizer, target::Target};
+use crate::{
+    finding::{Finding, Severity},
+    privacy::Pseudonymizer,
+    target::Target,
+};
 
 /// ECS version the documents follow.
 pub const ECS_VERSION: &str = "8.11.0";
@@ -324,18 +328,19 @@ fn write_syslog(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finding::{Kind, Outcome};
 
     fn finding() -> Finding {
         Finding {
             time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-            kind: "jwt_alg_none",
+            kind: Kind::JwtAlgNone,
             severity: Severity::Critical,
             src_ip: "198.51.100.9".parse().unwrap(),
             subject: Some("alice".into()),
             token_id: Some("0123456789abcdef".into()),
             endpoint: "GET /api/v1/accounts/{id}/balance".into(),
             detail: json!({"alg": "none"}),
-            action: "block_ip".into(),
+            action: Outcome::BlockIp,
         }
     }
 

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod alert;
+pub mod analysis;
 pub mod capture;
 pub mod cli;
 pub mod clock;
@@ -18,6 +19,8 @@ pub mod decide;
 pub mod detect;
 pub mod endpoint;
 pub mod enforce;
+pub mod engine;
+pub mod event;
 pub mod export;
 pub mod finding;
 pub mod incident;

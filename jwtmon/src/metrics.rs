@@ -18,8 +18,6 @@ use prometheus_client::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::enforce::Maps;
-
 /// `[metrics]`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -238,10 +236,10 @@ impl Metrics {
         a.store(v, Ordering::Relaxed);
     }
 
-    /// Copies the kernel's global counters.
-    pub fn set_kernel(&self, totals: &crate::enforce::maps::Totals) {
+    /// Copies the kernel's global counters, read by name from `totals`.
+    pub fn set_kernel(&self, totals: impl Fn(&str) -> u64) {
         for (key, c) in &self.kernel {
-            Self::set_counter(c, totals.get(key));
+            Self::set_counter(c, totals(key));
         }
     }
 
@@ -268,25 +266,27 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics` on `addr` until `stop` fires. Kernel counters are
-/// read from `maps` at each scrape.
+/// What a scrape refreshes first (the kernel's counters, read by the
+/// caller that owns the maps).
+pub type Refresh = Box<dyn FnMut(&Metrics) + Send>;
+
+/// Serves `/metrics` on `listener` until `stop` fires; `refresh` runs at
+/// each scrape.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
-    maps: Option<Maps>,
+    refresh: Refresh,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let maps = Arc::new(Mutex::new(maps));
+    let refresh = Arc::new(Mutex::new(refresh));
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let metrics = metrics.clone();
-            let maps = maps.clone();
+            let refresh = refresh.clone();
             async move {
-                if let Some(m) = maps.lock().expect("metrics maps").as_ref()
-                    && let Ok(t) = m.totals()
-                {
-                    metrics.set_kernel(&t);
+                if let Ok(mut r) = refresh.lock() {
+                    r(&metrics);
                 }
                 (
                     [(
@@ -315,7 +315,7 @@ mod tests {
             .get_or_create(&Metrics::label("sink", "slack"))
             .inc();
         m.latency.observe(0.004);
-        m.set_kernel(&crate::enforce::maps::Totals(vec![("dropped".into(), 7)]));
+        m.set_kernel(|k| if k == "dropped" { 7 } else { 0 });
         let text = m.render();
         for line in [
             "jwtmon_packets_dropped_total 7",

@@ -7,14 +7,13 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::{
+    capture::config::CaptureConfig,
     capture::pcap::{PcapError, PcapStats, Reassembler, read_file},
-    config::{CaptureConfig, Config},
-    decide::{Decider, config::DecideConfig},
-    detect::Detectors,
+    config::Config,
+    engine::{Engine, EngineError, Use},
     finding::Finding,
-    jwt::{JwtAnalyzer, JwtError, JwtStats, keys::fetch_jwks},
+    jwt::{JwtAnalyzer, JwtStats, keys::fetch_jwks},
     observe::{Observation, ObserveStats, Observer},
-    pipeline::Stages,
 };
 
 /// Errors of an offline run.
@@ -23,15 +22,9 @@ pub enum OfflineError {
     /// The capture file.
     #[error(transparent)]
     Pcap(#[from] PcapError),
-    /// The analyser's configuration (keys, revocation list).
+    /// The analysing stages' files (keys, lists, GeoIP, OpenAPI).
     #[error(transparent)]
-    Jwt(#[from] JwtError),
-    /// The detectors' configuration (GeoIP database).
-    #[error(transparent)]
-    GeoIp(#[from] crate::detect::profile::GeoIpError),
-    /// The sequence engine's OpenAPI file.
-    #[error(transparent)]
-    OpenApi(#[from] crate::sequence::endpoints::OpenApiError),
+    Engine(#[from] EngineError),
 }
 
 /// What an offline run counted.
@@ -113,26 +106,10 @@ pub fn findings_of_file(
 pub fn run_file(
     path: &Path,
     config: &Config,
-) -> Result<(Stages, Vec<Finding>, OfflineStats), OfflineError> {
+) -> Result<(Engine, Vec<Finding>, OfflineStats), OfflineError> {
     let (observations, mut stats) = analyze_file(path, &config.capture)?;
-    let mut analyzer = JwtAnalyzer::new(&config.jwt)?;
-    fetch_remote_keys(&mut analyzer);
-    // Offline, decisions say what the daemon would have done: dry run.
-    let decide = DecideConfig {
-        dry_run: true,
-        ..config.decide.clone()
-    };
-    let mut stages = Stages {
-        analyzer,
-        detectors: Detectors::new(&config.detect)?,
-        sequences: crate::sequence::Sequencer::new(&config.sequence)?,
-        decider: Decider::new(&decide),
-        orders: None,
-        orders_dropped: 0,
-    };
-    stages
-        .decider
-        .set_allowlist(config.allowlist.entries.clone());
+    let mut stages = Engine::from_config(config, Use::Offline)?;
+    fetch_remote_keys(&mut stages.analyzer);
     let mut out = Vec::new();
     for o in &observations {
         stages.analyze(o, &mut out);

@@ -14,138 +14,87 @@ use aya::maps::{MapData, RingBuf};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::{
-    admin::Command,
-    capture::ringbuf::{self, ReaderStats},
-    config::{CaptureConfig, Emit},
-    decide::{Decider, Enforcement},
-    detect::Detectors,
-    enforce::enforcer::Orders,
+    admin::PipelineRequest,
+    capture::{
+        config::CaptureConfig,
+        ringbuf::{self, ReaderStats},
+    },
+    config::Emit,
+    engine::Engine,
+    event::{Event, Events},
     finding::Finding,
-    jwt::{JwtAnalyzer, jwks::Refresher},
+    jwt::jwks::Refresher,
     metrics::Metrics,
     observe::{Observation, Observer},
-    respond::{Event, Events},
-    sequence::Sequencer,
     target::Target,
 };
-
-/// The analysing and deciding stages the pipeline drives.
-pub struct Stages {
-    /// JWT analysis.
-    pub analyzer: JwtAnalyzer,
-    /// Behaviour detectors.
-    pub detectors: Detectors,
-    /// API sequence analytics and rules.
-    pub sequences: Sequencer,
-    /// Decision engine.
-    pub decider: Decider,
-    /// Where blocks go (`None`: decisions are reported, not enforced).
-    pub orders: Option<Orders>,
-    /// Block orders refused because the enforcer's queue was full.
-    pub orders_dropped: u64,
-}
-
-impl Stages {
-    /// Runs the token checks and the detectors on one observation.
-    pub fn analyze(&mut self, obs: &Observation, findings: &mut Vec<Finding>) {
-        let facts = self.analyzer.analyze(obs, findings);
-        self.detectors.observe(obs, &facts, findings);
-        self.sequences.observe(obs, &facts, findings);
-    }
-
-    /// Analyses a batch, decides every finding in `findings` (those made
-    /// since the last batch included) and hands the enforcement on.
-    pub fn process(&mut self, batch: &[Observation], findings: &mut Vec<Finding>) {
-        for obs in batch {
-            self.analyze(obs, findings);
-        }
-        self.analyzer.poll(findings);
-        self.decide(findings);
-    }
-
-    /// Decides each finding (exactly once: callers pass undecided ones)
-    /// and carries out or queues what the decisions ask for.
-    pub fn decide(&mut self, findings: &mut [Finding]) {
-        let mut todo = Vec::new();
-        for f in findings.iter_mut() {
-            self.decider.decide(f, &mut todo);
-        }
-        for e in todo {
-            match e {
-                Enforcement::Revoke { token_id } => {
-                    if let Err(err) = self.analyzer.revoke_token_id(&token_id) {
-                        warn!(token_id, error = %err, "revocation not saved");
-                    }
-                }
-                block => {
-                    if let Some(o) = &self.orders
-                        && !o.send(block)
-                    {
-                        self.orders_dropped += 1;
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// Segments buffered between the reader and the observer.
 const QUEUE: usize = 65_536;
 
-/// Where the pipeline reports besides stdout, and what may ask it things.
-#[derive(Default)]
+/// What the pipeline is given besides the ring and the engine.
 pub struct Links {
+    /// `[capture]`: pairing and timeouts.
+    pub capture: CaptureConfig,
+    /// What goes to stdout.
+    pub emit: Emit,
+    /// The allowlist the decisions honour, as the enforcer publishes it.
+    pub allow: watch::Receiver<Vec<Target>>,
+    /// Set while SIGUSR1 has paused the sample reader (drill).
+    pub paused: Arc<AtomicBool>,
     /// Decided findings go to the responder (incidents, alerts, export).
     pub events: Option<Events>,
     /// Metrics (parse failures).
     pub metrics: Option<Arc<Metrics>>,
     /// Admin API requests.
-    pub commands: Option<mpsc::Receiver<Command>>,
+    pub requests: Option<mpsc::Receiver<PipelineRequest>>,
 }
 
 /// Answers one admin API request.
-fn answer(stages: &mut Stages, observer: &Observer, cmd: Command) {
+fn answer(engine: &mut Engine, observer: &Observer, cmd: PipelineRequest) {
     match cmd {
-        Command::Revoke(id, tx) => {
+        PipelineRequest::Revoke(id, tx) => {
             let _ = tx.send(
-                stages
+                engine
                     .analyzer
                     .revoke_token_id(&id)
                     .map_err(|e| e.to_string()),
             );
         }
-        Command::Unrevoke(id, tx) => {
+        PipelineRequest::Unrevoke(id, tx) => {
             let _ = tx.send(
-                stages
+                engine
                     .analyzer
                     .unrevoke_token_id(&id)
                     .map_err(|e| e.to_string()),
             );
         }
-        Command::Revocations(tx) => {
-            let _ = tx.send(stages.analyzer.revocations.token_ids());
+        PipelineRequest::Revocations(tx) => {
+            let _ = tx.send(engine.analyzer.revocations.token_ids());
         }
-        Command::Stats(tx) => {
+        PipelineRequest::Stats(tx) => {
             let _ = tx.send(serde_json::json!({
                 "capture": observer.stats,
                 "flows": observer.flows(),
-                "jwt": stages.analyzer.stats,
-                "decide": stages.decider.stats,
-                "orders_dropped": stages.orders_dropped,
-                "sequence_sessions": stages.sequences.sessions(),
+                "jwt": engine.analyzer.stats,
+                "decide": engine.decider.stats,
+                "orders_dropped": engine.orders_dropped,
+                "sequence_sessions": engine.sequences.sessions(),
             }));
         }
-        Command::Sequences(top, min_n, tx) => {
-            let _ = tx.send(stages.sequences.report(top, min_n));
+        PipelineRequest::Sequences(top, min_n, tx) => {
+            let _ = tx.send(engine.sequences.report(top, min_n));
         }
     }
 }
 
 /// Processes a batch of observations and writes what `emit` asks for.
 /// Writes the sequence report file; a failure is logged, never fatal.
-fn report_sequences(stages: &Stages) {
-    if let Err(e) = stages.sequences.write_report() {
+fn report_sequences(engine: &Engine) {
+    if let Err(e) = engine.sequences.write_report() {
         warn!(error = %e, "sequence report not written");
     }
 }
@@ -153,12 +102,12 @@ fn report_sequences(stages: &Stages) {
 fn emit(
     out: &mut impl Write,
     emit: Emit,
-    stages: &mut Stages,
+    engine: &mut Engine,
     batch: &[Observation],
     findings: &mut Vec<Finding>,
     events: Option<&Events>,
 ) {
-    stages.process(batch, findings);
+    engine.process(batch, findings);
     if let Some(ev) = events {
         let decided = SystemTime::now();
         for f in findings.iter() {
@@ -187,22 +136,22 @@ fn emit(
     findings.clear();
 }
 
-/// Runs until `stop` turns true; then reports what is still pending as
-/// unanswered and returns.
+/// Runs until `shutdown` is cancelled; then reports what is still
+/// pending as unanswered and returns.
 pub async fn run(
     ring: RingBuf<MapData>,
-    cfg: CaptureConfig,
-    mut stages: Stages,
-    mut allow: watch::Receiver<Vec<Target>>,
-    what: Emit,
-    paused: Arc<AtomicBool>,
-    mut stop: watch::Receiver<bool>,
+    mut engine: Engine,
     links: Links,
+    shutdown: CancellationToken,
 ) {
     let Links {
+        capture: cfg,
+        emit: what,
+        mut allow,
+        paused,
         events,
         metrics,
-        mut commands,
+        requests: mut commands,
     } = links;
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let stats = Arc::new(ReaderStats::default());
@@ -210,13 +159,13 @@ pub async fn run(
     let mut observer = Observer::new(&cfg);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut report = tokio::time::interval(Duration::from_secs(60));
-    let mut sequence_report = tokio::time::interval(stages.sequences.report_interval());
+    let mut sequence_report = tokio::time::interval(engine.sequences.report_interval());
     let stdout = std::io::stdout();
     let mut batch = Vec::new();
     let mut findings = Vec::new();
-    let (refresher, mut fetched) = Refresher::start(stages.analyzer.jwks_urls(), stop.clone());
-    stages.analyzer.defer_unknown_keys(true);
-    stages
+    let (refresher, mut fetched) = Refresher::start(engine.analyzer.jwks_urls(), shutdown.clone());
+    engine.analyzer.defer_unknown_keys(true);
+    engine
         .decider
         .set_allowlist(allow.borrow_and_update().clone());
     loop {
@@ -236,29 +185,29 @@ pub async fn run(
                 None => done = true,
             },
             Some(cmd) = async { commands.as_mut()?.recv().await }, if commands.is_some() => {
-                answer(&mut stages, &observer, cmd);
+                answer(&mut engine, &observer, cmd);
             }
             _ = tick.tick() => {
                 if let Some(m) = &metrics {
                     Metrics::set_counter(&m.parse_failures, observer.stats.malformed.values().sum());
                 }
                 observer.expire(SystemTime::now(), &mut batch);
-                stages.analyzer.expire_pending(&mut findings);
-                match stages.analyzer.maintain() {
-                    Ok(true) => info!(entries = stages.analyzer.revocations.len(), "revocation list reloaded"),
+                engine.analyzer.expire_pending(&mut findings);
+                match engine.analyzer.maintain() {
+                    Ok(true) => info!(entries = engine.analyzer.revocations.len(), "revocation list reloaded"),
                     Ok(false) => {}
                     Err(e) => warn!(error = %e, "revocation list not reloaded; keeping the old one"),
                 }
             }
             Some((i, keys)) = fetched.recv() => {
-                stages.analyzer.set_fetched_keys(i, keys, &mut findings);
+                engine.analyzer.set_fetched_keys(i, keys, &mut findings);
             }
             Ok(()) = allow.changed() => {
-                stages.decider.set_allowlist(allow.borrow_and_update().clone());
+                engine.decider.set_allowlist(allow.borrow_and_update().clone());
             }
             _ = report.tick() => info!(stats = ?observer.stats, flows = observer.flows(), "capture"),
-            _ = sequence_report.tick() => report_sequences(&stages),
-            _ = stop.changed() => done = true,
+            _ = sequence_report.tick() => report_sequences(&engine),
+            () = shutdown.cancelled() => done = true,
         }
         if done {
             // Last pass: what the observer still holds goes out too.
@@ -268,7 +217,7 @@ pub async fn run(
         emit(
             &mut stdout.lock(),
             what,
-            &mut stages,
+            &mut engine,
             &batch,
             &mut findings,
             events.as_ref(),
@@ -277,15 +226,15 @@ pub async fn run(
         if done {
             break;
         }
-        for i in stages.analyzer.take_refresh_requests() {
+        for i in engine.analyzer.take_refresh_requests() {
             refresher.request(i);
         }
     }
-    report_sequences(&stages);
+    report_sequences(&engine);
     let bad = stats.bad_records.load(std::sync::atomic::Ordering::Relaxed);
     if bad > 0 {
         warn!(bad_records = bad, "ring records that did not decode");
     }
-    info!(stats = ?observer.stats, jwt = ?stages.analyzer.stats, decide = ?stages.decider.stats,
-          orders_dropped = stages.orders_dropped, "capture stopped");
+    info!(stats = ?observer.stats, jwt = ?engine.analyzer.stats, decide = ?engine.decider.stats,
+          orders_dropped = engine.orders_dropped, "capture stopped");
 }

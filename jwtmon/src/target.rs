@@ -177,9 +177,44 @@ impl Target {
     }
 }
 
+/// True when network `outer` contains all of `inner`.
+pub fn covers(outer: &Target, inner: &Target) -> bool {
+    let (oa, op) = outer.key();
+    let (ia, ip) = inner.key();
+    if op > ip {
+        return false;
+    }
+    let full = (op / 8) as usize;
+    if oa[..full] != ia[..full] {
+        return false;
+    }
+    let rem = op % 8;
+    rem == 0 || {
+        let mask = 0xffu8 << (8 - rem);
+        oa[full] & mask == ia[full] & mask
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn t(s: &str) -> Target {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn coverage() {
+        assert!(covers(&t("10.0.0.0/8"), &t("10.1.2.3")));
+        assert!(covers(&t("10.0.0.0/8"), &t("10.1.0.0/16")));
+        assert!(!covers(&t("10.1.0.0/16"), &t("10.0.0.0/8")));
+        assert!(!covers(&t("10.0.0.0/8"), &t("11.0.0.1")));
+        assert!(covers(&t("10.0.0.0/9"), &t("10.127.0.1")));
+        assert!(!covers(&t("10.0.0.0/9"), &t("10.128.0.1")));
+        assert!(covers(&t("2001:db8::/32"), &t("2001:db8:1::1")));
+        assert!(!covers(&t("2001:db8::/32"), &t("10.0.0.1")));
+        assert!(covers(&t("0.0.0.0/0"), &t("192.0.2.1")));
+    }
 
     #[test]
     fn parses_addresses_and_networks() {

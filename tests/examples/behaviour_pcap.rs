@@ -35,9 +35,15 @@ fn conn(client: &str, exchanges: Vec<Exchange>) -> Conn {
 }
 
 fn main() -> anyhow::Result<()> {
-    let out = std::env::args().nth(1).unwrap_or_else(|| "behaviour.pcap".into());
+    let out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "behaviour.pcap".into());
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-    let none = format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(r#"{"sub":"mallory"}"#));
+    let none = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none"}"#),
+        b64(r#"{"sub":"mallory"}"#)
+    );
     let mut conns = Vec::new();
     let login = |user: &str| {
         let body = format!(r#"{{"username":"{user}","password":"x"}}"#);
@@ -49,11 +55,19 @@ fn main() -> anyhow::Result<()> {
             401,
         )
     };
-    conns.push(conn("10.9.1.1:40001", (0..15).map(|_| login("alice")).collect()));
-    conns.push(conn("10.9.1.2:40002", (0..12).map(|i| login(&format!("user{i}"))).collect()));
+    conns.push(conn(
+        "10.9.1.1:40001",
+        (0..15).map(|_| login("alice")).collect(),
+    ));
+    conns.push(conn(
+        "10.9.1.2:40002",
+        (0..12).map(|i| login(&format!("user{i}"))).collect(),
+    ));
     conns.push(conn(
         "10.9.1.3:40003",
-        (0..30).map(|i| get(&format!("/probe/p{i}"), "", 404)).collect(),
+        (0..30)
+            .map(|i| get(&format!("/probe/p{i}"), "", 404))
+            .collect(),
     ));
     conns.push(conn(
         "10.9.1.4:40004",
@@ -68,12 +82,18 @@ fn main() -> anyhow::Result<()> {
     for i in 0..5 {
         conns.push(conn(
             &format!("10.9.2.{}:4100{i}", i + 1),
-            vec![get("/api/me", &format!("Authorization: Bearer {none}\r\n"), 200)],
+            vec![get(
+                "/api/me",
+                &format!("Authorization: Bearer {none}\r\n"),
+                200,
+            )],
         ));
     }
     conns.push(conn(
         "10.9.1.5:40005",
-        (0..400).map(|i| get(&format!("/api/items/{i}"), "", 200)).collect(),
+        (0..400)
+            .map(|i| get(&format!("/api/items/{i}"), "", 200))
+            .collect(),
     ));
     let f = frames(Link::Ethernet, &conns, Duration::from_secs(1_700_000_000));
     write(std::path::Path::new(&out), Link::Ethernet, &f, false)?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aya::programs::{TestRun, TestRunOptions};
 use jwtmon::{
-    config::DatapathConfig,
+    enforce::DatapathConfig,
     enforce::{BlockSpec, Datapath, Maps},
     target::Target,
 };
@@ -288,7 +288,7 @@ fn http_request_starts_are_sampled_into_the_ring_buffer() {
     let mut h = Harness::new();
     let mut ring = h.dp.take_events().expect("ring buffer");
     h.maps
-        .set_capture(&jwtmon::config::CaptureConfig::default())
+        .set_capture(&jwtmon::capture::config::CaptureConfig::default())
         .expect("capture knobs");
     let req = b"POST /login HTTP/1.1\r\nHost: api\r\nContent-Length: 5\r\n\r\nhello";
     assert_eq!(
@@ -316,7 +316,7 @@ fn http_request_starts_are_sampled_into_the_ring_buffer() {
     assert_eq!(seg.dst.port(), 8080);
 
     // sample_rate 0 switches sampling off.
-    let off = jwtmon::config::CaptureConfig {
+    let off = jwtmon::capture::config::CaptureConfig {
         sample_rate: 0,
         ..Default::default()
     };
@@ -324,7 +324,7 @@ fn http_request_starts_are_sampled_into_the_ring_buffer() {
     h.run(&Frame::tcp_v4("198.51.100.30", 8080, 2000, req).build());
     assert_eq!(h.counter("sampled"), 1);
     // 1 in 2.
-    let half = jwtmon::config::CaptureConfig {
+    let half = jwtmon::capture::config::CaptureConfig {
         sample_rate: 2,
         ..Default::default()
     };

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-use crate::{enforce::Maps, respond::Events, secret::Secret, sequence::Report};
+use tokio_util::sync::CancellationToken;
+
+use crate::{enforce::Maps, event::Events, secret::Secret, sequence::Report};
 
 /// `[admin]`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -76,7 +78,7 @@ impl AdminConfig {
 
 /// What the API asks of the pipeline.
 #[derive(Debug)]
-pub enum Command {
+pub enum PipelineRequest {
     /// Add a `token_id` revocation; replies `Ok` or why it failed.
     Revoke(String, oneshot::Sender<Result<(), String>>),
     /// Remove one; replies whether it existed.
@@ -92,7 +94,7 @@ pub enum Command {
 /// What the handlers share.
 pub(crate) struct State {
     pub maps: Option<Mutex<Maps>>,
-    pub pipeline: Option<mpsc::Sender<Command>>,
+    pub pipeline: Option<mpsc::Sender<PipelineRequest>>,
     pub events: Option<Events>,
     pub database: Option<PathBuf>,
     pub token: Option<Secret>,
@@ -103,7 +105,7 @@ pub struct Admin {
     /// The pinned maps (blocks, allowlist, counters).
     pub maps: Option<Maps>,
     /// The pipeline's command queue.
-    pub pipeline: Option<mpsc::Sender<Command>>,
+    pub pipeline: Option<mpsc::Sender<PipelineRequest>>,
     /// The responder (incident closes).
     pub events: Option<Events>,
     /// The incident database, when kept.
@@ -149,15 +151,18 @@ fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener, AdminError> {
     Ok(l)
 }
 
-/// Starts the API on the configured socket and TCP address; runs until
-/// `stop` turns true.
-pub async fn start(
-    cfg: &AdminConfig,
-    socket: Option<PathBuf>,
-    parts: Admin,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, AdminError> {
-    let token = if cfg.tcp().map_err(AdminError::Tcp)?.is_some() {
+/// The API's bound listeners and its bearer token, before serving.
+pub struct Listeners {
+    socket: Option<(tokio::net::UnixListener, PathBuf)>,
+    tcp: Option<tokio::net::TcpListener>,
+    token: Option<Secret>,
+}
+
+/// Binds the configured socket and TCP address (and loads the TCP bearer
+/// token): every setup error surfaces here, before the daemon is ready.
+pub async fn bind(cfg: &AdminConfig, socket: Option<PathBuf>) -> Result<Listeners, AdminError> {
+    let tcp_addr = cfg.tcp().map_err(AdminError::Tcp)?;
+    let token = if tcp_addr.is_some() {
         crate::secret::load(
             "admin token",
             cfg.token_file.as_deref(),
@@ -167,25 +172,43 @@ pub async fn start(
     } else {
         None
     };
+    let socket = match socket {
+        Some(path) => Some((bind_socket(&path)?, path)),
+        None => None,
+    };
+    let tcp = match tcp_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| AdminError::Tcp(format!("{addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(Listeners { socket, tcp, token })
+}
+
+/// Serves the API on `listeners` until `shutdown` is cancelled; returns
+/// the serving tasks.
+pub fn serve(
+    listeners: Listeners,
+    parts: Admin,
+    shutdown: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let state = Arc::new(State {
         maps: parts.maps.map(Mutex::new),
         pipeline: parts.pipeline,
         events: parts.events,
         database: parts.database,
-        token,
+        token: listeners.token,
     });
     let mut tasks = Vec::new();
-    let wait = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
-    if let Some(path) = socket {
-        let listener = bind_socket(&path)?;
+    if let Some((listener, path)) = listeners.socket {
         info!(socket = %path.display(), "admin API listening");
         let app = routes::router(state.clone(), false);
-        let stop = stop.clone();
+        let stop = shutdown.clone().cancelled_owned();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(wait(stop))
+                .with_graceful_shutdown(stop)
                 .await
             {
                 warn!(error = %e, "admin API (socket) stopped");
@@ -193,20 +216,20 @@ pub async fn start(
             let _ = std::fs::remove_file(&path);
         }));
     }
-    if let Some(addr) = cfg.tcp().map_err(AdminError::Tcp)? {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| AdminError::Tcp(format!("{addr}: {e}")))?;
-        info!(%addr, "admin API listening (bearer token)");
+    if let Some(listener) = listeners.tcp {
+        if let Ok(addr) = listener.local_addr() {
+            info!(%addr, "admin API listening (bearer token)");
+        }
         let app = routes::router(state, true);
+        let stop = shutdown.clone().cancelled_owned();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(wait(stop))
+                .with_graceful_shutdown(stop)
                 .await
             {
                 warn!(error = %e, "admin API (tcp) stopped");
             }
         }));
     }
-    Ok(tasks)
+    tasks
 }

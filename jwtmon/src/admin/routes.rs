@@ -15,11 +15,11 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tracing::info;
 
-use super::{Command, State};
+use super::{PipelineRequest, State};
 use crate::{
     enforce::{BlockSpec, MapsError},
+    event::Event,
     incident::store::{Query as IncidentQuery, Store, StoreError},
-    respond::Event,
     target::Target,
 };
 
@@ -236,7 +236,7 @@ async fn del_allow(st: S, q: Params) -> Response {
 /// Sends a command to the pipeline and waits for its answer.
 async fn ask<T>(
     st: &State,
-    make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    make: impl FnOnce(oneshot::Sender<T>) -> PipelineRequest,
 ) -> Result<T, Response> {
     let Some(p) = &st.pipeline else {
         return Err(bad(
@@ -269,7 +269,7 @@ fn token_id(s: &str) -> Result<String, Response> {
 
 async fn list_revocations(st: S) -> Response {
     done(
-        ask(&st, Command::Revocations)
+        ask(&st, PipelineRequest::Revocations)
             .await
             .map(|v| reply(StatusCode::OK, json!({ "token_ids": v }))),
     )
@@ -280,7 +280,7 @@ async fn add_revocation(st: S, bytes: Bytes) -> Response {
         Ok(id) => id,
         Err(r) => return r,
     };
-    match ask(&st, |tx| Command::Revoke(id.clone(), tx)).await {
+    match ask(&st, |tx| PipelineRequest::Revoke(id.clone(), tx)).await {
         Ok(Ok(())) => {
             info!(token_id = %id, "admin API: token revoked");
             reply(StatusCode::CREATED, json!({ "revoked": id }))
@@ -304,7 +304,7 @@ async fn del_revocation(st: S, q: Params) -> Response {
         Ok(id) => id,
         Err(r) => return r,
     };
-    match ask(&st, |tx| Command::Unrevoke(id.clone(), tx)).await {
+    match ask(&st, |tx| PipelineRequest::Unrevoke(id.clone(), tx)).await {
         Ok(Ok(true)) => {
             info!(token_id = %id, "admin API: revocation lifted");
             reply(StatusCode::OK, json!({ "unrevoked": id }))
@@ -401,7 +401,7 @@ async fn stats(st: S) -> Response {
     let kernel: Option<serde_json::Map<String, Value>> = with_maps(&st, |m| m.totals())
         .ok()
         .map(|t| t.0.into_iter().map(|(n, v)| (n, json!(v))).collect());
-    let pipeline = ask(&st, Command::Stats).await.ok();
+    let pipeline = ask(&st, PipelineRequest::Stats).await.ok();
     reply(
         StatusCode::OK,
         json!({ "kernel": kernel, "pipeline": pipeline }),
@@ -420,7 +420,7 @@ async fn sequences(st: S, q: Params) -> Response {
         (Err(r), _) | (_, Err(r)) => return r,
     };
     done(
-        ask(&st, |tx| Command::Sequences(top, min_n, tx))
+        ask(&st, |tx| PipelineRequest::Sequences(top, min_n, tx))
             .await
             .map(|r| reply(StatusCode::OK, json!(r))),
     )

@@ -2,6 +2,7 @@
 //! buffer) or as a capture file holds them (offline). Both produce the same
 //! [`Segment`]s for the parser.
 
+pub mod config;
 pub mod pcap;
 pub mod ringbuf;
 

@@ -27,6 +27,10 @@ pub fn execute(cli: Cli) -> Result<()> {
         // check-config reports on its own file, not --config.
         Command::CheckConfig { file } => {
             let config = Config::load(file)?;
+            // The same builder as the daemon's: every file the config names
+            // (keys, lists, OpenAPI, GeoIP) is read now.
+            crate::engine::Engine::from_config(&config, crate::engine::Use::Live)
+                .with_context(|| format!("{}", file.display()))?;
             print!("{}", config.to_toml());
             eprintln!("{}: OK", file.display());
             return Ok(());

@@ -6,33 +6,8 @@ use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use crate::finding::Severity;
-
-/// What a finding leads to.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Record only.
-    Log,
-    /// Record and alert.
-    Alert,
-    /// Drop the client address in the kernel for a TTL (and alert).
-    BlockIp,
-    /// Add the token to the revocation list (and alert).
-    RevokeToken,
-}
-
-impl Action {
-    /// Stable name (the finding's `action`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Log => "log",
-            Action::Alert => "alert",
-            Action::BlockIp => "block_ip",
-            Action::RevokeToken => "revoke_token",
-        }
-    }
-}
+pub use crate::finding::Action;
+use crate::finding::{Kind, Severity};
 
 /// The policy of one finding kind.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -80,10 +55,9 @@ pub struct DecideConfig {
     pub aggregate_ipv6_prefix: u8,
     /// Addresses remembered for repeat offences.
     pub max_offenders: usize,
-    /// Per-kind overrides of the built-in policy (see
-    /// [`default_policy`]); a kind in neither goes by severity: critical
-    /// and high alert, medium alerts, low logs.
-    pub policy: BTreeMap<String, Rule>,
+    /// Per-kind overrides of the catalogue's default actions; a key that
+    /// is not a catalogue kind is a config error.
+    pub policy: BTreeMap<Kind, Rule>,
 }
 
 impl Default for DecideConfig {
@@ -105,51 +79,14 @@ impl Default for DecideConfig {
     }
 }
 
-/// The built-in policy: token forgeries, brute force, stuffing and
-/// injections block; a replayed token is revoked; the rest alerts or logs.
-pub fn default_policy() -> BTreeMap<&'static str, Rule> {
-    let block = |ttl: u64| Rule {
-        action: Action::BlockIp,
-        ttl: Some(Duration::from_secs(ttl)),
-        severity: None,
-    };
-    let mut p = BTreeMap::new();
-    for kind in [
-        "jwt_alg_none",
-        "jwt_null_signature",
-        "jwt_psychic_signature",
-        "jwt_alg_confusion",
-        "jwt_embedded_jwk",
-        "jwt_untrusted_jku",
-        "jwt_untrusted_x5u",
-        "jwt_kid_injection",
-    ] {
-        p.insert(kind, block(3600));
-    }
-    for kind in [
-        "login_bruteforce",
-        "credential_stuffing",
-        "injection_sqli",
-        "injection_command",
-        "injection_path_traversal",
-    ] {
-        p.insert(kind, block(600));
-    }
-    p.insert(
-        "jwt_replay_multi_ip",
-        Rule {
-            action: Action::RevokeToken,
-            ttl: None,
+impl Rule {
+    /// The built-in rule of a kind (its catalogue default action).
+    pub fn default_for(kind: Kind) -> Self {
+        let d = kind.default_action();
+        Self {
+            action: d.action,
+            ttl: d.ttl,
             severity: None,
-        },
-    );
-    p
-}
-
-/// The action for a kind of this severity absent from every policy.
-pub fn by_severity(s: Severity) -> Action {
-    match s {
-        Severity::Low => Action::Log,
-        _ => Action::Alert,
+        }
     }
 }

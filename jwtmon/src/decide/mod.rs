@@ -20,11 +20,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::{
-    enforce::{BlockView, covers},
-    finding::Finding,
-    target::Target,
+    finding::{Finding, Kind, Outcome},
+    target::{Target, covers},
 };
-use config::{Action, DecideConfig, Rule, by_severity, default_policy};
+use config::{Action, DecideConfig, Rule};
 
 /// What the caller must enforce.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,7 +35,7 @@ pub enum Enforcement {
         /// Entry TTL.
         ttl: Duration,
         /// The finding kind (entry reason).
-        kind: &'static str,
+        kind: Kind,
         /// Which block of this address this is (1 = first).
         offence: u32,
         /// When the finding was made (time-to-mitigate runs from here).
@@ -47,6 +46,17 @@ pub enum Enforcement {
         /// The token's id (hash prefix).
         token_id: String,
     },
+}
+
+/// A block an earlier run decided that is still in force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PriorBlock {
+    /// Address or network.
+    pub target: Target,
+    /// Time left.
+    pub remaining: Duration,
+    /// The TTL it was given, in seconds.
+    pub ttl_s: Option<u64>,
 }
 
 /// Decision counters.
@@ -74,7 +84,7 @@ struct Offender {
 /// The decision engine.
 pub struct Decider {
     cfg: DecideConfig,
-    policy: BTreeMap<String, Rule>,
+    policy: BTreeMap<Kind, Rule>,
     allow: Vec<Target>,
     /// Blocks in force (by this engine), with their end.
     active: HashMap<Target, SystemTime>,
@@ -87,14 +97,9 @@ pub struct Decider {
 impl Decider {
     /// A decider with the built-in policy overlaid by the configured one.
     pub fn new(cfg: &DecideConfig) -> Self {
-        let mut policy: BTreeMap<String, Rule> = default_policy()
-            .into_iter()
-            .map(|(k, r)| (k.to_string(), r))
-            .collect();
-        policy.extend(cfg.policy.clone());
         Self {
             cfg: cfg.clone(),
-            policy,
+            policy: cfg.policy.clone(),
             allow: Vec::new(),
             active: HashMap::new(),
             offenders: LruCache::new(
@@ -111,16 +116,11 @@ impl Decider {
         self.allow = allow;
     }
 
-    /// Takes over blocks a previous run made (still in the pinned maps):
+    /// Takes over blocks a previous run decided (still in the pinned maps):
     /// they count as active, and their TTL tells the offence number.
-    pub fn adopt(&mut self, blocks: &[BlockView], now: SystemTime) {
-        for b in blocks
-            .iter()
-            .filter(|b| b.origin == "decision" && !b.expired)
-        {
-            let Some(left) = b.remaining_s else { continue };
-            self.active
-                .insert(b.target, now + Duration::from_secs(left));
+    pub fn adopt(&mut self, blocks: impl IntoIterator<Item = PriorBlock>, now: SystemTime) {
+        for b in blocks {
+            self.active.insert(b.target, now + b.remaining);
             if let Target::Ip(ip) = b.target {
                 let base = self.cfg.block_ttl.as_secs_f64().max(1.0);
                 let ratio = b.ttl_s.unwrap_or(0) as f64 / base;
@@ -140,13 +140,12 @@ impl Decider {
         }
     }
 
-    /// The rule of a kind.
-    pub fn rule(&self, kind: &str, severity: crate::finding::Severity) -> Rule {
-        self.policy.get(kind).cloned().unwrap_or(Rule {
-            action: by_severity(severity),
-            ttl: None,
-            severity: None,
-        })
+    /// The rule of a kind: the configured one, else the catalogue's.
+    pub fn rule(&self, kind: Kind) -> Rule {
+        self.policy
+            .get(&kind)
+            .cloned()
+            .unwrap_or_else(|| Rule::default_for(kind))
     }
 
     /// Whether `ip` is allowlisted.
@@ -166,25 +165,25 @@ impl Decider {
                 severity: None,
             }
         } else {
-            self.rule(f.kind, f.severity)
+            self.rule(f.kind)
         };
         if let Some(s) = rule.severity {
             f.severity = s;
         }
         match rule.action {
-            Action::Log | Action::Alert => f.action = rule.action.as_str().into(),
+            Action::Log | Action::Alert => f.action = rule.action.into(),
             Action::RevokeToken => {
                 let Some(id) = f.token_id.clone() else {
-                    f.action = "alert".into();
+                    f.action = Outcome::Alert;
                     return;
                 };
                 if self.cfg.dry_run {
-                    f.action = "dry_run".into();
+                    f.action = Outcome::DryRun;
                     f.detail["decision"] = json!({ "would": "revoke_token" });
                     self.stats.dry_run += 1;
                     return;
                 }
-                f.action = "revoke_token".into();
+                f.action = Outcome::RevokeToken;
                 self.stats.revoked += 1;
                 out.push(Enforcement::Revoke { token_id: id });
             }
@@ -196,14 +195,14 @@ impl Decider {
         let now = f.time;
         let ip = f.src_ip;
         if let Some(by) = self.allowlisted(ip) {
-            f.action = "allowlisted".into();
+            f.action = Outcome::Allowlisted;
             f.detail["decision"] = json!({ "would": "block_ip", "allowlisted_by": by.to_string() });
             self.stats.allowlisted += 1;
             return;
         }
         self.active.retain(|_, until| *until > now);
         if let Some(until) = self.active.get(&Target::Ip(ip)) {
-            f.action = "already_blocked".into();
+            f.action = Outcome::AlreadyBlocked;
             let left = until.duration_since(now).unwrap_or_default().as_secs();
             f.detail["decision"] = json!({ "blocked_for_s": left });
             return;
@@ -215,7 +214,7 @@ impl Decider {
         if self.cfg.max_blocks_per_minute > 0
             && self.recent.len() >= self.cfg.max_blocks_per_minute as usize
         {
-            f.action = "rate_capped".into();
+            f.action = Outcome::RateCapped;
             f.detail["decision"] = json!({ "would": "block_ip",
                 "max_blocks_per_minute": self.cfg.max_blocks_per_minute });
             self.stats.rate_capped += 1;
@@ -238,12 +237,12 @@ impl Decider {
         self.recent.push_back(now);
         f.detail["decision"] = json!({ "ttl_s": ttl.as_secs(), "offence": offence });
         if self.cfg.dry_run {
-            f.action = "dry_run".into();
+            f.action = Outcome::DryRun;
             f.detail["decision"]["would"] = json!("block_ip");
             self.stats.dry_run += 1;
             return;
         }
-        f.action = "block_ip".into();
+        f.action = Outcome::BlockIp;
         self.stats.blocks += 1;
         out.push(Enforcement::Block {
             target: Target::Ip(ip),

@@ -13,7 +13,7 @@ use super::{
     config::{Action, DecideConfig, Rule},
 };
 use crate::{
-    finding::{Finding, Severity},
+    finding::{Finding, Outcome, Severity},
     target::Target,
 };
 
@@ -21,21 +21,21 @@ fn at(s: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s)
 }
 
-fn finding(kind: &'static str, ip: &str, t: u64) -> Finding {
+fn finding(kind: &str, ip: &str, t: u64) -> Finding {
     Finding {
         time: at(t),
-        kind,
+        kind: kind.parse().unwrap(),
         severity: Severity::High,
         src_ip: ip.parse().unwrap(),
         subject: None,
         token_id: Some("0123456789abcdef".into()),
         endpoint: "POST /login".into(),
         detail: json!({}),
-        action: "log".into(),
+        action: Outcome::Log,
     }
 }
 
-fn run(d: &mut Decider, kind: &'static str, ip: &str, t: u64) -> (Finding, Vec<Enforcement>) {
+fn run(d: &mut Decider, kind: &str, ip: &str, t: u64) -> (Finding, Vec<Enforcement>) {
     let mut f = finding(kind, ip, t);
     let mut out = Vec::new();
     d.decide(&mut f, &mut out);
@@ -78,7 +78,7 @@ fn default_policy_blocks_forgeries_and_alerts_anomalies() {
 fn configured_policy_overrides_and_severity() {
     let mut cfg = DecideConfig::default();
     cfg.policy.insert(
-        "rate_spike_ip".into(),
+        "rate_spike_ip".parse().unwrap(),
         Rule {
             action: Action::BlockIp,
             ttl: Some(Duration::from_secs(30)),
@@ -86,7 +86,7 @@ fn configured_policy_overrides_and_severity() {
         },
     );
     cfg.policy.insert(
-        "login_bruteforce".into(),
+        "login_bruteforce".parse().unwrap(),
         Rule {
             action: Action::Log,
             ttl: None,
@@ -161,7 +161,7 @@ fn ttl_growth_and_forgetting() {
         ..DecideConfig::default()
     };
     cfg.policy.insert(
-        "login_bruteforce".into(),
+        "login_bruteforce".parse().unwrap(),
         Rule {
             action: Action::BlockIp,
             ttl: None,
@@ -195,6 +195,7 @@ fn global_cap_and_cidr_aggregation() {
             run(&mut d, "jwt_alg_none", &format!("10.0.0.{i}"), i)
                 .0
                 .action
+                .to_string()
         })
         .collect();
     assert_eq!(

@@ -11,12 +11,12 @@ use std::{
 use serde_json::json;
 
 use super::{
-    Emit,
+    Detector,
     config::AuthConfig,
     fields::{path_matches, username},
     window::Window,
 };
-use crate::{finding::Severity, observe::Observation};
+use crate::{analysis::Reporter, finding::Kind};
 
 /// The state of the authentication detectors.
 pub struct Auth {
@@ -57,9 +57,16 @@ impl Auth {
     pub fn is_login(&self, path: &str) -> bool {
         self.cfg.login_paths.iter().any(|p| path_matches(p, path))
     }
+}
+
+impl Detector for Auth {
+    fn name(&self) -> &'static str {
+        "auth"
+    }
 
     /// Looks at one answered request.
-    pub fn observe(&mut self, obs: &Observation, emit: &mut Emit<'_>) {
+    fn observe(&mut self, emit: &mut Reporter<'_>) {
+        let obs = emit.observation();
         let Some(status) = obs.status else { return };
         if !self.cfg.failure_statuses.contains(&status) {
             return;
@@ -69,8 +76,7 @@ impl Auth {
         let login = self.is_login(&obs.request.path);
         if login && let Some(c) = self.logins.hit(ip, (), t) {
             emit.finding(
-                "login_bruteforce",
-                Severity::High,
+                Kind::LoginBruteforce,
                 c.first,
                 json!({ "failures": c.count, "window_s": self.cfg.bruteforce_window.as_secs(),
                         "status": status }),
@@ -78,8 +84,7 @@ impl Auth {
         }
         if let Some(c) = self.failures.hit(ip, (), t) {
             emit.finding(
-                "auth_failure_burst",
-                Severity::Medium,
+                Kind::AuthFailureBurst,
                 c.first,
                 json!({ "failures": c.count, "window_s": self.cfg.burst_window.as_secs() }),
             );
@@ -93,8 +98,7 @@ impl Auth {
         let uh = hash(&user);
         if let Some(c) = self.users_per_ip.hit(ip, uh, t) {
             emit.finding(
-                "credential_stuffing",
-                Severity::High,
+                Kind::CredentialStuffing,
                 c.first,
                 json!({ "shape": "one address, many usernames", "usernames": c.count,
                         "window_s": self.cfg.stuffing_window.as_secs() }),
@@ -102,8 +106,7 @@ impl Auth {
         }
         if let Some(c) = self.ips_per_user.hit(uh, ip, t) {
             emit.finding(
-                "credential_stuffing",
-                Severity::High,
+                Kind::CredentialStuffing,
                 c.first,
                 json!({ "shape": "one username, many addresses", "username": user,
                         "addresses": c.count, "window_s": self.cfg.stuffing_window.as_secs() }),

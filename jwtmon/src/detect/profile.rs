@@ -20,8 +20,12 @@ use ipnetwork::IpNetwork;
 use lru::LruCache;
 use serde_json::json;
 
-use super::{Emit, TokenFacts, config::ProfileConfig};
-use crate::{endpoint::hash_endpoint, finding::Severity, observe::Observation};
+use super::{Detector, config::ProfileConfig};
+use crate::{
+    analysis::Reporter,
+    endpoint::hash_endpoint,
+    finding::{Kind, Severity},
+};
 
 /// Countries remembered per subject.
 const MAX_COUNTRIES: usize = 16;
@@ -150,8 +154,42 @@ impl Profiles {
             .unwrap_or_else(|_| IpNetwork::from(ip))
     }
 
+    /// Subjects profiled.
+    pub fn len(&self) -> usize {
+        self.subjects.len()
+    }
+
+    /// No subject profiled yet.
+    pub fn is_empty(&self) -> bool {
+        self.subjects.is_empty()
+    }
+}
+
+/// The registry entry: profiles when `detect.profile.enabled`, with the
+/// GeoIP database opened now (a bad file is a setup error).
+pub fn build(
+    cfg: &super::config::DetectConfig,
+) -> Result<Option<Box<dyn Detector>>, super::DetectError> {
+    let p = &cfg.profile;
+    if !p.enabled {
+        return Ok(None);
+    }
+    let geoip = p.geoip_mmdb.as_deref().map(GeoIp::open).transpose()?;
+    Ok(Some(Box::new(Profiles::new(p, geoip))))
+}
+
+impl Detector for Profiles {
+    fn name(&self) -> &'static str {
+        "profile"
+    }
+
+    fn tracked(&self) -> usize {
+        self.len()
+    }
+
     /// Judges one request against its subject's profile, then learns it.
-    pub fn observe(&mut self, obs: &Observation, facts: &TokenFacts, emit: &mut Emit<'_>) {
+    fn observe(&mut self, emit: &mut Reporter<'_>) {
+        let (obs, facts) = (emit.observation(), emit.facts());
         if !self.cfg.enabled || !facts.verified {
             return;
         }
@@ -181,8 +219,7 @@ impl Profiles {
         {
             p.unusual_hour_quiet_until = t + Duration::from_secs(3600);
             emit.finding(
-                "unusual_hour",
-                Severity::Medium,
+                Kind::UnusualHour,
                 t,
                 json!({ "hour_utc": hour, "nearest_usual_hour_utc": usual,
                         "hours_away": distance }),
@@ -196,18 +233,16 @@ impl Profiles {
         if p.see_network(net, cfg.max_networks) && judge {
             let known = p.countries.clone();
             let changed = new_country.is_some() && !known.is_empty();
-            emit.finding(
-                "new_network_for_subject",
-                if changed {
-                    Severity::High
-                } else {
-                    Severity::Medium
-                },
+            let f = emit.finding(
+                Kind::NewNetworkForSubject,
                 t,
                 json!({ "network": net.to_string(), "known_networks": p.networks.len() - 1,
                         "country": country, "known_countries": known,
                         "new_country": changed }),
             );
+            if changed {
+                f.severity = Severity::High;
+            }
         }
         if let Some(c) = new_country {
             if p.countries.len() >= MAX_COUNTRIES {
@@ -221,8 +256,7 @@ impl Profiles {
         // new endpoint means anything.
         if p.endpoints.len() < cfg.max_endpoints && p.endpoints.insert(ep_key) && judge {
             emit.finding(
-                "endpoint_unusual_for_subject",
-                Severity::Medium,
+                Kind::EndpointUnusualForSubject,
                 t,
                 json!({ "known_endpoints": p.endpoints.len() - 1 }),
             );
@@ -230,15 +264,5 @@ impl Profiles {
 
         p.requests += 1;
         p.hours[hour] = p.hours[hour].saturating_add(1);
-    }
-
-    /// Subjects profiled.
-    pub fn len(&self) -> usize {
-        self.subjects.len()
-    }
-
-    /// No subject profiled yet.
-    pub fn is_empty(&self) -> bool {
-        self.subjects.is_empty()
     }
 }

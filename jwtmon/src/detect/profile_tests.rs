@@ -57,7 +57,7 @@ fn office_days(d: &mut Detectors, facts: &TokenFacts) -> Vec<Finding> {
 
 fn profile_kinds(f: &[Finding]) -> Vec<&'static str> {
     f.iter()
-        .map(|f| f.kind)
+        .map(|f| f.kind.name())
         .filter(|k| {
             matches!(
                 *k,
@@ -155,7 +155,7 @@ fn learning_period_and_unverified_tokens_produce_nothing() {
         f.extend(observe(&mut d, &o, &alice(false)));
     }
     assert!(profile_kinds(&f).is_empty());
-    assert_eq!(d.profiles.len(), 0);
+    assert_eq!(d.tracked("profile"), Some(0));
 }
 
 #[test]
@@ -227,7 +227,7 @@ fn profiles_stay_bounded() {
         let ip = format!("10.{}.{}.1", i / 256, i % 256);
         d.observe(&call(&ip, "GET", "/x", when(0, 10, 0)), &facts, &mut out);
     }
-    assert_eq!(d.profiles.len(), 100);
+    assert_eq!(d.tracked("profile"), Some(100));
 
     // Networks per subject roll over: the oldest is forgotten, so it is
     // new again, while the four most recent are still known.

@@ -14,7 +14,8 @@ use std::{
 use lru::LruCache;
 use serde_json::{Value, json};
 
-use super::config::RateConfig;
+use super::{Detector, config::RateConfig};
+use crate::{analysis::Reporter, finding::Kind};
 
 /// Weight of the newest window in the average.
 const ALPHA: f64 = 0.3;
@@ -105,6 +106,41 @@ impl<K: Hash + Eq> Rate<K> {
                 "ceiling_per_s": self.cfg.ceiling_per_s,
             }),
         })
+    }
+}
+
+/// `rate_spike_ip`: the request rate of each client address.
+pub struct PerAddress(pub Rate<std::net::IpAddr>);
+
+impl Detector for PerAddress {
+    fn name(&self) -> &'static str {
+        "rate_ip"
+    }
+
+    fn observe(&mut self, report: &mut Reporter<'_>) {
+        let obs = report.observation();
+        if let Some(s) = self.0.hit(obs.client_ip, obs.time) {
+            report.finding(Kind::RateSpikeIp, s.first, s.detail);
+        }
+    }
+}
+
+/// `rate_spike_token`: the request rate of each bearer token.
+pub struct PerToken(pub Rate<[u8; 32]>);
+
+impl Detector for PerToken {
+    fn name(&self) -> &'static str {
+        "rate_token"
+    }
+
+    fn observe(&mut self, report: &mut Reporter<'_>) {
+        let obs = report.observation();
+        if let Some(c) = &obs.request.credentials
+            && c.scheme.eq_ignore_ascii_case("bearer")
+            && let Some(s) = self.0.hit(*c.digest(), obs.time)
+        {
+            report.finding(Kind::RateSpikeToken, s.first, s.detail);
+        }
     }
 }
 

@@ -8,8 +8,8 @@ use std::{
 
 use serde_json::json;
 
-use super::{Emit, config::ScanConfig, window::Window};
-use crate::{finding::Severity, observe::Observation};
+use super::{Detector, config::ScanConfig, window::Window};
+use crate::{analysis::Reporter, finding::Kind};
 
 /// Scan state.
 pub struct Scan {
@@ -25,9 +25,16 @@ impl Scan {
             cfg: cfg.clone(),
         }
     }
+}
+
+impl Detector for Scan {
+    fn name(&self) -> &'static str {
+        "scan"
+    }
 
     /// Looks at one answered request.
-    pub fn observe(&mut self, obs: &Observation, emit: &mut Emit<'_>) {
+    fn observe(&mut self, emit: &mut Reporter<'_>) {
+        let obs = emit.observation();
         let Some(status) = obs.status else { return };
         if !self.cfg.statuses.contains(&status) {
             return;
@@ -36,8 +43,7 @@ impl Scan {
         obs.request.path.hash(&mut h);
         if let Some(c) = self.paths.hit(obs.client_ip, h.finish(), obs.time) {
             emit.finding(
-                "endpoint_scan",
-                Severity::Medium,
+                Kind::EndpointScan,
                 c.first,
                 json!({ "distinct_paths": c.count, "window_s": self.cfg.window.as_secs(),
                         "last_status": status }),

@@ -65,7 +65,7 @@ fn run(d: &mut Detectors, o: &[Observation]) -> Vec<Finding> {
 }
 
 fn kinds(f: &[Finding]) -> Vec<&'static str> {
-    f.iter().map(|f| f.kind).collect()
+    f.iter().map(|f| f.kind.name()).collect()
 }
 
 #[test]

@@ -26,9 +26,9 @@ use jwtmon_common::{
 };
 use tracing::{info, warn};
 
-use crate::{
+use super::{
     config::{DatapathConfig, InterfaceSpec, Role, XdpMode},
-    enforce::maps::Maps,
+    maps::Maps,
 };
 
 /// The kernel object built by `build.rs`, embedded in the binary.

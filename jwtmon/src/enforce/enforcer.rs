@@ -10,13 +10,14 @@ use std::{
 
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{BlockSpec, Maps, MapsError};
 use crate::{
     decide::Enforcement,
+    event::{Event, Events},
     metrics::Metrics,
-    respond::{Event, Events},
     target::Target,
 };
 
@@ -139,20 +140,20 @@ impl Enforcer {
                     });
                 }
                 let ttm = now.duration_since(found).unwrap_or_default();
-                info!(%target, kind, ttl_s = ttl.as_secs(), offence,
+                info!(%target, %kind, ttl_s = ttl.as_secs(), offence,
                       time_to_mitigate_ms = ttm.as_secs_f64() * 1e3, "blocked");
                 print(
                     json!({ "type": "block", "time": now_rfc3339(), "target": target.to_string(),
-                            "kind": kind, "ttl_s": ttl.as_secs(), "offence": offence,
+                            "kind": kind.name(), "ttl_s": ttl.as_secs(), "offence": offence,
                             "time_to_mitigate_ms": (ttm.as_secs_f64() * 1e3 * 1000.0).round() / 1000.0 }),
                     self.emit,
                 );
             }
             Err(MapsError::Allowlisted { allow, .. }) => {
-                info!(%target, %allow, kind, "not blocked: allowlisted");
+                info!(%target, %allow, %kind, "not blocked: allowlisted");
                 print(
                     json!({ "type": "allowlisted", "time": now_rfc3339(), "target": target.to_string(),
-                            "kind": kind, "allowlisted_by": allow.to_string() }),
+                            "kind": kind.name(), "allowlisted_by": allow.to_string() }),
                     self.emit,
                 );
             }
@@ -195,15 +196,20 @@ impl Enforcer {
         }
     }
 
-    /// Runs until `stop` turns true (stop it after the senders, so their
-    /// last orders are carried out); returns the maps.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Maps {
+    /// Runs until `shutdown` is cancelled and every [`Orders`] handle is
+    /// gone (so the senders' last orders are carried out); returns the
+    /// maps.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Maps {
         let mut delay = self.reap_interval;
         let mut reap = Box::pin(tokio::time::sleep(delay));
         let mut allow = tokio::time::interval(Duration::from_secs(1));
         // Without senders (no capture), it still sweeps until stopped.
         let mut open = true;
+        let mut stopping = false;
         loop {
+            if stopping && !open {
+                break;
+            }
             tokio::select! {
                 order = self.rx.recv(), if open => match order {
                     Some(order) => self.enforce(order),
@@ -218,12 +224,8 @@ impl Enforcer {
                     reap.as_mut().reset(tokio::time::Instant::now() + delay);
                 }
                 _ = allow.tick() => self.publish_allowlist(),
-                _ = stop.changed() => break,
+                () = shutdown.cancelled(), if !stopping => stopping = true,
             }
-        }
-        // Orders decided before the stop are still carried out.
-        while let Ok(order) = self.rx.try_recv() {
-            self.enforce(order);
         }
         self.maps
     }

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::{
     clock,
-    target::{Target, addr_from_key},
+    target::{Target, addr_from_key, covers},
 };
 
 /// Errors of map operations.
@@ -248,7 +248,10 @@ impl Maps {
     }
 
     /// Writes the sampling knobs the kernel programs read.
-    pub fn set_capture(&mut self, c: &crate::config::CaptureConfig) -> Result<(), MapsError> {
+    pub fn set_capture(
+        &mut self,
+        c: &crate::capture::config::CaptureConfig,
+    ) -> Result<(), MapsError> {
         let mut control = self
             .control
             .get(&0, 0)
@@ -509,24 +512,6 @@ fn view(target: Target, e: &BlockEntry, now: u64) -> BlockView {
     }
 }
 
-/// True when network `outer` contains all of `inner`.
-pub fn covers(outer: &Target, inner: &Target) -> bool {
-    let (oa, op) = outer.key();
-    let (ia, ip) = inner.key();
-    if op > ip {
-        return false;
-    }
-    let full = (op / 8) as usize;
-    if oa[..full] != ia[..full] {
-        return false;
-    }
-    let rem = op % 8;
-    rem == 0 || {
-        let mask = 0xffu8 << (8 - rem);
-        oa[full] & mask == ia[full] & mask
-    }
-}
-
 /// Truncates the reason to the entry's field at a char boundary, without
 /// control characters.
 fn reason_bytes(reason: &str) -> [u8; REASON_LEN] {
@@ -552,23 +537,6 @@ fn reason_text(raw: &[u8; REASON_LEN]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(s: &str) -> Target {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn coverage() {
-        assert!(covers(&t("10.0.0.0/8"), &t("10.1.2.3")));
-        assert!(covers(&t("10.0.0.0/8"), &t("10.1.0.0/16")));
-        assert!(!covers(&t("10.1.0.0/16"), &t("10.0.0.0/8")));
-        assert!(!covers(&t("10.0.0.0/8"), &t("11.0.0.1")));
-        assert!(covers(&t("10.0.0.0/9"), &t("10.127.0.1")));
-        assert!(!covers(&t("10.0.0.0/9"), &t("10.128.0.1")));
-        assert!(covers(&t("2001:db8::/32"), &t("2001:db8:1::1")));
-        assert!(!covers(&t("2001:db8::/32"), &t("10.0.0.1")));
-        assert!(covers(&t("0.0.0.0/0"), &t("192.0.2.1")));
-    }
 
     #[test]
     fn reason_is_truncated_on_char_boundary() {

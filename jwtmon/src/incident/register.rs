@@ -12,12 +12,11 @@ use lru::LruCache;
 use serde_json::Value;
 
 use super::{ActionTaken, Incident, Status, config::IncidentConfig};
-use crate::{enforce::covers, finding::Finding, privacy::Pseudonymizer, target::Target};
-
-/// Decisions that are not worth an incident.
-pub fn is_incident(action: &str) -> bool {
-    action != "log"
-}
+use crate::{
+    finding::{Finding, Outcome},
+    privacy::Pseudonymizer,
+    target::{Target, covers},
+};
 
 struct Live {
     inc: Incident,
@@ -92,7 +91,7 @@ impl Register {
     }
 
     /// Opens or updates the incident of a decided finding (the caller
-    /// checks [`is_incident`]); returns it and whether it is new.
+    /// checks [`Outcome::is_incident`]); returns it and whether it is new.
     pub fn finding(&mut self, f: &Finding, detected: SystemTime) -> (Incident, bool) {
         let key = (f.kind.to_string(), f.src_ip);
         let window = self.merge_window;
@@ -107,7 +106,7 @@ impl Register {
             inc.count += 1;
             inc.last_seen = inc.last_seen.max(f.time);
             inc.severity = inc.severity.max(f.severity);
-            inc.decision = f.action.clone();
+            inc.decision = f.action.to_string();
             if inc.subject.is_none() {
                 inc.subject = f.subject.clone();
             }
@@ -134,7 +133,7 @@ impl Register {
             subject: f.subject.clone(),
             endpoint: f.endpoint.clone(),
             count: 1,
-            decision: f.action.clone(),
+            decision: f.action.to_string(),
             evidence: evidence(&f.detail),
             actions: Vec::new(),
             notes: Vec::new(),
@@ -234,14 +233,14 @@ impl Register {
 
 /// A revocation takes effect when decided: it mitigates at once.
 fn record_revocation(inc: &mut Incident, f: &Finding, detected: SystemTime) {
-    if f.action != "revoke_token" {
+    if f.action != Outcome::RevokeToken {
         return;
     }
     let Some(id) = &f.token_id else { return };
     if inc
         .actions
         .iter()
-        .any(|a| a.action == "revoke_token" && &a.target == id)
+        .any(|a| a.action == Outcome::RevokeToken.as_str() && &a.target == id)
     {
         return;
     }
@@ -262,17 +261,17 @@ mod tests {
     use super::*;
     use crate::finding::Severity;
 
-    fn finding(ip: &str, kind: &'static str, t: u64, action: &str) -> Finding {
+    fn finding(ip: &str, kind: &str, t: u64, action: &str) -> Finding {
         Finding {
             time: SystemTime::UNIX_EPOCH + Duration::from_secs(t),
-            kind,
+            kind: kind.parse().unwrap(),
             severity: Severity::High,
             src_ip: ip.parse().unwrap(),
             subject: Some("alice".into()),
             token_id: Some("0123456789abcdef".into()),
             endpoint: "POST /login".into(),
             detail: json!({"failures": 12, "window_s": 60, "decision": {"ttl_s": 600}}),
-            action: action.into(),
+            action: action.parse().unwrap(),
         }
     }
 
@@ -281,26 +280,29 @@ mod tests {
         let cfg = IncidentConfig::default();
         let mut reg = Register::new(&cfg, Pseudonymizer::with_key(b"k"), 41);
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        let (a, new) = reg.finding(&finding("10.0.0.1", "brute_force", 1000, "block_ip"), t0);
+        let (a, new) = reg.finding(
+            &finding("10.0.0.1", "login_bruteforce", 1000, "block_ip"),
+            t0,
+        );
         assert!(new);
         assert_eq!(a.id, 42);
         assert_eq!(a.evidence, "failures=12, window_s=60");
         assert!(a.source.starts_with("px-"));
         let (b, new) = reg.finding(
-            &finding("10.0.0.1", "brute_force", 1010, "already_blocked"),
+            &finding("10.0.0.1", "login_bruteforce", 1010, "already_blocked"),
             t0,
         );
         assert!(!new);
         assert_eq!((b.id, b.count), (42, 2));
         // Another source or kind is another incident.
         assert_eq!(
-            reg.finding(&finding("10.0.0.2", "brute_force", 1010, "alert"), t0)
+            reg.finding(&finding("10.0.0.2", "login_bruteforce", 1010, "alert"), t0)
                 .0
                 .id,
             43
         );
         assert_eq!(
-            reg.finding(&finding("10.0.0.1", "sqli", 1010, "alert"), t0)
+            reg.finding(&finding("10.0.0.1", "injection_sqli", 1010, "alert"), t0)
                 .0
                 .id,
             44
@@ -308,7 +310,7 @@ mod tests {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1001);
         let changed = reg.blocked(
             "10.0.0.0/24".parse().unwrap(),
-            "brute_force",
+            "login_bruteforce",
             Duration::from_secs(600),
             at,
         );
@@ -324,7 +326,7 @@ mod tests {
         // Past the merge window, a new incident.
         let late = 1000 + cfg.merge_window.as_secs() + 100;
         assert_eq!(
-            reg.finding(&finding("10.0.0.1", "brute_force", late, "alert"), t0)
+            reg.finding(&finding("10.0.0.1", "login_bruteforce", late, "alert"), t0)
                 .0
                 .id,
             45

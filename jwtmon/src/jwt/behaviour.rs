@@ -14,6 +14,8 @@ use std::{
 use lru::LruCache;
 use serde_json::{Map, Value, json};
 
+use crate::finding::Kind;
+
 /// Most IPs / agents remembered per token (more are counted, not stored).
 const MAX_PER_TOKEN: usize = 16;
 
@@ -123,7 +125,7 @@ impl Behaviour {
         ip: IpAddr,
         agent: Option<&str>,
         now: SystemTime,
-    ) -> Vec<(&'static str, Value)> {
+    ) -> Vec<(Kind, Value)> {
         let mut out = Vec::new();
         let window = self.window;
         let t = self.tokens.get_or_insert_mut(*digest, TokenTrack::default);
@@ -137,7 +139,7 @@ impl Behaviour {
                 }
                 if t.ips.len() > self.max_ips {
                     out.push((
-                        "jwt_replay_multi_ip",
+                        Kind::JwtReplayMultiIp,
                         json!({
                             "distinct_ips": t.ips.len(),
                             "threshold": self.max_ips,
@@ -159,7 +161,7 @@ impl Behaviour {
                     }
                     if before > 0 {
                         out.push((
-                            "jwt_agent_change",
+                            Kind::JwtAgentChange,
                             json!({
                                 "user_agent": agent.chars().take(200).collect::<String>(),
                                 "agents_in_window": before + 1,

@@ -10,34 +10,24 @@ use super::{
     token::{Token, TokenError},
     verify::{self, SigVerdict},
 };
-use crate::finding::Severity;
+use crate::finding::Kind;
 
 /// A finding without its request context.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Raw {
-    /// Kind.
-    pub kind: &'static str,
-    /// Severity.
-    pub severity: Severity,
+    /// Kind (reported at its catalogue severity).
+    pub kind: Kind,
     /// Evidence.
     pub detail: Value,
 }
 
-fn raw(kind: &'static str, severity: Severity, detail: Value) -> Raw {
-    Raw {
-        kind,
-        severity,
-        detail,
-    }
+fn raw(kind: Kind, detail: Value) -> Raw {
+    Raw { kind, detail }
 }
 
 /// `jwt_malformed` for a token that does not parse.
 pub fn malformed(e: TokenError) -> Raw {
-    raw(
-        "jwt_malformed",
-        Severity::Medium,
-        json!({ "reason": e.to_string() }),
-    )
+    raw(Kind::JwtMalformed, json!({ "reason": e.to_string() }))
 }
 
 /// Why a `kid` is an injection attempt, if it is.
@@ -71,12 +61,14 @@ pub fn kid_injection(kid: &str) -> Option<&'static str> {
 fn header_checks(t: &Token<'_>, trusted_urls: &[String], out: &mut Vec<Raw>) {
     if t.header.contains_key("jwk") {
         out.push(raw(
-            "jwt_embedded_jwk",
-            Severity::Critical,
+            Kind::JwtEmbeddedJwk,
             json!({ "jwk_kty": t.header["jwk"].get("kty") }),
         ));
     }
-    for (field, kind) in [("jku", "jwt_untrusted_jku"), ("x5u", "jwt_untrusted_x5u")] {
+    for (field, kind) in [
+        ("jku", Kind::JwtUntrustedJku),
+        ("x5u", Kind::JwtUntrustedX5u),
+    ] {
         if let Some(url) = t.header.get(field) {
             let url = url.as_str().unwrap_or("");
             if !trusted_urls
@@ -85,7 +77,6 @@ fn header_checks(t: &Token<'_>, trusted_urls: &[String], out: &mut Vec<Raw>) {
             {
                 out.push(raw(
                     kind,
-                    Severity::High,
                     json!({ "url": url.chars().take(300).collect::<String>() }),
                 ));
             }
@@ -95,8 +86,7 @@ fn header_checks(t: &Token<'_>, trusted_urls: &[String], out: &mut Vec<Raw>) {
         let text = kid.as_str().map_or_else(|| kid.to_string(), str::to_string);
         if let Some(why) = kid_injection(&text) {
             out.push(raw(
-                "jwt_kid_injection",
-                Severity::High,
+                Kind::JwtKidInjection,
                 json!({ "reason": why, "kid": text.chars().take(120).collect::<String>() }),
             ));
         }
@@ -114,25 +104,16 @@ fn signature_checks(
     out: &mut Vec<Raw>,
 ) -> Option<SigVerdict> {
     if t.alg.eq_ignore_ascii_case("none") {
-        out.push(raw(
-            "jwt_alg_none",
-            Severity::Critical,
-            json!({ "alg": t.alg }),
-        ));
+        out.push(raw(Kind::JwtAlgNone, json!({ "alg": t.alg })));
         return None;
     }
     if t.signature_b64.is_empty() {
-        out.push(raw(
-            "jwt_null_signature",
-            Severity::Critical,
-            json!({ "alg": t.alg }),
-        ));
+        out.push(raw(Kind::JwtNullSignature, json!({ "alg": t.alg })));
         return None;
     }
     if let Some(why) = verify::psychic(&t.alg, &t.signature) {
         out.push(raw(
-            "jwt_psychic_signature",
-            Severity::Critical,
+            Kind::JwtPsychicSignature,
             json!({ "alg": t.alg, "reason": why }),
         ));
         return None;
@@ -144,16 +125,14 @@ fn signature_checks(
     if family == Some(Family::Hmac) && issuer.keys.has_asymmetric() {
         let confirmed = verify::confusion_key(t, &issuer.keys).is_some();
         out.push(raw(
-            "jwt_alg_confusion",
-            Severity::Critical,
+            Kind::JwtAlgConfusion,
             json!({ "alg": t.alg, "confirmed": confirmed }),
         ));
         return None;
     }
     if !issuer.cfg.algorithms.is_empty() && !issuer.cfg.algorithms.iter().any(|a| *a == t.alg) {
         out.push(raw(
-            "jwt_alg_not_allowed",
-            Severity::High,
+            Kind::JwtAlgNotAllowed,
             json!({ "alg": t.alg, "allowed": issuer.cfg.algorithms }),
         ));
     }
@@ -162,8 +141,7 @@ fn signature_checks(
     }
     if family.is_none() {
         out.push(raw(
-            "jwt_alg_not_allowed",
-            Severity::High,
+            Kind::JwtAlgNotAllowed,
             json!({ "alg": t.alg, "reason": "unknown algorithm" }),
         ));
         return None;
@@ -172,20 +150,17 @@ fn signature_checks(
     match &verdict {
         SigVerdict::Valid(_) => {}
         SigVerdict::Invalid => out.push(raw(
-            "jwt_signature_invalid",
-            Severity::High,
+            Kind::JwtSignatureInvalid,
             json!({ "alg": t.alg, "kid": t.header_str("kid") }),
         )),
         SigVerdict::UnknownKey(kid) => out.push(raw(
-            "jwt_unknown_key",
-            Severity::High,
+            Kind::JwtUnknownKey,
             json!({ "alg": t.alg, "kid": kid }),
         )),
         SigVerdict::NoKey => {
-            if !out.iter().any(|r| r.kind == "jwt_alg_not_allowed") {
+            if !out.iter().any(|r| r.kind == Kind::JwtAlgNotAllowed) {
                 out.push(raw(
-                    "jwt_alg_not_allowed",
-                    Severity::High,
+                    Kind::JwtAlgNotAllowed,
                     json!({ "alg": t.alg, "reason": "no trusted key for this algorithm" }),
                 ));
             }
@@ -201,8 +176,7 @@ fn claim_checks(t: &Token<'_>, issuer: Option<&Issuer>, out: &mut Vec<Raw>) {
         let aud = t.audiences();
         if !aud.iter().any(|a| cfg.audiences.contains(a)) {
             out.push(raw(
-                "jwt_audience_unexpected",
-                Severity::Medium,
+                Kind::JwtAudienceUnexpected,
                 json!({ "aud": aud, "expected": cfg.audiences }),
             ));
         }
@@ -222,7 +196,7 @@ fn claim_checks(t: &Token<'_>, issuer: Option<&Issuer>, out: &mut Vec<Raw>) {
         (None, Some(_)) => None,
     };
     if let Some(detail) = anomalous {
-        out.push(raw("jwt_lifetime_anomalous", Severity::Low, detail));
+        out.push(raw(Kind::JwtLifetimeAnomalous, detail));
     }
 }
 
@@ -260,8 +234,7 @@ pub fn run(
     header_checks(t, trusted_urls, &mut out);
     if issuer.is_none() && issuers_configured {
         out.push(raw(
-            "jwt_issuer_unexpected",
-            Severity::High,
+            Kind::JwtIssuerUnexpected,
             json!({ "iss": t.claim_str("iss") }),
         ));
     }

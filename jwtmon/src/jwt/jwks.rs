@@ -5,7 +5,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::keys::{Key, fetch_jwks};
@@ -21,7 +22,7 @@ impl Refresher {
     /// the returned receiver.
     pub fn start(
         urls: Vec<(usize, String, Duration, Duration)>,
-        stop: watch::Receiver<bool>,
+        stop: CancellationToken,
     ) -> (Self, mpsc::Receiver<(usize, Result<Vec<Key>, String>)>) {
         let (tx, rx) = mpsc::channel(16);
         let client = reqwest::Client::new();
@@ -29,7 +30,7 @@ impl Refresher {
         for (i, url, every, min_gap) in urls {
             let notify = Arc::new(Notify::new());
             wake.push((i, notify.clone()));
-            let (tx, client, mut stop) = (tx.clone(), client.clone(), stop.clone());
+            let (tx, client, stop) = (tx.clone(), client.clone(), stop.clone());
             tokio::spawn(async move {
                 loop {
                     let result = fetch_jwks(&client, &url).await.map_err(|e| e.to_string());
@@ -45,12 +46,12 @@ impl Refresher {
                     // Rate limit, then wait for the interval or a request.
                     tokio::select! {
                         _ = tokio::time::sleep(min_gap) => {}
-                        _ = stop.changed() => return,
+                        () = stop.cancelled() => return,
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(every.saturating_sub(min_gap)) => {}
-                        _ = notify.notified() => {}
-                        _ = stop.changed() => return,
+                        () = notify.notified() => {}
+                        () = stop.cancelled() => return,
                     }
                 }
             });

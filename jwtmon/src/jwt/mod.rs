@@ -29,9 +29,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{
-    detect::TokenFacts,
+    analysis::TokenFacts,
     endpoint::endpoint,
-    finding::{Finding, Severity},
+    finding::{Finding, Kind},
     observe::Observation,
 };
 use checks::Raw;
@@ -95,7 +95,7 @@ pub struct JwtStats {
 }
 
 /// Kinds that a JWKS refetch can change.
-const SIGNATURE_KINDS: [&str; 2] = ["jwt_unknown_key", "jwt_signature_invalid"];
+const SIGNATURE_KINDS: [Kind; 2] = [Kind::JwtUnknownKey, Kind::JwtSignatureInvalid];
 
 /// The analyser.
 pub struct JwtAnalyzer {
@@ -233,7 +233,7 @@ impl JwtAnalyzer {
                 for (n, ctx) in w.requests.iter().enumerate() {
                     let mut f = ctx.clone();
                     f.kind = r.kind;
-                    f.severity = r.severity;
+                    f.severity = r.kind.severity();
                     f.detail = r.detail.clone();
                     f.detail["jwks"] = json!(outcome);
                     if n == last && w.more > 0 {
@@ -339,8 +339,8 @@ impl JwtAnalyzer {
         // what the attacker tried; a valid one says the issuer's is weak.
         if crack && keys::Family::of(&t.alg) == Some(keys::Family::Hmac) {
             let mut f = ctx.clone();
-            f.kind = "jwt_weak_secret";
-            f.severity = secrets::SEVERITY;
+            f.kind = Kind::JwtWeakSecret;
+            f.severity = Kind::JwtWeakSecret.severity();
             f.subject = t.claim_str("sub").map(str::to_string);
             self.cracker.submit(secrets::Job {
                 alg: t.alg.clone(),
@@ -393,16 +393,16 @@ impl JwtAnalyzer {
         self.stats.tokens += 1;
         let digest = *cred.digest();
         // The request context of a finding, built only when one is made.
-        let ctx = || Finding {
-            time: obs.time,
-            kind: "",
-            severity: Severity::Low,
-            src_ip: obs.client_ip,
-            subject: None,
-            token_id: Some(crate::parse::hex16(&digest)),
-            endpoint: endpoint(&obs.request.method, &obs.request.path),
-            detail: Value::Null,
-            action: "log".into(),
+        // Its kind is set where it is used.
+        let ctx = || {
+            let mut f = Finding::new(
+                Kind::JwtMalformed,
+                obs.time,
+                obs.client_ip,
+                endpoint(&obs.request.method, &obs.request.path),
+            );
+            f.token_id = Some(crate::parse::hex16(&digest));
+            f
         };
         let verdict = match self.cache.get(&digest) {
             Some(v) => {
@@ -417,17 +417,16 @@ impl JwtAnalyzer {
             }
         };
         let now = unix(obs.time);
-        let emit =
-            |kind: &'static str, severity: Severity, detail: Value, out: &mut Vec<Finding>| {
-                let mut f = ctx();
-                f.kind = kind;
-                f.severity = severity;
-                f.subject = verdict.sub.clone();
-                f.detail = detail;
-                out.push(f);
-            };
+        let emit = |kind: Kind, detail: Value, out: &mut Vec<Finding>| {
+            let mut f = ctx();
+            f.kind = kind;
+            f.severity = kind.severity();
+            f.subject = verdict.sub.clone();
+            f.detail = detail;
+            out.push(f);
+        };
         for r in &verdict.findings {
-            if r.kind == "jwt_unknown_key"
+            if r.kind == Kind::JwtUnknownKey
                 && let Some(i) = verdict.issuer
                 && self.defer_unknown
                 && self.issuers[i].cfg.jwks_url.is_some()
@@ -438,15 +437,14 @@ impl JwtAnalyzer {
                     continue;
                 }
             }
-            emit(r.kind, r.severity, r.detail.clone(), out);
+            emit(r.kind, r.detail.clone(), out);
         }
         let l = verdict.leeway;
         if let Some(exp) = verdict.exp
             && now > exp + l
         {
             emit(
-                "jwt_expired",
-                Severity::Medium,
+                Kind::JwtExpired,
                 json!({ "exp": exp, "expired_s": now - exp, "leeway_s": l }),
                 out,
             );
@@ -455,8 +453,7 @@ impl JwtAnalyzer {
             && now + l < nbf
         {
             emit(
-                "jwt_not_yet_valid",
-                Severity::Medium,
+                Kind::JwtNotYetValid,
                 json!({ "nbf": nbf, "early_s": nbf - now }),
                 out,
             );
@@ -465,8 +462,7 @@ impl JwtAnalyzer {
             && now + l < iat
         {
             emit(
-                "jwt_issued_in_future",
-                Severity::Medium,
+                Kind::JwtIssuedInFuture,
                 json!({ "iat": iat, "ahead_s": iat - now }),
                 out,
             );
@@ -478,31 +474,21 @@ impl JwtAnalyzer {
             verdict.sub.as_deref(),
             verdict.iat,
         ) {
-            emit(
-                "jwt_revoked",
-                Severity::High,
-                json!({ "matched": by.as_str() }),
-                out,
-            );
+            emit(Kind::JwtRevoked, json!({ "matched": by.as_str() }), out);
         }
         let agent = obs.request.user_agent.as_deref();
         for (kind, detail) in self
             .behaviour
             .token_use(&digest, obs.client_ip, agent, obs.time)
         {
-            let sev = if kind == "jwt_replay_multi_ip" {
-                Severity::High
-            } else {
-                Severity::Medium
-            };
-            emit(kind, sev, detail, out);
+            emit(kind, detail, out);
         }
         if let Some(sub) = &verdict.sub
             && let Some(detail) =
                 self.behaviour
                     .subject_privileges(sub, &verdict.privileges, obs.time)
         {
-            emit("jwt_claims_escalation", Severity::High, detail, out);
+            emit(Kind::JwtClaimsEscalation, detail, out);
         }
         TokenFacts {
             subject: verdict.sub.clone(),

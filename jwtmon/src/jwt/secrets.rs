@@ -18,7 +18,7 @@ use std::{
 use serde_json::json;
 
 use super::verify::hmac_matches;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 
 /// Secrets seen in tutorials, defaults and leaked configs. Deliberately
 /// short: the user file is where a real wordlist goes.
@@ -252,6 +252,3 @@ fn try_job(
     }
     None
 }
-
-/// The severity of a weak secret: anyone can mint tokens.
-pub const SEVERITY: Severity = Severity::Critical;

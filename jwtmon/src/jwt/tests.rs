@@ -161,7 +161,7 @@ fn run_with(cfg: &JwtConfig, toks: &[(&str, &str, &str, u64)]) -> Vec<Finding> {
 fn kinds(cfg: &JwtConfig, tok: &str) -> Vec<&'static str> {
     run_with(cfg, &[(tok, "10.0.0.2", "curl/8", NOW)])
         .iter()
-        .map(|f| f.kind)
+        .map(|f| f.kind.name())
         .collect()
 }
 

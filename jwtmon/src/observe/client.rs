@@ -3,7 +3,10 @@
 
 use std::net::IpAddr;
 
-use crate::{enforce::maps::covers, parse::Request, target::Target};
+use crate::{
+    parse::Request,
+    target::{Target, covers},
+};
 
 /// Parses one forwarding hop (`203.0.113.7`, `203.0.113.7:443`,
 /// `[2001:db8::1]:443`, `"[2001:db8::1]"`); `None` for `unknown` or

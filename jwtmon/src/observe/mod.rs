@@ -17,8 +17,7 @@ use lru::LruCache;
 use serde_json::{Value, json};
 
 use crate::{
-    capture::{Direction, Segment},
-    config::CaptureConfig,
+    capture::{Direction, Segment, config::CaptureConfig},
     parse::{self, Request},
     target::Target,
 };

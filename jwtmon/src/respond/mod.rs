@@ -5,6 +5,7 @@
 //! metrics. Slow sinks and a locked database only ever hold up themselves.
 
 use std::{
+    path::Path,
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
@@ -15,75 +16,17 @@ use tracing::{info, warn};
 use crate::{
     alert::{
         Aggregator,
+        config::AlertConfig,
         deliver::{SinkError, Sinks},
     },
-    config::Config,
-    export::{self, Exporter},
+    event::{Event, Events},
+    export::{self, ExportConfig, Exporter},
     finding::Finding,
-    incident::{
-        register::{Register, is_incident},
-        store::Store,
-        writer::Writer,
-    },
+    incident::{config::IncidentConfig, register::Register, store::Store, writer::Writer},
     metrics::Metrics,
-    privacy::{PrivacyError, Pseudonymizer},
+    privacy::{PrivacyConfig, PrivacyError, Pseudonymizer},
     target::Target,
 };
-
-/// What the responder is told.
-#[derive(Debug)]
-pub enum Event {
-    /// A decided finding.
-    Finding {
-        /// It.
-        finding: Finding,
-        /// When it was decided.
-        decided: SystemTime,
-    },
-    /// A block took effect in the kernel.
-    Blocked {
-        /// Address or network.
-        target: Target,
-        /// Finding kind.
-        kind: &'static str,
-        /// Lifetime.
-        ttl: Duration,
-        /// When.
-        at: SystemTime,
-    },
-    /// A block ran out and was swept.
-    Expired {
-        /// Address or network.
-        target: Target,
-    },
-    /// An operator closed an incident.
-    Closed {
-        /// The incident.
-        id: i64,
-    },
-}
-
-/// Events queued at most; more are dropped and counted.
-pub const QUEUE: usize = 65_536;
-
-/// Sends events to the responder without waiting.
-#[derive(Clone)]
-pub struct Events {
-    tx: mpsc::Sender<Event>,
-    metrics: Arc<Metrics>,
-}
-
-impl Events {
-    /// Queues an event; a full queue drops it and counts the drop.
-    pub fn send(&self, e: Event) {
-        if self.tx.try_send(e).is_err() {
-            self.metrics
-                .events_dropped
-                .get_or_create(&Metrics::label("queue", "respond"))
-                .inc();
-        }
-    }
-}
 
 /// Why the responder cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -106,22 +49,37 @@ struct Responder {
     last_expiry: Instant,
 }
 
+/// The configuration sections the responder reads.
+#[derive(Clone, Copy)]
+pub struct Sections<'a> {
+    /// `daemon.state_dir`: relative paths are under it.
+    pub state_dir: &'a Path,
+    /// `[privacy]`.
+    pub privacy: &'a PrivacyConfig,
+    /// `[alerts]`.
+    pub alerts: &'a AlertConfig,
+    /// `[incidents]`.
+    pub incidents: &'a IncidentConfig,
+    /// `[export]`.
+    pub export: &'a ExportConfig,
+}
+
 /// Starts the responder task; returns its event handle and the task (it
 /// ends when every [`Events`] handle is dropped, after flushing).
 pub fn start(
-    config: &Config,
+    config: Sections<'_>,
     metrics: Arc<Metrics>,
 ) -> Result<(Events, JoinHandle<()>), RespondError> {
-    let state = &config.daemon.state_dir;
+    let state = config.state_dir;
     if !state.exists() && std::fs::create_dir_all(state).is_ok() {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o700));
     }
-    let pseudo = Pseudonymizer::load_in(&config.privacy, state)?;
-    let (sinks, sink_tasks) = Sinks::start(&config.alerts, metrics.clone())?;
-    let inc = &config.incidents;
+    let pseudo = Pseudonymizer::load_in(config.privacy, state)?;
+    let (sinks, sink_tasks) = Sinks::start(config.alerts, metrics.clone())?;
+    let inc = config.incidents;
     let mut inc_cfg = inc.clone();
-    inc_cfg.database = config.state_path(&inc.database);
+    inc_cfg.database = state.join(&inc.database);
     let (writer, last_id) = if inc.enabled {
         let last = match Store::open(&inc_cfg.database).and_then(|s| s.max_id()) {
             Ok(id) => id,
@@ -142,20 +100,20 @@ pub fn start(
     let r = Responder {
         register: Register::new(&inc_cfg, pseudo, last_id),
         writer,
-        agg: Aggregator::new(&config.alerts),
+        agg: Aggregator::new(config.alerts),
         sinks,
-        exporter: Exporter::new(&config.export),
+        exporter: Exporter::new(config.export),
         metrics: metrics.clone(),
         last_expiry: Instant::now(),
     };
-    let (tx, rx) = mpsc::channel(QUEUE);
+    let (events, rx) = Events::channel(crate::event::QUEUE, metrics);
     let task = tokio::spawn(r.run(rx, sink_tasks));
-    Ok((Events { tx, metrics }, task))
+    Ok((events, task))
 }
 
 impl Responder {
     fn finding(&mut self, f: Finding, decided: SystemTime) {
-        self.metrics.finding(f.kind, f.severity);
+        self.metrics.finding(f.kind.name(), f.severity);
         self.metrics.latency.observe(
             decided
                 .duration_since(f.time)
@@ -163,7 +121,7 @@ impl Responder {
                 .as_secs_f64(),
         );
         let mut id = None;
-        if is_incident(&f.action) {
+        if f.action.is_incident() {
             let (inc, _) = self.register.finding(&f, decided);
             id = Some(inc.id);
             if let Some(a) = self.agg.finding(&inc, Instant::now()) {
@@ -199,11 +157,11 @@ impl Responder {
             } => {
                 self.metrics
                     .blocks_issued
-                    .get_or_create(&Metrics::label("kind", kind))
+                    .get_or_create(&Metrics::label("kind", kind.name()))
                     .inc();
-                let changed = self.register.blocked(target, kind, ttl, at);
+                let changed = self.register.blocked(target, kind.name(), ttl, at);
                 self.changed(changed);
-                self.export_block(target, kind, Some(ttl), at);
+                self.export_block(target, kind.name(), Some(ttl), at);
             }
             Event::Expired { target } => {
                 self.export_block(target, "expired", None, SystemTime::now());

@@ -22,8 +22,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::{
-    detect::{Emit, TokenFacts},
-    finding::{Finding, Severity},
+    analysis::{Reporter, TokenFacts},
+    finding::{Finding, Kind, Severity},
     observe::Observation,
 };
 use config::{MAX_N, Mode, SeqRule, SequenceConfig};
@@ -137,7 +137,7 @@ impl Sequencer {
         if s.len == 0 {
             self.sequences += 1;
         }
-        let mut emit = Emit::new(obs, facts, out);
+        let mut emit = Reporter::new(obs, facts, out);
         self.check_rules(&s, id, &mut emit);
         self.judge_transition(&mut s, id, &mut emit);
         self.learn(&mut s, id, t);
@@ -149,27 +149,26 @@ impl Sequencer {
         self.names(s.recent_ids().skip(skip).chain([id]))
     }
 
-    fn check_rules(&self, s: &Session, id: u16, emit: &mut Emit<'_>) {
+    fn check_rules(&self, s: &Session, id: u16, emit: &mut Reporter<'_>) {
         for r in &self.rules {
             if let Some(problem) = r.violated(s, id, emit.time()) {
                 let mode = r.rule.mode();
-                emit.finding(
-                    "sequence_rule_violation",
-                    if mode == Mode::Block {
-                        Severity::High
-                    } else {
-                        Severity::Medium
-                    },
-                    s.recent.front().map_or(emit.time(), |(_, at)| *at),
+                let first = s.recent.front().map_or(emit.time(), |(_, at)| *at);
+                let f = emit.finding(
+                    Kind::SequenceRuleViolation,
+                    first,
                     json!({ "rule": r.rule.name(), "rule_type": r.rule.kind(),
                             "mode": if mode == Mode::Block { "block" } else { "log" },
                             "problem": problem, "recent_calls": self.evidence(s, id) }),
                 );
+                if mode == Mode::Block {
+                    f.severity = Severity::High;
+                }
             }
         }
     }
 
-    fn judge_transition(&self, s: &mut Session, id: u16, emit: &mut Emit<'_>) {
+    fn judge_transition(&self, s: &mut Session, id: u16, emit: &mut Reporter<'_>) {
         let a = &self.cfg.anomaly;
         if !a.enabled || self.calls < a.learning_calls {
             return;
@@ -186,10 +185,10 @@ impl Sequencer {
         let mean = s.surprise.iter().sum::<f64>() / s.surprise.len() as f64;
         if !s.anomalous && s.surprise.len() >= a.window.max(1) && mean >= a.threshold {
             s.anomalous = true;
+            let first = s.recent.front().map_or(emit.time(), |(_, at)| *at);
             emit.finding(
-                "sequence_anomalous",
-                Severity::Medium,
-                s.recent.front().map_or(emit.time(), |(_, at)| *at),
+                Kind::SequenceAnomalous,
+                first,
                 json!({ "score": (mean * 100.0).round() / 100.0, "threshold": a.threshold,
                         "transitions": s.surprise.len(), "recent_calls": self.evidence(s, id) }),
             );

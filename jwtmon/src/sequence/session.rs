@@ -9,7 +9,7 @@ use std::{
     time::SystemTime,
 };
 
-use crate::{detect::TokenFacts, observe::Observation};
+use crate::{analysis::TokenFacts, observe::Observation};
 
 /// Calls remembered per session for rules and evidence.
 pub const RECENT: usize = 16;

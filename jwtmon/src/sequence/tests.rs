@@ -9,8 +9,9 @@ use super::{
     config::{Mode, SeqRule, SequenceConfig},
 };
 use crate::{
+    analysis::TokenFacts,
     decide::{Decider, config::DecideConfig},
-    detect::{TokenFacts, tests::obs},
+    detect::tests::obs,
     finding::Finding,
     observe::Observation,
 };

@@ -9,8 +9,8 @@ use std::{
 };
 
 use jwtmon::{
+    capture::config::CaptureConfig,
     capture::{Direction, Segment},
-    config::CaptureConfig,
     observe::Observer,
     parse::parse_requests,
 };

@@ -18,17 +18,12 @@ use std::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, crypto};
 use jwtmon::{
+    capture::config::CaptureConfig,
     capture::{Direction, Segment},
-    config::CaptureConfig,
-    decide::{Decider, config::DecideConfig},
-    detect::{Detectors, config::DetectConfig},
-    jwt::{
-        JwtAnalyzer,
-        config::{IssuerConfig, JwtConfig},
-    },
+    config::Config,
+    engine::{self, Use},
+    jwt::config::{IssuerConfig, JwtConfig},
     observe::{Observation, Observer},
-    pipeline::Stages,
-    sequence::{Sequencer, config::SequenceConfig},
 };
 
 /// The allocator the daemon uses.
@@ -225,14 +220,11 @@ fn main() {
         }],
         ..Default::default()
     };
-    let mut stages = Stages {
-        analyzer: JwtAnalyzer::new(&jwt).unwrap(),
-        detectors: Detectors::new(&DetectConfig::default()).unwrap(),
-        sequences: Sequencer::new(&SequenceConfig::default()).unwrap(),
-        decider: Decider::new(&DecideConfig::default()),
-        orders: None,
-        orders_dropped: 0,
+    let config = Config {
+        jwt,
+        ..Config::default()
     };
+    let mut stages = engine::Engine::from_config(&config, Use::Live).unwrap();
     let mut observer = Observer::new(&CaptureConfig::default());
     let mut findings = Vec::new();
     let mut by_kind = std::collections::BTreeMap::<&str, u64>::new();
@@ -247,7 +239,7 @@ fn main() {
             stages.process(&batch, &mut findings);
             for f in &findings {
                 let _ = writeln!(sink, "{}", f.to_json());
-                *by_kind.entry(f.kind).or_default() += 1;
+                *by_kind.entry(f.kind.name()).or_default() += 1;
             }
             findings.clear();
             batch.clear();

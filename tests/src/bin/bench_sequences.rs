@@ -13,7 +13,7 @@ use std::{
 };
 
 use jwtmon::{
-    detect::TokenFacts,
+    analysis::TokenFacts,
     observe::Observation,
     parse::Request,
     sequence::{Sequencer, config::SequenceConfig},

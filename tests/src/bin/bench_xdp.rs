@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use jwtmon::{
-    config::DatapathConfig,
+    enforce::DatapathConfig,
     enforce::{BlockSpec, Datapath, Maps},
 };
 use jwtmon_tests::frames::Frame;

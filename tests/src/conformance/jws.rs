@@ -108,7 +108,7 @@ pub fn wycheproof(file: &Path) -> Result<(String, usize, usize)> {
             }
             let found: Vec<&str> = jws_findings(&jws, keys.clone(), &[])
                 .iter()
-                .map(|r| r.kind)
+                .map(|r| r.kind.name())
                 .collect();
             let ok = match t["result"].as_str() {
                 Some("valid") => found.is_empty(),
@@ -177,7 +177,7 @@ fn analyse(token: &str, keys: &Path, revocations: Option<&Path>) -> Result<Vec<&
     let mut out = Vec::new();
     a.analyze(&observation(token), &mut out);
     a.finish(&mut out);
-    Ok(out.iter().map(|f| f.kind).collect())
+    Ok(out.iter().map(|f| f.kind.name()).collect())
 }
 
 /// Runs the nginx-auth-jwt cases; returns the report and (agree, disagree).

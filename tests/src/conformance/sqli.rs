@@ -78,7 +78,12 @@ fn raw_request(input: &Value) -> Option<Vec<u8>> {
 /// does not parse.
 fn kinds(raw: &[u8], cfg: &InjectionConfig) -> Option<Vec<&'static str>> {
     let req = parse_requests(raw, true).into_iter().next()?.ok()?;
-    Some(inspect(cfg, &req).into_iter().map(|h| h.kind).collect())
+    Some(
+        inspect(cfg, &req)
+            .into_iter()
+            .map(|h| h.kind.name())
+            .collect(),
+    )
 }
 
 /// Grades `crs` (the `crs-942-sqli` folder) and `benign` (the

@@ -10,28 +10,21 @@ pub mod sqli;
 use serde_json::json;
 
 use super::{
-    Emit,
+    Detector,
     config::InjectionConfig,
     fields::{Place, values},
 };
-use crate::{finding::Severity, observe::Observation, parse::Request};
+use crate::{analysis::Reporter, finding::Kind, parse::Request};
 
 /// Characters of a path or query payload quoted in a finding (bodies are
 /// never quoted: they may hold passwords).
 const SAMPLE: usize = 96;
 
-fn severity(kind: &str) -> Severity {
-    match kind {
-        "injection_xss" => Severity::Medium,
-        _ => Severity::High,
-    }
-}
-
 /// One injection found in a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hit {
     /// Finding kind.
-    pub kind: &'static str,
+    pub kind: Kind,
     /// The shape or pattern that matched.
     pub shape: &'static str,
     /// Where.
@@ -58,7 +51,7 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
         let lower = v.to_ascii_lowercase();
         let mut found = patterns::detect(&lower);
         if let Some(shape) = sqli::detect(&v) {
-            found.push(("injection_sqli", shape));
+            found.push((Kind::InjectionSqli, shape));
         }
         for (kind, shape) in found {
             if hits.iter().any(|h| h.kind == kind) {
@@ -75,16 +68,23 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
     hits
 }
 
-/// Inspects one request; a finding per kind found.
-pub fn observe(cfg: &InjectionConfig, obs: &Observation, emit: &mut Emit<'_>) {
-    if !cfg.enabled {
-        return;
+/// The injection detector: stateless, a finding per kind per request.
+pub struct Injection(pub InjectionConfig);
+
+impl Detector for Injection {
+    fn name(&self) -> &'static str {
+        "injection"
     }
-    for h in inspect(cfg, &obs.request) {
-        let mut detail = json!({ "place": h.place.as_str(), "shape": h.shape });
-        if let Some(s) = h.sample {
-            detail["sample"] = json!(s);
+
+    /// Inspects one request.
+    fn observe(&mut self, emit: &mut Reporter<'_>) {
+        let obs = emit.observation();
+        for h in inspect(&self.0, &obs.request) {
+            let mut detail = json!({ "place": h.place.as_str(), "shape": h.shape });
+            if let Some(s) = h.sample {
+                detail["sample"] = json!(s);
+            }
+            emit.finding(h.kind, obs.time, detail);
         }
-        emit.finding(h.kind, severity(h.kind), obs.time, detail);
     }
 }

@@ -7,13 +7,15 @@ use std::sync::LazyLock;
 
 use regex::RegexSet;
 
+use crate::finding::Kind;
+
 struct Set {
-    kind: &'static str,
+    kind: Kind,
     names: &'static [&'static str],
     set: RegexSet,
 }
 
-fn set(kind: &'static str, rules: &'static [(&'static str, &'static str)]) -> Set {
+fn set(kind: Kind, rules: &'static [(&'static str, &'static str)]) -> Set {
     Set {
         kind,
         names: Box::leak(
@@ -30,7 +32,7 @@ fn set(kind: &'static str, rules: &'static [(&'static str, &'static str)]) -> Se
 static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
     [
         set(
-            "injection_xss",
+            Kind::InjectionXss,
             &[
                 ("script tag", r"<\s*script[\s/>]"),
                 (
@@ -50,7 +52,7 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
             ],
         ),
         set(
-            "injection_path_traversal",
+            Kind::InjectionPathTraversal,
             &[
                 ("dot-dot step", r"(?:^|[/\\])\.\.+[/\\]"),
                 ("dot-dot at end", r"[/\\]\.\.$"),
@@ -62,7 +64,7 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
             ],
         ),
         set(
-            "injection_command",
+            Kind::InjectionCommand,
             &[
                 (
                     "separator and command",
@@ -82,7 +84,7 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
 });
 
 /// Every `(kind, shape)` pattern set the value matches.
-pub fn detect(lower: &str) -> Vec<(&'static str, &'static str)> {
+pub fn detect(lower: &str) -> Vec<(Kind, &'static str)> {
     SETS.iter()
         .filter_map(|s| {
             let m = s.set.matches(lower);
@@ -98,7 +100,7 @@ mod tests {
     fn kinds(v: &str) -> Vec<&'static str> {
         detect(&v.to_ascii_lowercase())
             .into_iter()
-            .map(|(k, _)| k)
+            .map(|(k, _)| k.name())
             .collect()
     }
 

@@ -1,0 +1,91 @@
+//! What the analysers (`jwt`, `detect`, `sequence`) share: the facts the
+//! JWT analyser learns of a request's token, and the [`Reporter`] that
+//! builds findings in the context of one observation.
+
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use crate::{
+    endpoint::endpoint,
+    finding::{Finding, Kind},
+    observe::Observation,
+    parse::hex16,
+};
+
+/// What the detectors know of the request's token (from the JWT analyser).
+#[derive(Clone, Debug, Default)]
+pub struct TokenFacts {
+    /// The token's `sub`.
+    pub subject: Option<String>,
+    /// The token verified against a configured key (profiles learn only
+    /// from such tokens).
+    pub verified: bool,
+    /// The token's session claim (`sid`, else `jti`): sequence identity.
+    pub session: Option<String>,
+}
+
+/// Builds findings in the context of one observation.
+pub struct Reporter<'a> {
+    obs: &'a Observation,
+    facts: &'a TokenFacts,
+    out: &'a mut Vec<Finding>,
+}
+
+impl<'a> Reporter<'a> {
+    /// Findings about `obs` go to `out`.
+    pub fn new(obs: &'a Observation, facts: &'a TokenFacts, out: &'a mut Vec<Finding>) -> Self {
+        Self { obs, facts, out }
+    }
+
+    /// The observation's time.
+    pub fn time(&self) -> SystemTime {
+        self.obs.time
+    }
+
+    /// The observation.
+    pub fn observation(&self) -> &'a Observation {
+        self.obs
+    }
+
+    /// What the JWT analyser learnt of its token.
+    pub fn facts(&self) -> &'a TokenFacts {
+        self.facts
+    }
+
+    /// Appends a finding at its kind's catalogue severity and returns it
+    /// (to raise the severity, say); `first` is the first request that
+    /// counted towards it (its detail gets `first_seen` and
+    /// `time_to_detect_ms`).
+    pub fn finding(&mut self, kind: Kind, first: SystemTime, detail: Value) -> &mut Finding {
+        let mut detail = detail;
+        if let Value::Object(m) = &mut detail {
+            let ttd = self.obs.time.duration_since(first).unwrap_or_default();
+            m.insert(
+                "first_seen".into(),
+                json!(humantime::format_rfc3339_millis(first).to_string()),
+            );
+            m.insert(
+                "time_to_detect_ms".into(),
+                json!(u64::try_from(ttd.as_millis()).unwrap_or(u64::MAX)),
+            );
+        }
+        let obs = self.obs;
+        let mut f = Finding::new(
+            kind,
+            obs.time,
+            obs.client_ip,
+            endpoint(&obs.request.method, &obs.request.path),
+        );
+        f.subject.clone_from(&self.facts.subject);
+        f.token_id = obs
+            .request
+            .credentials
+            .as_ref()
+            .filter(|c| c.scheme.eq_ignore_ascii_case("bearer"))
+            .map(|c| hex16(c.digest()));
+        f.detail = detail;
+        self.out.push(f);
+        self.out.last_mut().expect("just pushed")
+    }
+}

@@ -1,0 +1,85 @@
+//! `[capture]`: which ports are sampled, how much of each request and
+//! response is kept, and how requests are paired with responses.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::target::Target;
+
+/// `[capture]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Monitored plain-HTTP server ports.
+    pub ports: Vec<u16>,
+    /// One request in N (0 = off).
+    pub sample_rate: u32,
+    /// Request bytes kept.
+    pub request_bytes: u32,
+    /// Response bytes kept.
+    pub response_bytes: u32,
+    /// Kernel cap on samples per second.
+    pub max_records_per_second: u32,
+    /// When a request without response is reported unanswered.
+    #[serde(with = "humantime_serde")]
+    pub response_timeout: Duration,
+    /// Connections tracked for pairing.
+    pub max_flows: usize,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<Target>,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self {
+            ports: vec![80, 3000, 5000, 8000, 8080],
+            sample_rate: 1,
+            request_bytes: 2048,
+            response_bytes: 512,
+            max_records_per_second: 200_000,
+            response_timeout: Duration::from_secs(30),
+            max_flows: 100_000,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl CaptureConfig {
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        let c = self;
+        if c.ports.len() > jwtmon_common::MAX_CAPTURE_PORTS || c.ports.contains(&0) {
+            return Err(format!(
+                "capture.ports: at most {} ports, none of them 0",
+                jwtmon_common::MAX_CAPTURE_PORTS
+            ));
+        }
+        for (name, value, max) in [
+            (
+                "capture.request_bytes",
+                c.request_bytes,
+                jwtmon_common::MAX_REQUEST_CAPTURE,
+            ),
+            (
+                "capture.response_bytes",
+                c.response_bytes,
+                jwtmon_common::MAX_RESPONSE_CAPTURE,
+            ),
+        ] {
+            if value == 0 || value > max {
+                return Err(format!("{name} = {value}: must be between 1 and {max}"));
+            }
+        }
+        if c.max_flows == 0 || c.max_flows > 10_000_000 {
+            return Err(format!(
+                "capture.max_flows = {}: must be between 1 and 10000000",
+                c.max_flows
+            ));
+        }
+        if c.response_timeout < Duration::from_millis(100) {
+            return Err("capture.response_timeout: at least 100ms".into());
+        }
+        Ok(())
+    }
+}

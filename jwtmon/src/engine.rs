@@ -1,0 +1,127 @@
+//! The engine: every analysing and deciding stage (JWT analysis,
+//! behaviour detectors, API sequences, decisions), built in one place from
+//! the configuration for the daemon, offline analysis and `check-config`
+//! alike, so a bad file a config names fails the same way everywhere.
+
+use tracing::warn;
+
+use crate::{
+    config::Config,
+    decide::{Decider, Enforcement, config::DecideConfig},
+    detect::{DetectError, Detectors},
+    enforce::enforcer::Orders,
+    finding::Finding,
+    jwt::{JwtAnalyzer, JwtError},
+    observe::Observation,
+    sequence::{Sequencer, endpoints::OpenApiError},
+};
+
+/// Why the engine cannot be built (each names the config key and file).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// JWT keys, the revocation list or the weak-secret list.
+    #[error(transparent)]
+    Jwt(#[from] JwtError),
+    /// The detectors' files (GeoIP database).
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    /// The sequence engine's OpenAPI file.
+    #[error(transparent)]
+    OpenApi(#[from] OpenApiError),
+}
+
+/// Where the engine runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// In the daemon: decisions are enforced (unless `decide.dry_run`).
+    Live,
+    /// Over a capture file: decisions say what the daemon would have done
+    /// (dry run), against the configured allowlist.
+    Offline,
+}
+
+/// The analysing and deciding stages, as the daemon and offline runs
+/// drive them.
+pub struct Engine {
+    /// JWT analysis.
+    pub analyzer: JwtAnalyzer,
+    /// Behaviour detectors.
+    pub detectors: Detectors,
+    /// API sequence analytics and rules.
+    pub sequences: Sequencer,
+    /// Decision engine.
+    pub decider: Decider,
+    /// Where blocks go (`None`: decisions are reported, not enforced).
+    pub orders: Option<Orders>,
+    /// Block orders refused because the enforcer's queue was full.
+    pub orders_dropped: u64,
+}
+
+impl Engine {
+    /// Runs the token checks and the detectors on one observation.
+    pub fn analyze(&mut self, obs: &Observation, findings: &mut Vec<Finding>) {
+        let facts = self.analyzer.analyze(obs, findings);
+        self.detectors.observe(obs, &facts, findings);
+        self.sequences.observe(obs, &facts, findings);
+    }
+
+    /// Analyses a batch, decides every finding in `findings` (those made
+    /// since the last batch included) and hands the enforcement on.
+    pub fn process(&mut self, batch: &[Observation], findings: &mut Vec<Finding>) {
+        for obs in batch {
+            self.analyze(obs, findings);
+        }
+        self.analyzer.poll(findings);
+        self.decide(findings);
+    }
+
+    /// Decides each finding (exactly once: callers pass undecided ones)
+    /// and carries out or queues what the decisions ask for.
+    pub fn decide(&mut self, findings: &mut [Finding]) {
+        let mut todo = Vec::new();
+        for f in findings.iter_mut() {
+            self.decider.decide(f, &mut todo);
+        }
+        for e in todo {
+            match e {
+                Enforcement::Revoke { token_id } => {
+                    if let Err(err) = self.analyzer.revoke_token_id(&token_id) {
+                        warn!(token_id, error = %err, "revocation not saved");
+                    }
+                }
+                block => {
+                    if let Some(o) = &self.orders
+                        && !o.send(block)
+                    {
+                        self.orders_dropped += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Builds every stage from `config`, loading the files it names.
+    pub fn from_config(config: &Config, usage: Use) -> Result<Self, EngineError> {
+        let decide = match usage {
+            Use::Live => config.decide.clone(),
+            Use::Offline => DecideConfig {
+                dry_run: true,
+                ..config.decide.clone()
+            },
+        };
+        let mut decider = Decider::new(&decide);
+        if usage == Use::Offline {
+            decider.set_allowlist(config.allowlist.entries.clone());
+        }
+        Ok(Self {
+            analyzer: JwtAnalyzer::new(&config.jwt)?,
+            detectors: Detectors::new(&config.detect)?,
+            sequences: Sequencer::new(&config.sequence)?,
+            decider,
+            orders: None,
+            orders_dropped: 0,
+        })
+    }
+}
