@@ -10,8 +10,7 @@ fn main() -> anyhow::Result<()> {
     let have_nightly_src = Command::new("rustup")
         .args(["component", "list", "--toolchain", "nightly", "--installed"])
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("rust-src"))
-        .unwrap_or(false);
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("rust-src"));
     if !(have_linker && have_nightly_src) {
         anyhow::bail!(
             "the eBPF toolchain is missing (bpf-linker: {}, nightly rust-src: {}). \

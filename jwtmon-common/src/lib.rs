@@ -15,6 +15,10 @@ pub type Addr = [u8; 16];
 pub const V4_MAPPED_PREFIX: u32 = 96;
 
 /// Builds the IPv4-mapped key of an IPv4 address given in network order.
+#[expect(
+    clippy::inline_always,
+    reason = "on the per-packet path of the verifier-checked kernel program"
+)]
 #[inline(always)]
 pub const fn v4_mapped(o: [u8; 4]) -> Addr {
     [
@@ -182,7 +186,7 @@ pub struct AllowEntry {
     pub created_unix_s: u64,
     /// Reserved for a hit counter; kept zero today so that allowlisted traffic
     /// costs no shared-cache-line write.
-    pub _reserved: u64,
+    pub reserved: u64,
 }
 
 /// Most monitored plain-HTTP ports.
@@ -211,7 +215,7 @@ pub struct Control {
     /// Records per second each CPU may emit (the global cap / CPUs).
     pub rate_per_cpu: u32,
     /// Reserved.
-    pub _pad: [u32; 2],
+    pub pad: [u32; 2],
 }
 
 /// Kinds of ring-buffer records.
@@ -249,7 +253,7 @@ pub struct RecordHeader {
     /// TCP acknowledgment number (responses: how far the server has read).
     pub ack: u32,
     /// Reserved.
-    pub _pad: u32,
+    pub pad: u32,
 }
 
 /// Per-CPU sampling state (token bucket and 1-in-N counter).
@@ -295,13 +299,13 @@ mod pod {
     unsafe impl aya::Pod for super::SamplerState {}
 }
 
-const _: () = assert!(core::mem::size_of::<BlockEntry>() == 8 * 3 + 4 + 2 * 2 + REASON_LEN);
-const _: () = assert!(core::mem::size_of::<GlobalStats>() == 8 * stat::COUNT as usize);
-const _: () = assert!(core::mem::size_of::<AllowEntry>() == 16);
-const _: () = assert!(core::mem::size_of::<SourceStats>() == 48);
-const _: () = assert!(core::mem::size_of::<Control>() == 64);
-const _: () = assert!(core::mem::size_of::<RecordHeader>() == 72);
-const _: () = assert!(core::mem::size_of::<SamplerState>() == 24);
+const _: () = assert!(size_of::<BlockEntry>() == 8 * 3 + 4 + 2 * 2 + REASON_LEN);
+const _: () = assert!(size_of::<GlobalStats>() == 8 * stat::COUNT as usize);
+const _: () = assert!(size_of::<AllowEntry>() == 16);
+const _: () = assert!(size_of::<SourceStats>() == 48);
+const _: () = assert!(size_of::<Control>() == 64);
+const _: () = assert!(size_of::<RecordHeader>() == 72);
+const _: () = assert!(size_of::<SamplerState>() == 24);
 /// Size of the per-CPU scratch buffer: the largest record.
-pub const SCRATCH_LEN: usize = core::mem::size_of::<RecordHeader>() + MAX_REQUEST_CAPTURE as usize;
-const _: () = assert!(core::mem::size_of::<Addr>() == 16);
+pub const SCRATCH_LEN: usize = size_of::<RecordHeader>() + MAX_REQUEST_CAPTURE as usize;
+const _: () = assert!(size_of::<Addr>() == 16);

@@ -119,7 +119,7 @@ fn header(
         dport: tcp.dport,
         ifindex,
         ack: tcp.ack,
-        _pad: 0,
+        pad: 0,
     };
     // SAFETY: the scratch value is SCRATCH_LEN >= HEADER_LEN bytes; unaligned
     // write because the array has byte alignment.

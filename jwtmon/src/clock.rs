@@ -11,7 +11,7 @@ pub fn monotonic_ns() -> u64 {
         tv_nsec: 0,
     };
     // SAFETY: valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
@@ -24,7 +24,7 @@ pub fn unix_now_s() -> u64 {
 }
 
 /// Longest TTL accepted (about ten years); longer means "permanent".
-pub const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+pub const MAX_TTL: Duration = Duration::from_hours(87600);
 
 /// Parses a TTL such as `90s`, `10m`, `2h`, `7d`, `1h30m`; `0`, `permanent`
 /// or `forever` mean no expiry (`None`).
@@ -76,8 +76,8 @@ mod tests {
 
     #[test]
     fn ttl_parsing() {
-        assert_eq!(parse_ttl("10m").unwrap(), Some(Duration::from_secs(600)));
-        assert_eq!(parse_ttl("1h30m").unwrap(), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_ttl("10m").unwrap(), Some(Duration::from_mins(10)));
+        assert_eq!(parse_ttl("1h30m").unwrap(), Some(Duration::from_mins(90)));
         assert_eq!(parse_ttl("2s").unwrap(), Some(Duration::from_secs(2)));
         assert_eq!(parse_ttl("permanent").unwrap(), None);
         assert_eq!(parse_ttl("0").unwrap(), None);
@@ -91,7 +91,7 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         assert_eq!(
             parse_since("24h", now).unwrap(),
-            now - Duration::from_secs(86_400)
+            now - Duration::from_hours(24)
         );
         let d = parse_since("2026-11-01", now).unwrap();
         assert_eq!(

@@ -41,6 +41,7 @@ pub enum ConfigError {
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub struct Config {
     /// Daemon behaviour.
     #[serde(default)]
@@ -154,28 +155,6 @@ impl Default for LogConfig {
         Self {
             format: LogFormat::Auto,
             level: "info".into(),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            daemon: DaemonConfig::default(),
-            datapath: DatapathConfig::default(),
-            allowlist: AllowlistConfig::default(),
-            capture: CaptureConfig::default(),
-            jwt: Default::default(),
-            detect: Default::default(),
-            decide: Default::default(),
-            sequence: Default::default(),
-            incidents: Default::default(),
-            alerts: Default::default(),
-            metrics: Default::default(),
-            export: Default::default(),
-            admin: Default::default(),
-            privacy: Default::default(),
-            log: LogConfig::default(),
         }
     }
 }

@@ -162,16 +162,13 @@ pub fn block_doc(
     e["kind"] = json!("event");
     e["category"] = json!(["network"]);
     e["dataset"] = json!("jwtmon.decision");
-    match ttl {
-        Some(t) => {
-            e["type"] = json!(["denied", "start"]);
-            e["action"] = json!("block_ip");
-            e["duration"] = json!(t.as_nanos() as u64);
-        }
-        None => {
-            e["type"] = json!(["end"]);
-            e["action"] = json!("block_expired");
-        }
+    if let Some(t) = ttl {
+        e["type"] = json!(["denied", "start"]);
+        e["action"] = json!("block_ip");
+        e["duration"] = json!(t.as_nanos() as u64);
+    } else {
+        e["type"] = json!(["end"]);
+        e["action"] = json!("block_expired");
     }
     let shown = match target {
         Target::Ip(ip) => {
@@ -246,7 +243,7 @@ impl Exporter {
             self.failed += 1;
             if self
                 .last_warn
-                .is_none_or(|t| t.elapsed() > Duration::from_secs(60))
+                .is_none_or(|t| t.elapsed() > Duration::from_mins(1))
             {
                 warn!(error = %e, target = ?self.cfg.target, failed = self.failed, "event export failed");
                 self.last_warn = Some(Instant::now());
@@ -364,7 +361,7 @@ mod tests {
         let b = block_doc(
             Target::Ip("198.51.100.9".parse().unwrap()),
             "jwt_alg_none",
-            Some(Duration::from_secs(600)),
+            Some(Duration::from_mins(10)),
             &p,
             SystemTime::now(),
         );

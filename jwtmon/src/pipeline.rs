@@ -158,7 +158,7 @@ pub async fn run(
     let reader = tokio::spawn(ringbuf::run(ring, tx, stats.clone(), paused));
     let mut observer = Observer::new(&cfg);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut report = tokio::time::interval(Duration::from_secs(60));
+    let mut report = tokio::time::interval(Duration::from_mins(1));
     let mut sequence_report = tokio::time::interval(engine.sequences.report_interval());
     let stdout = std::io::stdout();
     let mut batch = Vec::new();

@@ -99,10 +99,7 @@ impl FromStr for Target {
 /// IPv4-mapped IPv6 input (`::ffff:1.2.3.4`) is the IPv4 address.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -149,9 +146,9 @@ impl Target {
             Target::Ip(ip) => (addr_key(*ip), 128),
             Target::Cidr(IpNetwork::V4(n)) => (
                 addr_key(IpAddr::V4(n.network())),
-                n.prefix() as u32 + V4_MAPPED_PREFIX,
+                u32::from(n.prefix()) + V4_MAPPED_PREFIX,
             ),
-            Target::Cidr(IpNetwork::V6(n)) => (n.network().octets(), n.prefix() as u32),
+            Target::Cidr(IpNetwork::V6(n)) => (n.network().octets(), u32::from(n.prefix())),
         }
     }
 

@@ -29,8 +29,7 @@ pub const PASSWORD: &str = "right";
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A token for `sub` as the bank issues it.

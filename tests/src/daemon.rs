@@ -151,16 +151,14 @@ impl Daemon {
             .count()
             < expect_attached
         {
-            match d.lines.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => d.stdout.push(line),
-                Err(_) => {
-                    if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
-                    {
-                        bail!("jwtmon exited ({status}) before attaching: {}", d.log());
-                    }
-                    if Instant::now() > deadline {
-                        bail!("jwtmon did not attach within 20 s: {}", d.log());
-                    }
+            if let Ok(line) = d.lines.recv_timeout(Duration::from_millis(100)) {
+                d.stdout.push(line);
+            } else {
+                if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                    bail!("jwtmon exited ({status}) before attaching: {}", d.log());
+                }
+                if Instant::now() > deadline {
+                    bail!("jwtmon did not attach within 20 s: {}", d.log());
                 }
             }
         }

@@ -155,8 +155,7 @@ impl TestNet {
             .args(["netns", "exec", &self.ns])
             .args(cmd)
             .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
+            .is_ok_and(|o| o.status.success())
     }
 
     /// An extra address of the namespace side, `10.231.SUBNET.host`.

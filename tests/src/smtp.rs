@@ -254,12 +254,11 @@ fn session(
                 }
             }
         } else if upper.starts_with("AUTH PLAIN") {
-            let arg = match cmd.split_whitespace().nth(2) {
-                Some(a) => a.to_string(),
-                None => {
-                    c.say("334 ")?;
-                    c.line()?.trim().to_string()
-                }
+            let arg = if let Some(a) = cmd.split_whitespace().nth(2) {
+                a.to_string()
+            } else {
+                c.say("334 ")?;
+                c.line()?.trim().to_string()
             };
             let parts: Vec<String> = b64(&arg).split('\0').map(str::to_string).collect();
             auth = Some(format!(

@@ -51,7 +51,7 @@ fn with_reqwest(ns: &str, host: &str, range: std::ops::Range<usize>) -> usize {
                     .send()
                     .await;
                 if let Ok(r) = r {
-                    ok += (r.status().as_u16() == status_for(&path(i), b"")) as usize;
+                    ok += usize::from(r.status().as_u16() == status_for(&path(i), b""));
                 }
             }
             ok

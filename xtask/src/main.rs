@@ -151,6 +151,20 @@ fn main() -> Result<()> {
             if !is_root() {
                 bail!("the kernel and namespace tests need root: run `sudo -E cargo xtask test`");
             }
+            // Lints first: formatting and clippy are part of the suite.
+            cargo(&root)
+                .args(["fmt", "--all", "--check"])
+                .status_ok("`cargo fmt --all --check` (run `cargo fmt --all`)")?;
+            cargo(&root)
+                .args([
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ])
+                .status_ok("`cargo clippy --workspace --all-targets -- -D warnings`")?;
             let mut cmd = cargo(&root);
             cmd.args(["test", "--workspace", "--exclude", "jwtmon-ebpf"])
                 .args(&args);
@@ -332,7 +346,7 @@ impl StatusOk for Command {
     fn status_ok(&mut self, what: &str) -> Result<()> {
         let status = self
             .status()
-            .with_context(|| format!("starting {what} ({:?})", self.get_program()))?;
+            .with_context(|| format!("starting {what} ({})", self.get_program().display()))?;
         if !status.success() {
             bail!("{what} failed ({status})");
         }
@@ -346,8 +360,7 @@ fn quiet_ok(program: &str, args: &[&str]) -> bool {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+        .is_ok_and(|s| s.success())
 }
 
 fn output(program: &str, args: &[&str]) -> String {
@@ -359,11 +372,16 @@ fn output(program: &str, args: &[&str]) -> String {
 }
 
 /// What is missing for a build, in the order it has to be installed.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "one flag per prerequisite, each checked and installed on its own"
+)]
 struct Missing {
     apt: Vec<&'static str>,
     nightly: bool,
     rust_src: bool,
     linker: bool,
+    lint_tools: bool,
 }
 
 /// The packages of `list` that are not installed.
@@ -411,18 +429,21 @@ fn missing() -> Missing {
     .lines()
     .any(|l| l.starts_with("rust-src"));
     let linker = !output("bpf-linker", &["--version"]).contains(BPF_LINKER_VERSION);
+    let lint_tools =
+        !(quiet_ok("cargo", &["clippy", "--version"]) && quiet_ok("cargo", &["fmt", "--version"]));
     Missing {
         apt,
         nightly,
         rust_src,
         linker,
+        lint_tools,
     }
 }
 
 /// Installs what is missing. `verbose` also reports what is already there.
 fn setup(verbose: bool) -> Result<()> {
     let m = missing();
-    let nothing = m.apt.is_empty() && !m.nightly && !m.rust_src && !m.linker;
+    let nothing = m.apt.is_empty() && !m.nightly && !m.rust_src && !m.linker && !m.lint_tools;
     if nothing {
         if verbose {
             println!(
@@ -443,6 +464,12 @@ fn setup(verbose: bool) -> Result<()> {
         Command::new("rustup")
             .args(["component", "add", "rust-src", "--toolchain", "nightly"])
             .status_ok("`rustup component add rust-src --toolchain nightly`")?;
+    }
+    if m.lint_tools {
+        println!("xtask setup: adding clippy and rustfmt (the test suite runs them)");
+        Command::new("rustup")
+            .args(["component", "add", "clippy", "rustfmt"])
+            .status_ok("`rustup component add clippy rustfmt`")?;
     }
     if m.linker {
         println!(

@@ -38,7 +38,7 @@ pub fn call(
     let proto = |e: std::io::Error| ClientError::Protocol(e.to_string());
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(proto)?;
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let body = body.map(ToString::to_string).unwrap_or_default();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: jwtmon\r\nConnection: close\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -51,9 +51,8 @@ pub fn call(
         .map_err(proto)?;
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
-    let head = match resp.parse(&buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        _ => return Err(ClientError::Protocol("incomplete HTTP response".into())),
+    let Ok(httparse::Status::Complete(head)) = resp.parse(&buf) else {
+        return Err(ClientError::Protocol("incomplete HTTP response".into()));
     };
     let status = resp.code.unwrap_or(0);
     let chunked = resp.headers.iter().any(|h| {

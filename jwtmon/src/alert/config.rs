@@ -30,7 +30,7 @@ impl Default for AlertConfig {
     fn default() -> Self {
         Self {
             group_wait: Duration::from_secs(10),
-            repeat_interval: Duration::from_secs(300),
+            repeat_interval: Duration::from_mins(5),
             max_groups: 10_000,
             sinks: Vec::new(),
         }

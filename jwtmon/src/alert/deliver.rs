@@ -44,6 +44,10 @@ pub enum SinkError {
     Setup(String, String),
 }
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one Transport per configured sink, built once at start"
+)]
 enum Transport {
     Http {
         client: reqwest::Client,
@@ -66,7 +70,7 @@ enum Failure {
 }
 
 /// Longest wait honoured from a Retry-After.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+const MAX_RETRY_AFTER: Duration = Duration::from_mins(10);
 
 impl Transport {
     fn build(cfg: &SinkConfig) -> Result<Self, SinkError> {
@@ -264,7 +268,7 @@ impl Sinks {
             while s
                 .recent
                 .front()
-                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_mins(1))
             {
                 s.recent.pop_front();
             }
@@ -318,7 +322,7 @@ async fn run(
                     let wait = after.unwrap_or_else(|| {
                         backoff
                             .saturating_mul(1 << attempt.min(16))
-                            .min(Duration::from_secs(60))
+                            .min(Duration::from_mins(1))
                     });
                     warn!(sink = %name, incident = a.incident_id, error = %why, attempt = attempt + 1,
                           retry_in_ms = wait.as_millis() as u64, "alert delivery failed; retrying");

@@ -51,9 +51,10 @@ fn fields(a: &Alert) -> Vec<(&'static str, String)> {
         ("Action", action_text(a)),
         (
             "TTL",
-            a.ttl_s
-                .map(|t| fmt_duration(std::time::Duration::from_secs(t)))
-                .unwrap_or_else(|| "–".into()),
+            a.ttl_s.map_or_else(
+                || "–".into(),
+                |t| fmt_duration(std::time::Duration::from_secs(t)),
+            ),
         ),
         ("Count", a.count.to_string()),
         ("Incident", format!("#{} ({})", a.incident_id, a.status)),

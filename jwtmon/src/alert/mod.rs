@@ -214,7 +214,7 @@ mod tests {
     fn fifty_findings_one_alert_then_a_follow_up() {
         let cfg = config::AlertConfig {
             group_wait: Duration::from_secs(10),
-            repeat_interval: Duration::from_secs(300),
+            repeat_interval: Duration::from_mins(5),
             ..Default::default()
         };
         let mut agg = Aggregator::new(&cfg);

@@ -48,7 +48,7 @@ pub struct Segment {
 impl Segment {
     /// True when `data` holds the whole payload.
     pub fn complete(&self) -> bool {
-        self.data.len() as u64 >= self.payload_len as u64
+        self.data.len() as u64 >= u64::from(self.payload_len)
     }
 }
 
@@ -95,7 +95,7 @@ impl Clock {
 
 /// Decodes one ring-buffer record.
 pub fn decode(bytes: &[u8], clock: &Clock) -> Result<Segment, RecordError> {
-    const HDR: usize = std::mem::size_of::<RecordHeader>();
+    const HDR: usize = size_of::<RecordHeader>();
     if bytes.len() < HDR {
         return Err(RecordError::Short(bytes.len()));
     }
@@ -143,9 +143,9 @@ mod tests {
             dport: 8080,
             ifindex: 3,
             ack: 9,
-            _pad: 0,
+            pad: 0,
         };
-        let mut v = vec![0u8; std::mem::size_of::<RecordHeader>()];
+        let mut v = vec![0u8; size_of::<RecordHeader>()];
         // SAFETY: v has room for the header.
         unsafe { std::ptr::write_unaligned(v.as_mut_ptr().cast(), h) };
         v.extend_from_slice(data);

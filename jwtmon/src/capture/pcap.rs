@@ -284,7 +284,7 @@ fn cut(
             payload_len: total as u32,
             data: stream.buf[..end].to_vec(),
         });
-        if matches!(parsed, Err(_)) {
+        if parsed.is_err() {
             stream.dead = true;
         }
         stream.consume(total);

@@ -3,7 +3,7 @@
 
 use std::{
     io::{IsTerminal, Write},
-    path::PathBuf,
+    path::Path,
 };
 
 use anyhow::{Context, Result, bail};
@@ -193,19 +193,16 @@ enum Edit {
     Unallow,
 }
 
+/// One edit of the pinned maps, for when no daemon answers.
+type MapEdit = fn(&mut Maps, &Target) -> Result<(), crate::enforce::MapsError>;
+
 /// Validates the target first (nothing is opened on bad input), applies one
 /// map edit through the running daemon's API (else on the pinned maps)
 /// and reports it.
 fn edit(config: &Config, target: &str, what: Edit) -> Result<()> {
     let target = parse_target(target)?;
     let t = respond::q(&target.to_string());
-    let (method, path, body, op, done): (
-        _,
-        _,
-        _,
-        fn(&mut Maps, &Target) -> Result<(), crate::enforce::MapsError>,
-        _,
-    ) = match what {
+    let (method, path, body, op, done): (_, _, _, MapEdit, _) = match what {
         Edit::Unblock => (
             "DELETE",
             format!("/v1/blocks?target={t}"),
@@ -235,7 +232,7 @@ fn edit(config: &Config, target: &str, what: Edit) -> Result<()> {
     Ok(())
 }
 
-fn open(pin_dir: &PathBuf) -> Result<Maps> {
+fn open(pin_dir: &Path) -> Result<Maps> {
     Ok(Maps::open_pinned(pin_dir)?)
 }
 
@@ -264,32 +261,28 @@ fn run_daemon(config: Config) -> Result<()> {
 
 fn sequences(
     config: &Config,
-    pcap: Option<&std::path::Path>,
+    pcap: Option<&Path>,
     top: usize,
     min_n: usize,
     format: OutputFormat,
 ) -> Result<()> {
-    let report = match pcap {
-        Some(path) => {
-            let (stages, _, _) = crate::offline::run_file(path, config)?;
-            stages.sequences.report(top, min_n.clamp(2, 10))
-        }
-        None => {
-            let Some(file) = &config.sequence.report_file else {
-                bail!(
-                    "no --pcap given and sequence.report_file is not set: give a capture file, \
-                     or set report_file so the daemon writes its live report"
-                );
-            };
-            let text = std::fs::read_to_string(file).with_context(|| {
-                format!("reading the daemon's sequence report {}", file.display())
-            })?;
-            let mut r: crate::sequence::Report = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", file.display()))?;
-            r.top.retain(|e| e.n >= min_n);
-            r.top.truncate(top);
-            r
-        }
+    let report = if let Some(path) = pcap {
+        let (stages, _, _) = crate::offline::run_file(path, config)?;
+        stages.sequences.report(top, min_n.clamp(2, 10))
+    } else {
+        let Some(file) = &config.sequence.report_file else {
+            bail!(
+                "no --pcap given and sequence.report_file is not set: give a capture file, \
+                 or set report_file so the daemon writes its live report"
+            );
+        };
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading the daemon's sequence report {}", file.display()))?;
+        let mut r: crate::sequence::Report =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        r.top.retain(|e| e.n >= min_n);
+        r.top.truncate(top);
+        r
     };
     let mut out = std::io::stdout().lock();
     if format == OutputFormat::Json {
@@ -325,7 +318,7 @@ fn sequences(
     Ok(())
 }
 
-fn suggest(config: &Config, pcap: &std::path::Path, max: usize) -> Result<()> {
+fn suggest(config: &Config, pcap: &Path, max: usize) -> Result<()> {
     let (stages, _, _) = crate::offline::run_file(pcap, config)?;
     let rules = stages.sequences.suggest(max);
     if rules.is_empty() {
@@ -354,7 +347,7 @@ fn suggest(config: &Config, pcap: &std::path::Path, max: usize) -> Result<()> {
     Ok(())
 }
 
-fn analyze_findings(config: &Config, path: &std::path::Path, format: OutputFormat) -> Result<()> {
+fn analyze_findings(config: &Config, path: &Path, format: OutputFormat) -> Result<()> {
     let (findings, stats) = crate::offline::findings_of_file(path, config)?;
     let mut out = std::io::stdout().lock();
     match format {
@@ -390,7 +383,7 @@ fn analyze_findings(config: &Config, path: &std::path::Path, format: OutputForma
     Ok(())
 }
 
-fn analyze(config: &Config, path: &std::path::Path, format: OutputFormat) -> Result<()> {
+fn analyze(config: &Config, path: &Path, format: OutputFormat) -> Result<()> {
     let (observations, stats) = crate::offline::analyze_file(path, &config.capture)?;
     match format {
         OutputFormat::Json => {
@@ -406,11 +399,10 @@ fn analyze(config: &Config, path: &std::path::Path, format: OutputFormat) -> Res
             );
             for o in &observations {
                 let status = o.status.map_or("-".to_string(), |s| s.to_string());
-                let token = o
-                    .request
-                    .credentials
-                    .as_ref()
-                    .map_or_else(|| "-".to_string(), |c| c.token_id());
+                let token = o.request.credentials.as_ref().map_or_else(
+                    || "-".to_string(),
+                    super::parse::http::Credentials::token_id,
+                );
                 let mut path = o.request.path.clone();
                 path.truncate(40);
                 println!(

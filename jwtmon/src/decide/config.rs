@@ -64,10 +64,10 @@ impl Default for DecideConfig {
     fn default() -> Self {
         Self {
             dry_run: false,
-            block_ttl: Duration::from_secs(600),
+            block_ttl: Duration::from_mins(10),
             ttl_factor: 2.0,
-            max_ttl: Duration::from_secs(7 * 24 * 3600),
-            offence_memory: Duration::from_secs(24 * 3600),
+            max_ttl: Duration::from_hours(168),
+            offence_memory: Duration::from_hours(24),
             max_blocks_per_minute: 120,
             aggregate: false,
             aggregate_after: 8,

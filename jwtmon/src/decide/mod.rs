@@ -207,7 +207,7 @@ impl Decider {
             f.detail["decision"] = json!({ "blocked_for_s": left });
             return;
         }
-        let minute = now.checked_sub(Duration::from_secs(60)).unwrap_or(now);
+        let minute = now.checked_sub(Duration::from_mins(1)).unwrap_or(now);
         while self.recent.front().is_some_and(|t| *t <= minute) {
             self.recent.pop_front();
         }

@@ -79,12 +79,12 @@ impl Default for AuthConfig {
                 .to_vec(),
             failure_statuses: vec![401, 403],
             bruteforce_failures: 10,
-            bruteforce_window: Duration::from_secs(60),
+            bruteforce_window: Duration::from_mins(1),
             burst_failures: 30,
-            burst_window: Duration::from_secs(60),
+            burst_window: Duration::from_mins(1),
             stuffing_usernames_per_ip: 5,
             stuffing_ips_per_username: 10,
-            stuffing_window: Duration::from_secs(600),
+            stuffing_window: Duration::from_mins(10),
             username_fields: ["username", "user", "email", "login", "user_name"]
                 .map(String::from)
                 .to_vec(),
@@ -142,7 +142,7 @@ impl Default for ScanConfig {
     fn default() -> Self {
         Self {
             distinct_paths: 20,
-            window: Duration::from_secs(60),
+            window: Duration::from_mins(1),
             statuses: vec![404, 405],
         }
     }
@@ -202,7 +202,7 @@ impl Default for ProfileConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            learning_period: Duration::from_secs(7 * 24 * 3600),
+            learning_period: Duration::from_hours(168),
             learning_requests: 200,
             max_subjects: 20_000,
             usual_hour_share: 0.02,

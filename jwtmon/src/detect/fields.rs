@@ -62,13 +62,13 @@ fn is_xml(req: &Request, body: &[u8]) -> bool {
 }
 
 /// JSON keys and string values (keys carry operators such as `$ne`).
-fn json_strings<'a>(v: &Value, out: &mut Vec<(Place, Cow<'a, str>)>) {
+fn json_strings(v: &Value, out: &mut Vec<(Place, Cow<'_, str>)>) {
     match v {
         Value::String(s) => out.push((Place::Body, Cow::Owned(s.clone()))),
         Value::Array(a) => a.iter().for_each(|v| json_strings(v, out)),
         Value::Object(o) => o.iter().for_each(|(k, v)| {
             out.push((Place::Body, Cow::Owned(k.clone())));
-            json_strings(v, out)
+            json_strings(v, out);
         }),
         _ => {}
     }
@@ -100,15 +100,12 @@ fn xml_unescape(s: &str) -> String {
                 .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
                 .and_then(char::from_u32),
         };
-        match c {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
+        if let Some(c) = c {
+            out.push(c);
+            rest = &rest[end + 1..];
+        } else {
+            out.push('&');
+            rest = &rest[1..];
         }
     }
     out.push_str(rest);
@@ -117,7 +114,7 @@ fn xml_unescape(s: &str) -> String {
 
 /// XML attribute values and text between tags (no DTDs, no nesting
 /// rules: a tolerant scan of possibly truncated bodies).
-fn xml_values<'a>(text: &str, out: &mut Vec<(Place, Cow<'a, str>)>) {
+fn xml_values(text: &str, out: &mut Vec<(Place, Cow<'_, str>)>) {
     let mut rest = text;
     while let Some(open) = rest.find('<') {
         let between = rest[..open].trim();
@@ -163,7 +160,7 @@ fn form_values<'a>(text: &'a [u8], place: Place, out: &mut Vec<(Place, Cow<'a, s
 }
 
 /// Cookie names and values (`a=b; c=d`), percent-decoded.
-fn cookie_values<'a>(header: &str, out: &mut Vec<(Place, Cow<'a, str>)>) {
+fn cookie_values(header: &str, out: &mut Vec<(Place, Cow<'_, str>)>) {
     for pair in header.split(';') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         for x in [k.trim(), v.trim()] {

@@ -48,6 +48,10 @@ pub enum DetectError {
 /// Builds a detector from `[detect]`; `None` when it is switched off.
 pub type Build = fn(&DetectConfig) -> Result<Option<Box<dyn Detector>>, DetectError>;
 
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "the shape of a registry entry, which may fail"
+)]
 fn on(d: impl Detector + 'static) -> Result<Option<Box<dyn Detector>>, DetectError> {
     Ok(Some(Box::new(d)))
 }
@@ -63,9 +67,12 @@ pub const DETECTORS: &[Build] = &[
     |c| on(rate::PerToken(rate::Rate::new(&c.rate, c.max_tracked_keys))),
     |c| on(auth::Auth::new(&c.auth, c.max_tracked_keys)),
     |c| on(scan::Scan::new(&c.scan, c.max_tracked_keys)),
-    |c| match c.injection.enabled {
-        true => on(inject::Injection(c.injection.clone())),
-        false => Ok(None),
+    |c| {
+        if c.injection.enabled {
+            on(inject::Injection(c.injection.clone()))
+        } else {
+            Ok(None)
+        }
     },
     profile::build,
 ];

@@ -217,7 +217,7 @@ impl Detector for Profiles {
             && let Some((usual, distance)) = p.nearest_usual_hour(cfg, hour)
             && distance > cfg.hour_distance
         {
-            p.unusual_hour_quiet_until = t + Duration::from_secs(3600);
+            p.unusual_hour_quiet_until = t + Duration::from_hours(1);
             emit.finding(
                 Kind::UnusualHour,
                 t,

@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn fires_above_threshold_once_per_window() {
-        let mut w: Window<u8> = Window::counting(10, Duration::from_secs(60), 3);
+        let mut w: Window<u8> = Window::counting(10, Duration::from_mins(1), 3);
         assert_eq!(w.hit(1, (), at(0)), None);
         assert_eq!(w.hit(1, (), at(10)), None);
         assert_eq!(w.hit(1, (), at(20)), None);
@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn distinct_values_and_bounded_keys() {
-        let mut w: Window<u8, u64> = Window::distinct(2, Duration::from_secs(60), 2);
+        let mut w: Window<u8, u64> = Window::distinct(2, Duration::from_mins(1), 2);
         assert_eq!(w.hit(1, 7, at(0)), None);
         assert_eq!(w.hit(1, 7, at(1)), None);
         assert_eq!(w.hit(1, 7, at(2)), None);

@@ -181,8 +181,7 @@ impl DatapathConfig {
                 return Err(format!("{name} = {value}: must be between 1 and 100000000"));
             }
         }
-        if d.reap_interval < Duration::from_millis(100)
-            || d.reap_interval > Duration::from_secs(3600)
+        if d.reap_interval < Duration::from_millis(100) || d.reap_interval > Duration::from_hours(1)
         {
             return Err(format!(
                 "datapath.reap_interval = {}: must be between 100ms and 1h",

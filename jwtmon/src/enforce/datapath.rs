@@ -125,6 +125,10 @@ pub struct Attachment {
     pub pinned: bool,
 }
 
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "the signature serde's `serialize_with` calls"
+)]
 fn serialize_display<S: serde::Serializer>(v: &Role, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
 }
@@ -170,7 +174,7 @@ fn is_bpffs(dir: &Path) -> bool {
     };
     // SAFETY: zeroed statfs is a valid out-parameter; `c` is NUL-terminated.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    (unsafe { libc::statfs(c.as_ptr(), &mut st) }) == 0 && st.f_type as i64 == BPF_FS_MAGIC
+    (unsafe { libc::statfs(c.as_ptr(), &raw mut st) }) == 0 && st.f_type as i64 == BPF_FS_MAGIC
 }
 
 /// Mounts bpffs on /sys/fs/bpf when the pin dir lives below it and nothing

@@ -230,7 +230,7 @@ impl Maps {
             drops: previous.map_or(0, |p| p.drops),
             ttl_s: spec
                 .ttl
-                .map_or(0, |t| t.as_secs().min(u32::MAX as u64) as u32),
+                .map_or(0, |t| t.as_secs().min(u64::from(u32::MAX)) as u32),
             origin: spec.origin,
             prefix_len: prefix as u16,
             reason: reason_bytes(&spec.reason),
@@ -296,7 +296,7 @@ impl Maps {
             self.block_cidr
                 .get(&Key::new(prefix, addr), 0)
                 .ok()
-                .filter(|e| e.prefix_len as u32 == prefix)
+                .filter(|e| u32::from(e.prefix_len) == prefix)
         }
     }
 
@@ -323,7 +323,7 @@ impl Maps {
         let (addr, prefix) = target.key();
         let entry = AllowEntry {
             created_unix_s: clock::unix_now_s(),
-            _reserved: 0,
+            reserved: 0,
         };
         self.allow
             .insert(&Key::new(prefix, addr), entry, 0)
@@ -360,11 +360,11 @@ impl Maps {
     pub fn list_blocks(&self) -> Result<Vec<BlockView>, MapsError> {
         let now = clock::monotonic_ns();
         let mut out = Vec::new();
-        for item in self.block_ip.iter() {
+        for item in &self.block_ip {
             let (addr, entry) = item.map_err(kernel("iterate", names::BLOCK_IP))?;
             out.push(view(Target::from_key(addr, 128), &entry, now));
         }
-        for item in self.block_cidr.iter() {
+        for item in &self.block_cidr {
             let (key, entry) = item.map_err(kernel("iterate", names::BLOCK_CIDR))?;
             out.push(view(
                 Target::from_key(key.data(), key.prefix_len()),
@@ -455,7 +455,7 @@ impl Maps {
     pub fn top_sources(&self, n: usize) -> Result<Vec<SourceView>, MapsError> {
         let now = clock::monotonic_ns();
         let mut all = Vec::new();
-        for item in self.sources.iter() {
+        for item in &self.sources {
             let (key, values) = item.map_err(kernel("iterate", names::SRC_STATS))?;
             all.push(sum_source(key, values.iter(), now));
         }
@@ -499,10 +499,10 @@ fn view(target: Target, e: &BlockEntry, now: u64) -> BlockView {
         target,
         remaining_s,
         expired,
-        ttl_s: (e.ttl_s != 0).then_some(e.ttl_s as u64),
+        ttl_s: (e.ttl_s != 0).then_some(u64::from(e.ttl_s)),
         drops: e.drops,
         reason: reason_text(&e.reason),
-        origin: match e.origin as u32 {
+        origin: match u32::from(e.origin) {
             origin::OPERATOR => "operator",
             origin::IMPORT => "import",
             origin::DECISION => "decision",

@@ -40,10 +40,10 @@ impl Default for IncidentConfig {
             enabled: true,
             database: PathBuf::from("incidents.db"),
             retention_days: 180,
-            retention_interval: Duration::from_secs(3600),
+            retention_interval: Duration::from_hours(1),
             flush_interval: Duration::from_secs(1),
             max_pending: 100_000,
-            merge_window: Duration::from_secs(3600),
+            merge_window: Duration::from_hours(1),
             max_live: 100_000,
         }
     }

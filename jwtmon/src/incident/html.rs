@@ -41,7 +41,7 @@ fn trend(s: &Summary) -> String {
             y -= bh;
             let _ = write!(
                 o,
-                r##"<rect x="{x:.1}" y="{y:.1}" width="{bw:.1}" height="{bh:.1}" fill="{c}"><title>{date}: {count} {sev}</title></rect>"##,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{bw:.1}" height="{bh:.1}" fill="{c}"><title>{date}: {count} {sev}</title></rect>"#,
                 bw = step * 0.8,
                 c = COLOURS[sev],
                 date = d.date,
@@ -51,7 +51,7 @@ fn trend(s: &Summary) -> String {
         if s.per_day.len() <= 31 || i % (s.per_day.len() / 15).max(1) == 0 {
             let _ = write!(
                 o,
-                r##"<text x="{tx:.1}" y="{ty}" font-size="10" text-anchor="middle">{}</text>"##,
+                r#"<text x="{tx:.1}" y="{ty}" font-size="10" text-anchor="middle">{}</text>"#,
                 &d.date[5..],
                 tx = x + step * 0.4,
                 ty = h - pad + 14.0,
@@ -68,15 +68,14 @@ fn bars(rows: &[(String, u64, &str)]) -> String {
     let label = 220.0;
     let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1) as f64;
     let h = row * rows.len().max(1) as f64 + 6.0;
-    let mut o = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img">"##
-    );
+    let mut o =
+        format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img">"#);
     for (i, (name, count, colour)) in rows.iter().enumerate() {
         let y = i as f64 * row + 3.0;
         let bw = (w - label - 60.0) * *count as f64 / max;
         let _ = write!(
             o,
-            r##"<text x="{tx}" y="{ty:.1}" font-size="12" text-anchor="end">{name}</text><rect x="{label}" y="{y:.1}" width="{bw:.1}" height="{bh}" fill="{colour}"/><text x="{cx:.1}" y="{ty:.1}" font-size="12">{count}</text>"##,
+            r#"<text x="{tx}" y="{ty:.1}" font-size="12" text-anchor="end">{name}</text><rect x="{label}" y="{y:.1}" width="{bw:.1}" height="{bh}" fill="{colour}"/><text x="{cx:.1}" y="{ty:.1}" font-size="12">{count}</text>"#,
             tx = label - 6.0,
             ty = y + 14.0,
             name = esc(name),
@@ -134,12 +133,12 @@ pub fn render(s: &Summary) -> String {
     let legend: String = SEVERITIES
         .iter()
         .zip(COLOURS)
-        .map(|(s, c)| format!(r##"<span class="key" style="background:{c}"></span>{s} "##))
+        .map(|(s, c)| format!(r#"<span class="key" style="background:{c}"></span>{s} "#))
         .collect();
     let mut o = String::new();
     let _ = write!(
         o,
-        r##"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>jwtmon incident report</title>
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>jwtmon incident report</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;color:#202124;max-width:820px}}
 h1{{font-size:22px}}h2{{font-size:16px;margin-top:28px}}
 .cards{{display:flex;gap:12px;flex-wrap:wrap}}.card{{border:1px solid #dadce0;border-radius:8px;padding:10px 14px;min-width:150px}}
@@ -152,7 +151,7 @@ td,th{{border-bottom:1px solid #eee;padding:4px 8px;text-align:left;font-size:13
 <div class="cards" style="margin-top:12px"><div class="card">Time to detect (median / p95)<b>{ttd}</b></div>
 <div class="card">Time to mitigate (median / p95)<b>{ttm}</b></div></div>
 <h2>Incidents per day</h2><div>{legend}</div>{trend}
-<h2>By kind</h2>{kinds}<h2>By severity</h2>{sev}"##,
+<h2>By kind</h2>{kinds}<h2>By severity</h2>{sev}"#,
         from = date(s.from),
         to = date(s.to - std::time::Duration::from_secs(1)),
         n = s.incidents,

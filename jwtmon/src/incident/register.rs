@@ -187,7 +187,7 @@ impl Register {
             }
             // A network (aggregation): every covered source of the kind.
             net => {
-                for ((k, _), live) in self.live.iter_mut() {
+                for ((k, _), live) in &mut self.live {
                     if k == kind && covers(&net, &Target::Ip(live.ip)) {
                         mitigate(live);
                     }
@@ -200,7 +200,7 @@ impl Register {
     /// Mitigated incidents whose blocks have run out become `expired`.
     pub fn expire(&mut self, now: SystemTime) -> Vec<Incident> {
         let mut changed = Vec::new();
-        for (_, live) in self.live.iter_mut() {
+        for (_, live) in &mut self.live {
             if live.inc.status == Status::Mitigated
                 && block_end(&live.inc).is_some_and(|until| until <= now)
             {
@@ -213,7 +213,7 @@ impl Register {
 
     /// An operator closed an incident: it stops collecting findings.
     pub fn closed(&mut self, id: i64) {
-        for (_, live) in self.live.iter_mut() {
+        for (_, live) in &mut self.live {
             if live.inc.id == id {
                 live.inc.status = Status::Closed;
             }
@@ -311,7 +311,7 @@ mod tests {
         let changed = reg.blocked(
             "10.0.0.0/24".parse().unwrap(),
             "login_bruteforce",
-            Duration::from_secs(600),
+            Duration::from_mins(10),
             at,
         );
         assert_eq!(changed.len(), 2, "the network covers both sources");
@@ -322,7 +322,7 @@ mod tests {
         );
         assert_eq!(changed[0].actions[0].ttl_s, Some(600));
         assert!(reg.expire(at + Duration::from_secs(599)).is_empty());
-        assert_eq!(reg.expire(at + Duration::from_secs(600)).len(), 2);
+        assert_eq!(reg.expire(at + Duration::from_mins(10)).len(), 2);
         // Past the merge window, a new incident.
         let late = 1000 + cfg.merge_window.as_secs() + 100;
         assert_eq!(

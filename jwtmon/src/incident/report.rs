@@ -137,7 +137,7 @@ pub fn summarize(all: &[Incident], from: SystemTime, to: SystemTime) -> Summary 
     let (mut sources, mut subjects, mut endpoints) =
         (HashMap::new(), HashMap::new(), HashMap::new());
     let mut days: BTreeMap<String, [u64; 4]> = BTreeMap::new();
-    let day = Duration::from_secs(86_400);
+    let day = Duration::from_hours(24);
     let mut d = from;
     while d < to && days.len() < 400 {
         days.insert(date(d), [0; 4]);

@@ -163,8 +163,8 @@ fn retention_runs_on_schedule() {
     let mut store = Store::open(&cfg.database).unwrap();
     store
         .upsert(&[
-            incident(1, "old", now - Duration::from_secs(31 * 86_400)),
-            incident(2, "recent", now - Duration::from_secs(29 * 86_400)),
+            incident(1, "old", now - Duration::from_hours(744)),
+            incident(2, "recent", now - Duration::from_hours(696)),
         ])
         .unwrap();
     let writer = Writer::spawn(cfg);

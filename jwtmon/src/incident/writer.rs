@@ -127,7 +127,7 @@ impl State {
                 let msg = e.to_string();
                 let again = self
                     .last_warn
-                    .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+                    .is_some_and(|t| t.elapsed() < Duration::from_mins(1));
                 if self.failing.as_deref() != Some(&msg) || !again {
                     warn!(error = %msg, held = self.pending.len(), max_pending = self.cfg.max_pending,
                           "incident database not writable; holding incidents in memory");

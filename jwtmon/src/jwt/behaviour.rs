@@ -131,44 +131,42 @@ impl Behaviour {
         let t = self.tokens.get_or_insert_mut(*digest, TokenTrack::default);
         t.ips.retain(|(_, seen)| fresh(*seen, now, window));
         t.agents.retain(|(_, seen)| fresh(*seen, now, window));
-        match t.ips.iter_mut().find(|(a, _)| *a == ip) {
-            Some(entry) => entry.1 = now,
-            None => {
-                if t.ips.len() < MAX_PER_TOKEN {
-                    t.ips.push((ip, now));
-                }
-                if t.ips.len() > self.max_ips {
-                    out.push((
-                        Kind::JwtReplayMultiIp,
-                        json!({
-                            "distinct_ips": t.ips.len(),
-                            "threshold": self.max_ips,
-                            "window_s": window.as_secs(),
-                            "ips": t.ips.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>(),
-                        }),
-                    ));
-                }
+        if let Some(entry) = t.ips.iter_mut().find(|(a, _)| *a == ip) {
+            entry.1 = now;
+        } else {
+            if t.ips.len() < MAX_PER_TOKEN {
+                t.ips.push((ip, now));
+            }
+            if t.ips.len() > self.max_ips {
+                out.push((
+                    Kind::JwtReplayMultiIp,
+                    json!({
+                        "distinct_ips": t.ips.len(),
+                        "threshold": self.max_ips,
+                        "window_s": window.as_secs(),
+                        "ips": t.ips.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>(),
+                    }),
+                ));
             }
         }
         if let Some(agent) = agent {
             let h = hash(agent);
-            match t.agents.iter_mut().find(|(a, _)| *a == h) {
-                Some(entry) => entry.1 = now,
-                None => {
-                    let before = t.agents.len();
-                    if before < MAX_PER_TOKEN {
-                        t.agents.push((h, now));
-                    }
-                    if before > 0 {
-                        out.push((
-                            Kind::JwtAgentChange,
-                            json!({
-                                "user_agent": agent.chars().take(200).collect::<String>(),
-                                "agents_in_window": before + 1,
-                                "window_s": window.as_secs(),
-                            }),
-                        ));
-                    }
+            if let Some(entry) = t.agents.iter_mut().find(|(a, _)| *a == h) {
+                entry.1 = now;
+            } else {
+                let before = t.agents.len();
+                if before < MAX_PER_TOKEN {
+                    t.agents.push((h, now));
+                }
+                if before > 0 {
+                    out.push((
+                        Kind::JwtAgentChange,
+                        json!({
+                            "user_agent": agent.chars().take(200).collect::<String>(),
+                            "agents_in_window": before + 1,
+                            "window_s": window.as_secs(),
+                        }),
+                    ));
                 }
             }
         }
@@ -200,7 +198,7 @@ impl Behaviour {
                 .iter()
                 .all(|i| track.items.iter().any(|(s, _)| s == i))
         {
-            for (s, t) in track.items.iter_mut() {
+            for (s, t) in &mut track.items {
                 if items.contains(s) {
                     *t = now;
                 }
@@ -216,7 +214,7 @@ impl Behaviour {
             .filter(|i| !known.contains(i))
             .cloned()
             .collect();
-        let before: Vec<String> = known.iter().map(|s| s.to_string()).collect();
+        let before: Vec<String> = known.iter().map(|s| (*s).clone()).collect();
         for i in items {
             if let Some(e) = track.items.iter_mut().find(|(s, _)| s == i) {
                 e.1 = now;
@@ -248,7 +246,7 @@ mod tests {
 
     #[test]
     fn replay_needs_more_than_n_ips_within_the_window() {
-        let mut b = Behaviour::new(100, Duration::from_secs(300), 3, Duration::from_secs(3600));
+        let mut b = Behaviour::new(100, Duration::from_mins(5), 3, Duration::from_hours(1));
         let d = [7u8; 32];
         for i in 0..3 {
             let ip: IpAddr = format!("10.0.0.{i}").parse().unwrap();
@@ -269,7 +267,7 @@ mod tests {
 
     #[test]
     fn agent_change_and_escalation() {
-        let mut b = Behaviour::new(100, Duration::from_secs(300), 3, Duration::from_secs(3600));
+        let mut b = Behaviour::new(100, Duration::from_mins(5), 3, Duration::from_hours(1));
         let d = [1u8; 32];
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         assert!(b.token_use(&d, ip, Some("curl/8"), at(0)).is_empty());

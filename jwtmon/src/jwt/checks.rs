@@ -130,7 +130,7 @@ fn signature_checks(
         ));
         return None;
     }
-    if !issuer.cfg.algorithms.is_empty() && !issuer.cfg.algorithms.iter().any(|a| *a == t.alg) {
+    if !issuer.cfg.algorithms.is_empty() && !issuer.cfg.algorithms.contains(&t.alg) {
         out.push(raw(
             Kind::JwtAlgNotAllowed,
             json!({ "alg": t.alg, "allowed": issuer.cfg.algorithms }),

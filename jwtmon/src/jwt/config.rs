@@ -50,9 +50,9 @@ impl Default for JwtConfig {
             weak_secret_queue: 1024,
             weak_secret_budget: Duration::from_secs(2),
             revocation_file: None,
-            replay_window: Duration::from_secs(300),
+            replay_window: Duration::from_mins(5),
             replay_max_ips: 3,
-            escalation_window: Duration::from_secs(3600),
+            escalation_window: Duration::from_hours(1),
             privilege_claims: ["role", "roles", "scope", "scp", "admin", "groups"]
                 .map(String::from)
                 .to_vec(),
@@ -105,15 +105,15 @@ impl Default for IssuerConfig {
             issuer: String::new(),
             algorithms: Vec::new(),
             audiences: Vec::new(),
-            leeway: Duration::from_secs(60),
+            leeway: Duration::from_mins(1),
             min_lifetime: Duration::from_secs(30),
-            max_lifetime: Duration::from_secs(24 * 3600),
+            max_lifetime: Duration::from_hours(24),
             hmac_secret_file: None,
             hmac_secret_env: None,
             public_key_files: Vec::new(),
             jwks_files: Vec::new(),
             jwks_url: None,
-            jwks_refresh: Duration::from_secs(600),
+            jwks_refresh: Duration::from_mins(10),
             jwks_min_refetch: Duration::from_secs(30),
         }
     }

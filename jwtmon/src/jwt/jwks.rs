@@ -17,13 +17,17 @@ pub struct Refresher {
     wake: Vec<(usize, Arc<Notify>)>,
 }
 
+/// What a refresh task reports: the issuer's index and its new keys, or
+/// why the fetch failed.
+pub type Fetched = (usize, Result<Vec<Key>, String>);
+
 impl Refresher {
     /// Starts a task per `(issuer index, url)`; fetched key sets arrive on
     /// the returned receiver.
     pub fn start(
         urls: Vec<(usize, String, Duration, Duration)>,
         stop: CancellationToken,
-    ) -> (Self, mpsc::Receiver<(usize, Result<Vec<Key>, String>)>) {
+    ) -> (Self, mpsc::Receiver<Fetched>) {
         let (tx, rx) = mpsc::channel(16);
         let client = reqwest::Client::new();
         let mut wake = Vec::new();
@@ -45,11 +49,11 @@ impl Refresher {
                     }
                     // Rate limit, then wait for the interval or a request.
                     tokio::select! {
-                        _ = tokio::time::sleep(min_gap) => {}
+                        () = tokio::time::sleep(min_gap) => {}
                         () = stop.cancelled() => return,
                     }
                     tokio::select! {
-                        _ = tokio::time::sleep(every.saturating_sub(min_gap)) => {}
+                        () = tokio::time::sleep(every.saturating_sub(min_gap)) => {}
                         () = notify.notified() => {}
                         () = stop.cancelled() => return,
                     }

@@ -232,7 +232,7 @@ impl KeySet {
         let mut keys = Vec::new();
         if let Some(path) = &cfg.hmac_secret_file {
             let mut s = read(path)?;
-            while s.last().is_some_and(|b| b.is_ascii_whitespace()) {
+            while s.last().is_some_and(u8::is_ascii_whitespace) {
                 s.pop();
             }
             keys.push(hmac_key(s, None));

@@ -404,17 +404,14 @@ impl JwtAnalyzer {
             f.token_id = Some(crate::parse::hex16(&digest));
             f
         };
-        let verdict = match self.cache.get(&digest) {
-            Some(v) => {
-                self.stats.cache_hits += 1;
-                v.clone()
-            }
-            None => {
-                self.stats.cache_misses += 1;
-                let v = Arc::new(self.compute(raw_token, &ctx(), true));
-                self.cache.put(digest, v.clone());
-                v
-            }
+        let verdict = if let Some(v) = self.cache.get(&digest) {
+            self.stats.cache_hits += 1;
+            v.clone()
+        } else {
+            self.stats.cache_misses += 1;
+            let v = Arc::new(self.compute(raw_token, &ctx(), true));
+            self.cache.put(digest, v.clone());
+            v
         };
         let now = unix(obs.time);
         let emit = |kind: Kind, detail: Value, out: &mut Vec<Finding>| {

@@ -52,8 +52,8 @@ mod tests {
 
     fn req(xff: &[&str], fwd: &[&str]) -> Request {
         Request {
-            forwarded_for: xff.iter().map(|s| s.to_string()).collect(),
-            forwarded: fwd.iter().map(|s| s.to_string()).collect(),
+            forwarded_for: xff.iter().map(ToString::to_string).collect(),
+            forwarded: fwd.iter().map(ToString::to_string).collect(),
             ..Request::default()
         }
     }

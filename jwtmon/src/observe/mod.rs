@@ -78,7 +78,7 @@ impl Observation {
             "host": r.host,
             "user_agent": r.user_agent,
             "auth_scheme": r.credentials.as_ref().map(|c| c.scheme.clone()),
-            "token_id": r.credentials.as_ref().map(|c| c.token_id()),
+            "token_id": r.credentials.as_ref().map(parse::http::Credentials::token_id),
             "cookie_names": r.cookie_names(),
             "content_type": r.content_type,
             "content_length": r.content_length,
@@ -239,7 +239,7 @@ impl Observer {
         let timeout = self.timeout;
         let mut expired = Vec::new();
         let mut empty = Vec::new();
-        for (key, flow) in self.flows.iter_mut() {
+        for (key, flow) in &mut self.flows {
             while flow
                 .pending
                 .front()

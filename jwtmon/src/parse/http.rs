@@ -200,11 +200,8 @@ fn classify(e: httparse::Error) -> Malformed {
 pub fn parse_requests(data: &[u8], complete: bool) -> Vec<Result<Request, Malformed>> {
     let mut out = Vec::new();
     let mut at = 0;
-    loop {
-        // RFC 9112 2.2: ignore empty lines before a request line.
-        let Some(mut rest) = data.get(at..) else {
-            break;
-        };
+    // RFC 9112 2.2: ignore empty lines before a request line.
+    while let Some(mut rest) = data.get(at..) {
         while let Some(r) = rest.strip_prefix(b"\r\n").or(rest.strip_prefix(b"\n")) {
             rest = r;
         }
@@ -277,7 +274,7 @@ fn check_head(head: &[u8]) -> Result<(), Malformed> {
     // Branch-free folds so the compiler vectorizes them; the exact reason
     // is only worked out when something is wrong.
     let ctl = head.iter().fold(false, |bad, &b| {
-        bad | ((b < 0x20) & (b != b'\t') & (b != b'\r') & (b != b'\n')) | (b == 0x7f)
+        bad || ((b < 0x20) && (b != b'\t') && (b != b'\r') && (b != b'\n')) || (b == 0x7f)
     });
     if ctl {
         return Err(Malformed::HeaderValue);
@@ -288,7 +285,7 @@ fn check_head(head: &[u8]) -> Result<(), Malformed> {
         .iter()
         .zip(head)
         .fold(false, |bad, (&b, &prev)| {
-            bad | ((b == b'\n') & (prev != b'\r')) | ((prev == b'\r') & (b != b'\n'))
+            bad || (b == b'\n') && (prev != b'\r') || (prev == b'\r') && (b != b'\n')
         });
     if first_lf || last_cr || lone {
         return Err(Malformed::NewLine);

@@ -62,7 +62,7 @@ impl Default for SequenceConfig {
             ]
             .map(String::from)
             .to_vec(),
-            idle_gap: Duration::from_secs(600),
+            idle_gap: Duration::from_mins(10),
             max_sequence_len: 1000,
             max_sessions: 100_000,
             max_n: 5,
@@ -71,7 +71,7 @@ impl Default for SequenceConfig {
             min_support: 5,
             openapi: None,
             report_file: None,
-            report_interval: Duration::from_secs(60),
+            report_interval: Duration::from_mins(1),
             anomaly: AnomalyConfig::default(),
             rules: Vec::new(),
         }

@@ -11,11 +11,7 @@ pub mod ngram;
 pub mod rules;
 pub mod session;
 
-use std::{
-    collections::HashMap,
-    hash::{BuildHasher, Hash, Hasher},
-    num::NonZeroUsize,
-};
+use std::{collections::HashMap, num::NonZeroUsize};
 
 use lru::LruCache;
 use serde::Serialize;
@@ -218,9 +214,8 @@ impl Sequencer {
         }
         for n in 1..=self.cfg.max_n.min(len) {
             let gram = &ids[len - n..len];
-            let mut h = self.hasher.build_hasher();
-            gram.hash(&mut h);
-            let first = s.first_gram(h.finish());
+
+            let first = s.first_gram(self.hasher.hash_one(gram));
             self.grams.add(gram, first);
         }
         self.calls += 1;
@@ -274,7 +269,7 @@ impl Sequencer {
             }
             out.push((
                 SeqRule::Precedence {
-                    name: format!("{} needs {}", last, first),
+                    name: format!("{last} needs {first}"),
                     endpoint: last.clone(),
                     requires: first.clone(),
                     within: None,

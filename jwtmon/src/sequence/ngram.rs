@@ -200,6 +200,6 @@ impl Ngrams {
 
     /// Approximate heap bytes held.
     pub fn bytes(&self) -> usize {
-        self.table.capacity() * (std::mem::size_of::<(Gram, Counts)>() + 1)
+        self.table.capacity() * (size_of::<(Gram, Counts)>() + 1)
     }
 }

@@ -45,7 +45,7 @@ fn banking_config() -> SequenceConfig {
             name: "transfer needs a balance check".into(),
             endpoint: TRANSFER.into(),
             requires: BALANCE.into(),
-            within: Some(Duration::from_secs(600)),
+            within: Some(Duration::from_mins(10)),
             mode: Mode::Log,
         },
         SeqRule::NoRepeat {
@@ -346,7 +346,7 @@ fn max_in_window_allow_and_deny_rules() {
                 name: "two exports a minute".into(),
                 endpoint: "POST /api/export".into(),
                 max: 2,
-                window: Duration::from_secs(60),
+                window: Duration::from_mins(1),
                 mode: Mode::Log,
             },
             SeqRule::Allow {

@@ -127,7 +127,7 @@ fn main() -> Result<()> {
             TestServer::start_logged("0.0.0.0", PORT, &log)
         })??
     };
-    let f2b = Fail2ban::start(&host.name, &log, THRESHOLD + 1, Duration::from_secs(60))?;
+    let f2b = Fail2ban::start(&host.name, &log, THRESHOLD + 1, Duration::from_mins(1))?;
     let cfg =
         std::env::temp_dir().join(format!("jwtmon-bench-latency-{}.toml", std::process::id()));
     std::fs::write(
@@ -161,7 +161,7 @@ fn main() -> Result<()> {
         // One username per attacker, so no credential-stuffing finding
         // (many addresses, one user) blocks anyone before its own crossing.
         runs.push(attack(&net.ns, *src, target, format!("user{i}"))?);
-        if began.elapsed() > Duration::from_secs(600) {
+        if began.elapsed() > Duration::from_mins(10) {
             println!("stopping after 10 minutes");
             break;
         }

@@ -81,7 +81,7 @@ fn main() {
         .max(1);
     let sessions = 88_000 / scale;
     let calls = 260_000_000 / scale;
-    let hour = Duration::from_secs(3600);
+    let hour = Duration::from_hours(1);
     let facts: Vec<TokenFacts> = (0..sessions)
         .map(|s| TokenFacts {
             session: Some(format!("sess-{s:08}")),

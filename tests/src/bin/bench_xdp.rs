@@ -29,7 +29,7 @@ fn measure(prog: &mut Xdp, frame: &[u8], repeat: u32) -> Result<f64> {
             .context("BPF_PROG_TEST_RUN")?;
         samples.push(r.duration.as_nanos() as f64);
     }
-    samples.sort_by(|a, b| a.total_cmp(b));
+    samples.sort_by(f64::total_cmp);
     Ok(samples[TRIALS / 2])
 }
 
@@ -48,7 +48,7 @@ fn fill(maps: &mut Maps) -> Result<()> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let spec = |target: String| BlockSpec {
         target: target.parse().expect("generated target"),
-        ttl: Some(Duration::from_secs(3600)),
+        ttl: Some(Duration::from_hours(1)),
         reason: "bench".into(),
         origin: 0,
     };
@@ -116,8 +116,8 @@ fn main() -> Result<()> {
     let mut rows: Vec<(String, f64)> = Vec::new();
 
     let baseline = {
-        let mut base = jwtmon::enforce::datapath::baseline_program(&mut dp)?;
-        measure(&mut base, &v4_pass, repeat)?
+        let base = jwtmon::enforce::datapath::baseline_program(&mut dp)?;
+        measure(base, &v4_pass, repeat)?
     };
     let prog = dp.xdp()?;
     rows.push((

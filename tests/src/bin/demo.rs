@@ -117,7 +117,7 @@ fn user(
                 .and_then(|v| v["token"].as_str().map(str::to_string))
                 .unwrap_or_default();
             let auth = bearer(&token);
-            let end = Instant::now() + Duration::from_secs(120);
+            let end = Instant::now() + Duration::from_mins(2);
             let mut i = 0u32;
             while !stop.load(Ordering::Relaxed) && Instant::now() < end {
                 let (method, path, body) = match i % 4 {
@@ -357,23 +357,23 @@ fn report(attacks: &[Attack], lines: &[Value], counts: &[AtomicU64; 2]) {
         let finding = lines.iter().find(|v| {
             v["type"] == "finding" && v["src_ip"] == ip.as_str() && v["action"] == "block_ip"
         });
-        let why = finding
-            .map(|f| {
+        let why = finding.map_or_else(
+            || "not blocked".into(),
+            |f| {
                 format!(
                     "{} -> {}",
                     f["kind"].as_str().unwrap_or("?"),
                     f["action"].as_str().unwrap_or("?")
                 )
-            })
-            .unwrap_or_else(|| "not blocked".into());
+            },
+        );
         println!(
             "{:<24} {:<15} {:>8}  {:>16}  {:<34} {:>7} {:>9} {:>9}",
             a.what,
             ip,
             a.answered,
             a.dropped
-                .map(|d| ms(d - a.first))
-                .unwrap_or_else(|| "never".into()),
+                .map_or_else(|| "never".into(), |d| ms(d - a.first)),
             why,
             block
                 .and_then(|b| b["ttl_s"].as_u64())
@@ -381,8 +381,7 @@ fn report(attacks: &[Attack], lines: &[Value], counts: &[AtomicU64; 2]) {
                 .unwrap_or_default(),
             finding
                 .and_then(|f| f["detail"]["time_to_detect_ms"].as_u64())
-                .map(|t| format!("{t} ms"))
-                .unwrap_or_else(|| "-".into()),
+                .map_or_else(|| "-".into(), |t| format!("{t} ms")),
             block
                 .and_then(|b| b["time_to_mitigate_ms"].as_f64())
                 .map(|t| format!("{t:.1} ms"))

@@ -369,7 +369,9 @@ pub fn run(dir: &Path) -> Result<(String, usize, usize)> {
         let class = case.class();
         by_class[class as usize] += 1;
         if class == Class::Lenient {
-            let rejected = parse_requests(&case.input, true).iter().any(|r| r.is_err());
+            let rejected = parse_requests(&case.input, true)
+                .iter()
+                .any(std::result::Result::is_err);
             lenient_rejected += usize::from(rejected);
             continue;
         }

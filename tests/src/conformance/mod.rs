@@ -11,9 +11,10 @@ pub mod sqli;
 /// The corpora directory: `$JWTMON_CORPORA`, else `../shared/corpora` next
 /// to the workspace. `None` (with the reason printed) when it is absent.
 pub fn corpora_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("JWTMON_CORPORA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora"));
+    let dir = std::env::var_os("JWTMON_CORPORA").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora"),
+        PathBuf::from,
+    );
     if dir.is_dir() {
         Some(dir)
     } else {

@@ -479,10 +479,8 @@ pub fn tokens(s: &[u8], ctx: Context, max: usize) -> Vec<T> {
                     let name = lw.rsplit('.').next().unwrap_or(&lw);
                     out.push(T::Func(if DANGEROUS.contains(&name) {
                         2
-                    } else if FUNCTIONS.contains(&name) {
-                        1
                     } else {
-                        0
+                        u8::from(FUNCTIONS.contains(&name))
                     }));
                 } else if let Some(k) = keyword(w) {
                     // UNION ALL / UNION DISTINCT are one token.
