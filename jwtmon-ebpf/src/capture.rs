@@ -27,7 +27,7 @@ use crate::{
 
 /// Default ring size; the daemon sets it from config at load time.
 const EVENTS_BYTES: u32 = 16 << 20;
-const HEADER_LEN: usize = core::mem::size_of::<RecordHeader>();
+const HEADER_LEN: usize = size_of::<RecordHeader>();
 
 #[map(name = "EVENTS")]
 static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);

@@ -1,10 +1,17 @@
 //! jwtmon protects HTTP APIs from the kernel up.
 //!
-//! Data flow: `capture` (kernel ring buffer or pcap) → `parse` (HTTP) →
-//! `observe` (pairing, client address) → `jwt` (token analysis), `detect`
-//! (behaviour), `sequence` (API call order) → `finding`s → `decide` →
-//! `enforce` (kernel maps). `daemon` runs it live; `cli`/`commands` serve the
-//! command line.
+//! The modules follow the data, each importing only those below it:
+//! - vocabulary: `finding` (the typed catalogue), `target`, `clock`,
+//!   `endpoint`, `secret`, `metrics`, `event`, `privacy`;
+//! - `capture` (kernel ring buffer or pcap) → `parse` (HTTP) → `observe`
+//!   (pairing, client address);
+//! - analyse: `analysis` (shared facts and the finding reporter), `jwt`,
+//!   `detect` (the `Detector` registry), `sequence` → `decide`;
+//! - act: `enforce` (kernel maps), `respond` (`incident`, `alert`,
+//!   `export`); control: `admin`;
+//! - drivers: `config` composes the sections, `engine` builds the stages,
+//!   `pipeline`/`offline` drive them, `daemon` runs it live, `cli` and
+//!   `commands` serve the command line.
 
 pub mod admin;
 pub mod alert;

@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-mod respond;
+mod incidents;
 
 use serde_json::json;
 
@@ -78,7 +78,7 @@ pub fn execute(cli: Cli) -> Result<()> {
             let ttl = ttl_arg(ttl.as_deref())?;
             let body = json!({ "target": target.to_string(), "reason": reason,
                                "ttl": ttl.map(|t| format!("{}s", t.as_secs())) });
-            let replaced = match respond::api(&config, "POST", "/v1/blocks", Some(body))? {
+            let replaced = match incidents::api(&config, "POST", "/v1/blocks", Some(body))? {
                 Some(v) => v["replaced"].as_bool().unwrap_or(false),
                 None => open(&pin_dir)?.block(&BlockSpec {
                     target,
@@ -99,12 +99,12 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Unblock { target } => edit(&config, &target, Edit::Unblock),
         Command::Allow { target } => edit(&config, &target, Edit::Allow),
         Command::Unallow { target } => edit(&config, &target, Edit::Unallow),
-        Command::Incidents { action } => respond::incidents(&config, action),
+        Command::Incidents { action } => incidents::incidents(&config, action),
         Command::Report { from, to, format } => {
-            respond::report(&config, &from, to.as_deref(), format)
+            incidents::report(&config, &from, to.as_deref(), format)
         }
-        Command::Revoke { token_id } => respond::revoke(&config, &token_id, false),
-        Command::Unrevoke { token_id } => respond::revoke(&config, &token_id, true),
+        Command::Revoke { token_id } => incidents::revoke(&config, &token_id, false),
+        Command::Unrevoke { token_id } => incidents::revoke(&config, &token_id, true),
         Command::Analyze {
             pcap,
             format,
@@ -201,7 +201,7 @@ type MapEdit = fn(&mut Maps, &Target) -> Result<(), crate::enforce::MapsError>;
 /// and reports it.
 fn edit(config: &Config, target: &str, what: Edit) -> Result<()> {
     let target = parse_target(target)?;
-    let t = respond::q(&target.to_string());
+    let t = incidents::q(&target.to_string());
     let (method, path, body, op, done): (_, _, _, MapEdit, _) = match what {
         Edit::Unblock => (
             "DELETE",
@@ -225,7 +225,7 @@ fn edit(config: &Config, target: &str, what: Edit) -> Result<()> {
             "removed from the allowlist:",
         ),
     };
-    if respond::api(config, method, &path, body)?.is_none() {
+    if incidents::api(config, method, &path, body)?.is_none() {
         op(&mut open(&config.datapath.pin_dir)?, &target)?;
     }
     println!("{done} {target}");

@@ -10,11 +10,11 @@
 pub mod behaviour;
 pub mod checks;
 pub mod config;
+pub mod cracker;
 pub mod jwks;
 pub mod keys;
 pub mod pending;
 pub mod revocation;
-pub mod secrets;
 pub mod token;
 pub mod verify;
 
@@ -105,7 +105,7 @@ pub struct JwtAnalyzer {
     behaviour: behaviour::Behaviour,
     /// Revocation list (reload with [`JwtAnalyzer::maintain`]).
     pub revocations: RevocationList,
-    cracker: secrets::Cracker,
+    cracker: cracker::Cracker,
     cracked: mpsc::Receiver<Finding>,
     /// Counters.
     pub stats: JwtStats,
@@ -152,7 +152,7 @@ impl JwtAnalyzer {
                 cfg.escalation_window,
             ),
             revocations,
-            cracker: secrets::Cracker::start(
+            cracker: cracker::Cracker::start(
                 cfg.weak_secrets_file.clone(),
                 cfg.weak_secret_queue,
                 cfg.weak_secret_budget,
@@ -279,7 +279,7 @@ impl JwtAnalyzer {
     }
 
     /// Dictionary worker counters.
-    pub fn crack_stats(&self) -> &secrets::CrackStats {
+    pub fn crack_stats(&self) -> &cracker::CrackStats {
         &self.cracker.stats
     }
 
@@ -342,7 +342,7 @@ impl JwtAnalyzer {
             f.kind = Kind::JwtWeakSecret;
             f.severity = Kind::JwtWeakSecret.severity();
             f.subject = t.claim_str("sub").map(str::to_string);
-            self.cracker.submit(secrets::Job {
+            self.cracker.submit(cracker::Job {
                 alg: t.alg.clone(),
                 signing_input: t.signing_input.to_string(),
                 signature: t.signature.clone(),

@@ -1,5 +1,5 @@
-//! CLI commands of the respond side: the incident register, reports,
-//! revocations, and the admin-API-first path of the map edits.
+//! CLI commands around incidents: the incident register, period reports,
+//! token revocations, and the admin-API-first path of the map edits.
 
 use std::{io::Write, time::SystemTime};
 
