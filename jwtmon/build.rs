@@ -1,5 +1,5 @@
 //! Builds the kernel programs (jwtmon-ebpf) with nightly + bpf-linker and
-//! leaves the object in OUT_DIR, where `jwtmon::kernel` embeds it. A daemon
+//! leaves the object in OUT_DIR, where `enforce::datapath::OBJECT` embeds it. A daemon
 //! built with plain `cargo build -p jwtmon` therefore always carries its
 //! object; when the BPF toolchain is missing the build stops with the one
 //! command that installs it.
