@@ -15,14 +15,8 @@ use crate::{
 /// per source; this command runs the daemon that loads it and manages its
 /// maps. Blocks live in pinned kernel maps, so `block`, `allow`, `list` and
 /// `stats` work whether the daemon runs or not, and blocks survive restarts.
-///
-/// Quick start (as root):
-///   jwtmon run --iface eth0                  protect eth0 with the defaults
-///   jwtmon block 203.0.113.7 --ttl 10m --reason "credential stuffing"
-///   jwtmon list                              blocks, time left, drops
-///   jwtmon stats --top 10                    counters and busiest sources
 #[derive(Debug, Parser)]
-#[command(name = "jwtmon", version, max_term_width = 100)]
+#[command(name = "jwtmon", version, max_term_width = 100, after_help = QUICK_START)]
 pub struct Cli {
     /// Configuration file (TOML). Without it the embedded defaults apply;
     /// `jwtmon check-config FILE` shows the effective values.
@@ -54,6 +48,40 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The examples under `jwtmon --help`, shown as written.
+pub const QUICK_START: &str = "\
+Quick start (as root):
+  jwtmon run --iface eth0                  protect eth0 with the embedded defaults
+  jwtmon check-config /etc/jwtmon/jwtmon.toml   validate a config, print the effective one
+  jwtmon block 203.0.113.7 --ttl 10m --reason \"credential stuffing\"
+  jwtmon allow 192.0.2.10                  never dropped, whatever blocks say
+  jwtmon list                              blocks, time left, drops
+  jwtmon stats --top 10                    counters and busiest sources
+  jwtmon analyze --pcap traffic.pcapng --format table   offline, same analysis
+  jwtmon incidents list --since 24h        what was decided, and why
+
+As a service: systemctl enable --now jwtmon; `systemctl reload jwtmon` (SIGHUP)
+re-reads the allowlist and [decide] from the config without dropping a block.
+`jwtmon <command> --help` explains each command.";
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  jwtmon run --iface eth0
+  jwtmon run --iface eth0:enforce --iface lo:capture --config /etc/jwtmon/jwtmon.toml
+  jwtmon run --iface eth0 --keep-attached --emit none";
+
+const BLOCK_EXAMPLES: &str = "\
+Examples:
+  jwtmon block 203.0.113.7 --ttl 10m --reason \"credential stuffing\"
+  jwtmon block 198.51.100.0/24 --reason scanner    a permanent CIDR block
+  jwtmon block 2001:db8::/48 --ttl 1d";
+
+const ANALYZE_EXAMPLES: &str = "\
+Examples:
+  jwtmon analyze --pcap capture.pcap
+  jwtmon analyze --pcap capture.pcapng --format table
+  jwtmon analyze --pcap capture.pcap --output observations --config /etc/jwtmon/jwtmon.toml";
+
 /// What `jwtmon analyze` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AnalyzeOutput {
@@ -84,7 +112,7 @@ pub enum IncidentsAction {
     /// List incidents, newest first.
     ///
     /// Examples: `jwtmon incidents list --since 24h`,
-    /// `jwtmon incidents list --kind brute_force --json`.
+    /// `jwtmon incidents list --kind login_bruteforce --json`.
     List {
         /// Only incidents first seen since: a duration ago (24h, 7d), a
         /// date (2026-11-01) or an RFC 3339 time.
@@ -151,6 +179,7 @@ pub enum Command {
     /// unless --keep-attached: then the program stays in the kernel and goes
     /// on enforcing blocks (and expiring them on time) until a new daemon
     /// adopts it.
+    #[command(after_help = RUN_EXAMPLES)]
     Run {
         /// Interface as NAME or NAME:ROLE; repeat for several. Roles: both
         /// (default: enforce and capture), enforce (drop only), capture
@@ -176,6 +205,7 @@ pub enum Command {
     /// IP. TCP is reassembled per direction (out-of-order and retransmitted
     /// segments handled). Prints one observation per HTTP request, with its
     /// response status, stamped with the packet time.
+    #[command(after_help = ANALYZE_EXAMPLES)]
     Analyze {
         /// The capture file.
         #[arg(long, value_name = "FILE")]
@@ -261,11 +291,9 @@ pub enum Command {
     },
     /// Drop all traffic from an address or network.
     ///
-    /// Examples: `jwtmon block 203.0.113.7 --ttl 10m`,
-    /// `jwtmon block 198.51.100.0/24 --reason scanner`,
-    /// `jwtmon block 2001:db8::/48 --ttl 1d`.
     /// Blocking what the allowlist covers is refused (the allowlist wins).
     /// Blocking an existing entry again replaces its TTL and reason.
+    #[command(after_help = BLOCK_EXAMPLES)]
     Block {
         /// IPv4/IPv6 address or CIDR.
         target: String,
@@ -407,6 +435,55 @@ mod tests {
             vec!["jwtmon", "--log-format", "xml", "list"],
         ] {
             assert!(Cli::try_parse_from(&args).is_err(), "{args:?}");
+        }
+    }
+
+    /// The command line of an example line: up to the first run of two
+    /// spaces (the comment), split on spaces outside double quotes.
+    fn argv(line: &str) -> Vec<String> {
+        let cmd = line.trim().split("  ").next().unwrap_or_default();
+        let mut out = vec![String::new()];
+        let mut quoted = false;
+        for c in cmd.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => out.push(String::new()),
+                c => out.last_mut().expect("one word").push(c),
+            }
+        }
+        out.retain(|w| !w.is_empty());
+        out
+    }
+
+    #[test]
+    fn help_shows_the_examples_as_written_and_each_one_parses() {
+        let mut cmd = Cli::command();
+        let help = cmd.render_help().to_string();
+        for (text, sub) in [
+            (QUICK_START, None),
+            (RUN_EXAMPLES, Some("run")),
+            (BLOCK_EXAMPLES, Some("block")),
+            (ANALYZE_EXAMPLES, Some("analyze")),
+        ] {
+            let shown = match sub {
+                None => help.clone(),
+                Some(name) => {
+                    let mut cmd = Cli::command();
+                    let sub = cmd.find_subcommand_mut(name).expect("subcommand");
+                    sub.render_help().to_string()
+                }
+            };
+            for line in text.lines() {
+                assert!(
+                    shown.contains(line),
+                    "help lost the line {line:?}:\n{shown}"
+                );
+                if line.trim_start().starts_with("jwtmon ") && !line.contains('<') {
+                    let args = argv(line);
+                    Cli::try_parse_from(&args)
+                        .unwrap_or_else(|e| panic!("example {args:?} does not parse: {e}"));
+                }
+            }
         }
     }
 }

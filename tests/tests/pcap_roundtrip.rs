@@ -173,3 +173,55 @@ fn garbage_file_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("jwtmon: error:"));
 }
+
+/// A proxy-style absolute-form target is analysed as its origin form, with
+/// its authority as the host; an SQL injection in it is still found, and
+/// the userinfo credential never reaches the output.
+#[test]
+fn absolute_form_targets_end_to_end() {
+    let conn = Conn {
+        client: "192.0.2.77:41000".parse().unwrap(),
+        server: "198.51.100.1:8080".parse().unwrap(),
+        exchanges: vec![
+            Exchange {
+                request: b"GET http://shop.example:8080/api/v1/orders/9?page=2 HTTP/1.1\r\nHost: shop\r\n\r\n".to_vec(),
+                response: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            },
+            Exchange {
+                request: b"GET http://bob:hunter2@shop.example/search?q=1%27%20OR%201%3D1-- HTTP/1.1\r\nHost: shop\r\n\r\n".to_vec(),
+                response: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            },
+        ],
+        mss: 1400,
+        reorder: false,
+        retransmit: false,
+    };
+    let path = std::env::temp_dir().join(format!("jwtmon-absform-{}.pcap", std::process::id()));
+    write(
+        &path,
+        Link::Ethernet,
+        &frames(Link::Ethernet, &[conn], START),
+        false,
+    )
+    .unwrap();
+    let obs = analyze(&path);
+    let findings = analyze_pcap(&[], &path, &[]);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(obs.len(), 2, "{obs:#?}");
+    assert_eq!(obs[0]["path"], "/api/v1/orders/9");
+    assert_eq!(obs[0]["query"], "page=2");
+    assert_eq!(obs[0]["host"], "shop.example:8080");
+    assert_eq!(obs[1]["path"], "/search");
+    assert_eq!(obs[1]["host"], "shop.example");
+    let text = String::from_utf8_lossy(&findings.stdout);
+    assert!(!text.contains("hunter2") && !format!("{obs:?}").contains("hunter2"));
+    let f: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert!(
+        f.iter()
+            .any(|f| f["kind"] == "injection_sqli" && f["endpoint"] == "GET /search"),
+        "{f:#?}"
+    );
+}

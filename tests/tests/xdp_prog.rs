@@ -367,3 +367,53 @@ fn an_import_reaches_sources_already_cached_as_clean() {
         "imported CIDR block applies to a cached source"
     );
 }
+
+/// A full block or allow map is an error that names its capacity and the
+/// config key that sets it; replacing an entry of a full map still works.
+#[test]
+fn a_full_map_names_its_cap_and_config_key() {
+    assert!(jwtmon_tests::is_root(), "kernel-program tests need root");
+    let cfg = DatapathConfig {
+        max_blocked_ips: 4,
+        max_blocked_cidrs: 2,
+        max_allowlist: 2,
+        max_tracked_sources: 1024,
+        ..DatapathConfig::default()
+    };
+    let mut dp = Datapath::load(&cfg, false).expect("loading the XDP program");
+    let mut maps = dp.take_maps().expect("maps");
+    let spec = |t: &str| BlockSpec {
+        target: t.parse().unwrap(),
+        ttl: Some(Duration::from_secs(60)),
+        reason: "test".into(),
+        origin: 0,
+    };
+    for i in 1..=4 {
+        maps.block(&spec(&format!("192.0.2.{i}")))
+            .expect("room for four");
+    }
+    let e = maps.block(&spec("192.0.2.5")).unwrap_err().to_string();
+    assert!(
+        e.contains("exact block map is full (4 entries)")
+            && e.contains("`datapath.max_blocked_ips`"),
+        "{e}"
+    );
+    assert!(maps.block(&spec("192.0.2.4")).is_ok(), "replacing fits");
+    maps.block(&spec("198.51.100.0/24")).unwrap();
+    maps.block(&spec("203.0.113.0/24")).unwrap();
+    let e = maps.block(&spec("10.0.0.0/8")).unwrap_err().to_string();
+    assert!(
+        e.contains("(2 entries)") && e.contains("`datapath.max_blocked_cidrs`"),
+        "{e}"
+    );
+    maps.allow(&"10.1.0.0/16".parse().unwrap()).unwrap();
+    maps.allow(&"10.2.0.0/16".parse().unwrap()).unwrap();
+    let e = maps
+        .allow(&"10.3.0.0/16".parse().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`datapath.max_allowlist`") && e.contains("jwtmon reset --yes"),
+        "{e}"
+    );
+}

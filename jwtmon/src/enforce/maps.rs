@@ -8,7 +8,8 @@ use std::{net::IpAddr, path::Path, time::Duration};
 use aya::{
     Ebpf,
     maps::{
-        Array, HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, lpm_trie::Key,
+        Array, HashMap, IterableMap, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuHashMap,
+        lpm_trie::Key,
     },
 };
 use jwtmon_common::{
@@ -43,6 +44,18 @@ pub enum MapsError {
         /// aya's error.
         error: MapError,
     },
+    /// A block or allow map has no room left.
+    #[error(
+        "the {what} map is full ({capacity} entries): raise `{key}` in the config and run `jwtmon reset --yes` to recreate the maps, or remove entries (`jwtmon list`, `jwtmon unblock`)"
+    )]
+    Full {
+        /// What the map holds ("exact block", "CIDR block", "allowlist").
+        what: &'static str,
+        /// The config key of its capacity.
+        key: &'static str,
+        /// Its capacity.
+        capacity: u32,
+    },
     /// The target is not in the map.
     #[error("{0} is not in the {1}")]
     NotFound(Target, &'static str),
@@ -60,6 +73,32 @@ pub enum MapsError {
 
 fn kernel(op: &'static str, map: &'static str) -> impl FnOnce(MapError) -> MapsError {
     move |error| MapsError::Kernel { op, map, error }
+}
+
+/// An insert's error: a full map (hash maps answer E2BIG, tries ENOSPC)
+/// names its capacity and config key; anything else is the kernel's.
+fn insert_error<'a>(
+    map: &'a MapData,
+    name: &'static str,
+    what: &'static str,
+    key: &'static str,
+) -> impl FnOnce(MapError) -> MapsError + 'a {
+    move |error| {
+        let full = matches!(&error, MapError::SyscallError(e)
+            if matches!(e.io_error.raw_os_error(), Some(libc::E2BIG | libc::ENOSPC)));
+        match map.info() {
+            Ok(info) if full => MapsError::Full {
+                what,
+                key,
+                capacity: info.max_entries(),
+            },
+            _ => MapsError::Kernel {
+                op: "insert",
+                map: name,
+                error,
+            },
+        }
+    }
 }
 
 /// A block request.
@@ -236,13 +275,21 @@ impl Maps {
             reason: reason_bytes(&spec.reason),
         };
         if spec.target.is_exact() {
-            self.block_ip
-                .insert(addr, entry, 0)
-                .map_err(kernel("insert", names::BLOCK_IP))?;
+            let result = self.block_ip.insert(addr, entry, 0);
+            result.map_err(insert_error(
+                self.block_ip.map(),
+                names::BLOCK_IP,
+                "exact block",
+                "datapath.max_blocked_ips",
+            ))?;
         } else {
-            self.block_cidr
-                .insert(&Key::new(prefix, addr), entry, 0)
-                .map_err(kernel("insert", names::BLOCK_CIDR))?;
+            let result = self.block_cidr.insert(&Key::new(prefix, addr), entry, 0);
+            result.map_err(insert_error(
+                self.block_cidr.map(),
+                names::BLOCK_CIDR,
+                "CIDR block",
+                "datapath.max_blocked_cidrs",
+            ))?;
         }
         Ok(previous.is_some())
     }
@@ -325,9 +372,13 @@ impl Maps {
             created_unix_s: clock::unix_now_s(),
             reserved: 0,
         };
-        self.allow
-            .insert(&Key::new(prefix, addr), entry, 0)
-            .map_err(kernel("insert", names::ALLOW_CIDR))
+        let result = self.allow.insert(&Key::new(prefix, addr), entry, 0);
+        result.map_err(insert_error(
+            self.allow.map(),
+            names::ALLOW_CIDR,
+            "allowlist",
+            "datapath.max_allowlist",
+        ))
     }
 
     /// Adds an allowlist entry unless one of exactly this prefix exists.

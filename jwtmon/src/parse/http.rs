@@ -331,8 +331,42 @@ impl Request {
     }
 }
 
+/// Splits an absolute-form request target (`http://host:8080/path?q`, as
+/// proxies and some clients send it) into its authority and the origin
+/// form (`/path?q`); `None` for every other form. Userinfo (`user:pass@`)
+/// is dropped: it is a credential.
+pub fn absolute_form(target: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = target.split_once("://")?;
+    let mut chars = scheme.chars();
+    if !chars.next()?.is_ascii_alphabetic()
+        || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    {
+        return None;
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    Some((authority, &rest[end..]))
+}
+
 fn build(req: &httparse::Request<'_, '_>, truncated: bool) -> Result<Request, Malformed> {
-    let target = req.path.unwrap_or("");
+    let raw_target = req.path.unwrap_or("");
+    let absolute = absolute_form(raw_target);
+    let origin;
+    let target = match absolute {
+        Some((_, rest)) => {
+            let rest = rest.split_once('#').map_or(rest, |(t, _)| t);
+            if rest.starts_with('/') {
+                rest
+            } else {
+                origin = format!("/{rest}");
+                origin.as_str()
+            }
+        }
+        None => raw_target,
+    };
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), Some(q.to_string())),
         None => (target.to_string(), None),
@@ -412,6 +446,11 @@ fn build(req: &httparse::Request<'_, '_>, truncated: bool) -> Result<Request, Ma
             return Err(Malformed::TransferEncoding);
         }
         r.chunked = true;
+    }
+    // RFC 9112 3.2.2: with an absolute-form target, its authority is the
+    // host, whatever a Host header says.
+    if let Some((authority, _)) = absolute {
+        r.host = Some(authority.to_string());
     }
     Ok(r)
 }

@@ -201,3 +201,37 @@ fn parsing_stops_where_http_ends() {
     let got = parse_requests(b"POST /a HTTP/1.1\r\nContent-Length: 99\r\n\r\nab", true);
     assert_eq!(got.len(), 1);
 }
+
+#[test]
+fn absolute_form_targets_become_origin_form_with_their_authority() {
+    let r =
+        one(b"GET http://api.example:8080/v1/items?id=7 HTTP/1.1\r\nHost: other\r\n\r\n").unwrap();
+    assert_eq!(
+        (r.path.as_str(), r.query.as_deref()),
+        ("/v1/items", Some("id=7"))
+    );
+    assert_eq!(r.host.as_deref(), Some("api.example:8080"));
+    // Userinfo is a credential: dropped. No path is "/"; a fragment goes.
+    let r = one(b"GET HTTPS://user:secret@h?x=1#frag HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert_eq!((r.path.as_str(), r.query.as_deref()), ("/", Some("x=1")));
+    assert_eq!(r.host.as_deref(), Some("h"));
+    let r = one(b"GET http://h HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(r.path, "/");
+    // Origin form, asterisk and scheme-like paths are left alone.
+    for (line, path) in [
+        (&b"GET /a/http://b HTTP/1.1\r\n\r\n"[..], "/a/http://b"),
+        (b"OPTIONS * HTTP/1.1\r\n\r\n", "*"),
+        (b"GET /x?next=http://evil/ HTTP/1.1\r\n\r\n", "/x"),
+    ] {
+        assert_eq!(one(line).unwrap().path, path);
+    }
+    assert_eq!(
+        crate::endpoint::endpoint(
+            "GET",
+            &one(b"GET http://h:1/api/v1/users/42 HTTP/1.1\r\n\r\n")
+                .unwrap()
+                .path
+        ),
+        "GET /api/v1/users/{id}"
+    );
+}
