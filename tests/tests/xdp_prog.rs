@@ -384,7 +384,7 @@ fn a_full_map_names_its_cap_and_config_key() {
     let mut maps = dp.take_maps().expect("maps");
     let spec = |t: &str| BlockSpec {
         target: t.parse().unwrap(),
-        ttl: Some(Duration::from_secs(60)),
+        ttl: Some(Duration::from_mins(1)),
         reason: "test".into(),
         origin: 0,
     };
