@@ -7,6 +7,7 @@
 
 use std::{
     future::Future,
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -96,6 +97,8 @@ struct Prepared {
     responding: JoinHandle<()>,
     datapath: Datapath,
     usr1: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
+    config_path: Option<PathBuf>,
 }
 
 /// Enforcement is live on every interface; nothing serves yet.
@@ -110,12 +113,14 @@ struct Attached {
 
 /// Runs the daemon until `shutdown` resolves. `on_ready` is told what was
 /// attached once enforcement is live and the API and metrics answer.
+/// `config_path` is the file SIGHUP re-reads (`None`: embedded defaults).
 pub async fn run(
     config: Config,
+    config_path: Option<PathBuf>,
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(&[Attachment]),
 ) -> Result<(), DaemonError> {
-    let prepared = prepare(config)?;
+    let prepared = prepare(config, config_path)?;
     let attached = attach(prepared)?;
     serve(attached, shutdown, on_ready).await;
     Ok(())
@@ -144,11 +149,13 @@ fn interfaces(config: &Config) -> Result<Vec<InterfaceSpec>, DaemonError> {
 /// Phase 1: the engine (keys, revocation list, GeoIP, OpenAPI), the
 /// responder (secrets, sinks) and the kernel object, so a bad file fails
 /// before attaching.
-fn prepare(config: Config) -> Result<Prepared, DaemonError> {
+fn prepare(config: Config, config_path: Option<PathBuf>) -> Result<Prepared, DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
     let ifaces = interfaces(&config)?;
-    // Before anything reports ready: a SIGUSR1 must never hit the default
-    // (terminating) action.
-    let usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).ok();
+    // Before anything reports ready: a SIGUSR1 or SIGHUP must never hit
+    // the default (terminating) action.
+    let usr1 = signal(SignalKind::user_defined1()).ok();
+    let hup = signal(SignalKind::hangup()).ok();
     let engine = Engine::from_config(&config, Use::Live)?;
     let metrics = Arc::new(Metrics::new());
     let (events, responding) = crate::respond::start(config.respond_sections(), metrics.clone())?;
@@ -162,6 +169,8 @@ fn prepare(config: Config) -> Result<Prepared, DaemonError> {
         responding,
         datapath,
         usr1,
+        hup,
+        config_path,
     })
 }
 
@@ -231,6 +240,8 @@ async fn serve(
         responding,
         datapath,
         usr1,
+        hup,
+        config_path,
         ..
     } = p;
     let keep = config.daemon.keep_attached;
@@ -253,6 +264,13 @@ async fn serve(
     }
     let token = CancellationToken::new();
     let (requests_tx, requests_rx) = tokio::sync::mpsc::channel(64);
+    let reloader = crate::reload::Reloader {
+        path: config_path,
+        pin_dir: config.datapath.pin_dir.clone(),
+        applied: config.allowlist.entries.clone(),
+        pipeline: capturing.then(|| requests_tx.clone()),
+    };
+    let reloading = tokio::spawn(reloader.run(hup, token.clone()));
     let services = start_services(
         &config,
         capturing.then_some(requests_tx),
@@ -292,6 +310,7 @@ async fn serve(
     shutdown.await;
     token.cancel();
     pause_toggle.abort();
+    let _ = reloading.await;
     if let Some(p) = pipeline {
         let _ = p.await;
     }

@@ -38,6 +38,7 @@ pub mod offline;
 pub mod parse;
 pub mod pipeline;
 pub mod privacy;
+pub mod reload;
 pub mod respond;
 pub mod secret;
 pub mod sequence;

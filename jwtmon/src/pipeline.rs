@@ -56,6 +56,10 @@ pub struct Links {
 /// Answers one admin API request.
 fn answer(engine: &mut Engine, observer: &Observer, cmd: PipelineRequest) {
     match cmd {
+        PipelineRequest::Reconfigure(cfg, tx) => {
+            engine.decider.reconfigure(&cfg);
+            let _ = tx.send(());
+        }
         PipelineRequest::Revoke(id, tx) => {
             let _ = tx.send(
                 engine

@@ -70,6 +70,9 @@ enum Task {
     /// Print the live capture ceiling: wrk against a namespace server with
     /// and without the daemon, ring-buffer loss and the daemon's CPU.
     BenchCapture,
+    /// Print start-to-attached times (cold and warm) next to the cold start
+    /// with a 1M-entry per-source map, on a throw-away veth pair. Needs root.
+    BenchStart,
     /// Print detection-to-drop latency (p50/p99) on the brute-force
     /// scenario over many attacker addresses, next to fail2ban (polling
     /// backend, nftables ban) on the same traffic. Needs root; installs
@@ -179,6 +182,7 @@ fn main() -> Result<()> {
             &["--scale".into(), scale.to_string()],
         ),
         Task::BenchCapture => run_root_bench(&root, "bench-capture", &[]),
+        Task::BenchStart => run_root_bench(&root, "bench-start", &[]),
         Task::Demo => run_root_bench(&root, "demo", &[]),
         Task::BenchLatency { attackers } => {
             // fail2ban is the baseline; it only ever runs inside the

@@ -21,7 +21,9 @@ use tracing::{info, warn};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{enforce::Maps, event::Events, secret::Secret, sequence::Report};
+use crate::{
+    decide::config::DecideConfig, enforce::Maps, event::Events, secret::Secret, sequence::Report,
+};
 
 /// `[admin]`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -89,6 +91,8 @@ pub enum PipelineRequest {
     Stats(oneshot::Sender<serde_json::Value>),
     /// Top sequences (`top`, `min_n`).
     Sequences(usize, usize, oneshot::Sender<Report>),
+    /// A reloaded `[decide]` section for the decision engine.
+    Reconfigure(Box<DecideConfig>, oneshot::Sender<()>),
 }
 
 /// What the handlers share.

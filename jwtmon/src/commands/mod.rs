@@ -67,7 +67,7 @@ pub fn execute(cli: Cli) -> Result<()> {
             }
             config.daemon.keep_attached |= keep_attached;
             config.validate()?;
-            run_daemon(config)
+            run_daemon(config, cli.config.clone())
         }
         Command::Block {
             target,
@@ -236,26 +236,31 @@ fn open(pin_dir: &Path) -> Result<Maps> {
     Ok(Maps::open_pinned(pin_dir)?)
 }
 
-fn run_daemon(config: Config) -> Result<()> {
+fn run_daemon(config: Config, config_path: Option<std::path::PathBuf>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(daemon::run(config, daemon::signal_shutdown(), |attached| {
-        for a in attached {
-            println!(
-                "attached to {} (role {}, {} mode{})",
-                a.iface,
-                a.role,
-                a.mode,
-                if a.pinned {
-                    ", pinned: stays attached after exit"
-                } else {
-                    ""
-                }
-            );
-        }
-    }))?;
+    runtime.block_on(daemon::run(
+        config,
+        config_path,
+        daemon::signal_shutdown(),
+        |attached| {
+            for a in attached {
+                println!(
+                    "attached to {} (role {}, {} mode{})",
+                    a.iface,
+                    a.role,
+                    a.mode,
+                    if a.pinned {
+                        ", pinned: stays attached after exit"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        },
+    ))?;
     Ok(())
 }
 

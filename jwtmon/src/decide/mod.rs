@@ -110,6 +110,15 @@ impl Decider {
         }
     }
 
+    /// Takes a reloaded `[decide]`: policy, dry run, TTLs and caps change;
+    /// the blocks in force and the offence history stay.
+    pub fn reconfigure(&mut self, cfg: &DecideConfig) {
+        self.cfg = cfg.clone();
+        self.policy = cfg.policy.clone();
+        self.offenders
+            .resize(NonZeroUsize::new(cfg.max_offenders.max(1)).unwrap_or(NonZeroUsize::MIN));
+    }
+
     /// Replaces the allowlist the decisions honour (configuration plus the
     /// kernel's allow map).
     pub fn set_allowlist(&mut self, allow: Vec<Target>) {

@@ -249,3 +249,31 @@ fn global_cap_and_cidr_aggregation() {
     let ip: IpAddr = "198.51.100.7".parse().unwrap();
     assert!(d.allowlisted(ip).is_some());
 }
+
+#[test]
+fn reconfigure_changes_policy_and_keeps_blocks_in_force() {
+    let mut d = Decider::new(&DecideConfig::default());
+    let (f, _) = run(&mut d, "login_bruteforce", "10.0.0.2", 0);
+    assert_eq!(f.action, "block_ip");
+    let mut cfg = DecideConfig {
+        dry_run: true,
+        ..DecideConfig::default()
+    };
+    cfg.policy.insert(
+        "rate_spike_ip".parse().unwrap(),
+        Rule {
+            action: Action::BlockIp,
+            ttl: None,
+            severity: None,
+        },
+    );
+    d.reconfigure(&cfg);
+    // The block made before the reload is still in force.
+    assert_eq!(
+        run(&mut d, "login_bruteforce", "10.0.0.2", 5).0.action,
+        "already_blocked"
+    );
+    // The new policy and dry run apply to what comes next.
+    let (f, e) = run(&mut d, "rate_spike_ip", "10.0.0.3", 6);
+    assert_eq!((f.action.as_str(), e.len()), ("dry_run", 0));
+}

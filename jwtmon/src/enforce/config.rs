@@ -124,8 +124,14 @@ pub struct DatapathConfig {
     pub max_blocked_cidrs: u32,
     /// Capacity of the allowlist trie.
     pub max_allowlist: u32,
-    /// Capacity of the per-source LRU counters.
+    /// Capacity of the per-source LRU counters; 0 sizes it from
+    /// `tracked_sources_bytes` (see [`DatapathConfig::tracked_sources`]).
     pub max_tracked_sources: u32,
+    /// Kernel memory the per-source counters may take when
+    /// `max_tracked_sources = 0`. The map is per-CPU and preallocated, so
+    /// its entries cost one value per possible CPU each (and creating it
+    /// costs start-up time in proportion).
+    pub tracked_sources_bytes: u64,
     /// Interval between expired-entry sweeps.
     #[serde(with = "humantime_serde")]
     pub reap_interval: Duration,
@@ -149,7 +155,8 @@ impl Default for DatapathConfig {
             max_blocked_ips: jwtmon_common::sizes::BLOCK_IP,
             max_blocked_cidrs: jwtmon_common::sizes::BLOCK_CIDR,
             max_allowlist: jwtmon_common::sizes::ALLOW_CIDR,
-            max_tracked_sources: jwtmon_common::sizes::SRC_STATS,
+            max_tracked_sources: 0,
+            tracked_sources_bytes: 32 << 20,
             reap_interval: Duration::from_secs(1),
             ring_buffer_bytes: 16 << 20,
         }
@@ -167,7 +174,24 @@ impl Default for AllowlistConfig {
     }
 }
 
+/// Kernel bytes of one per-source entry besides its per-CPU values: the
+/// hash element, LRU node and key (a conservative round figure).
+const SOURCE_ENTRY_OVERHEAD: u64 = 96;
+
 impl DatapathConfig {
+    /// The per-source map's capacity: `max_tracked_sources`, or as many
+    /// entries as `tracked_sources_bytes` holds on this host's possible
+    /// CPUs (at least 4096).
+    pub fn tracked_sources(&self) -> u32 {
+        if self.max_tracked_sources != 0 {
+            return self.max_tracked_sources;
+        }
+        let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1)) as u64;
+        let per_entry =
+            cpus * size_of::<jwtmon_common::SourceStats>() as u64 + SOURCE_ENTRY_OVERHEAD;
+        (self.tracked_sources_bytes / per_entry).clamp(4096, 100_000_000) as u32
+    }
+
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), String> {
         let d = self;
@@ -175,11 +199,22 @@ impl DatapathConfig {
             ("datapath.max_blocked_ips", d.max_blocked_ips),
             ("datapath.max_blocked_cidrs", d.max_blocked_cidrs),
             ("datapath.max_allowlist", d.max_allowlist),
-            ("datapath.max_tracked_sources", d.max_tracked_sources),
         ] {
             if value == 0 || value > 100_000_000 {
                 return Err(format!("{name} = {value}: must be between 1 and 100000000"));
             }
+        }
+        if d.max_tracked_sources > 100_000_000 {
+            return Err(format!(
+                "datapath.max_tracked_sources = {}: must be at most 100000000 (0 sizes it from tracked_sources_bytes)",
+                d.max_tracked_sources
+            ));
+        }
+        if d.max_tracked_sources == 0 && !(1 << 20..=1 << 34).contains(&d.tracked_sources_bytes) {
+            return Err(format!(
+                "datapath.tracked_sources_bytes = {}: must be between 1048576 (1 MiB) and 17179869184 (16 GiB)",
+                d.tracked_sources_bytes
+            ));
         }
         if d.reap_interval < Duration::from_millis(100) || d.reap_interval > Duration::from_hours(1)
         {

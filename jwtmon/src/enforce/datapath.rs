@@ -237,7 +237,7 @@ impl Datapath {
             .map_max_entries(names::BLOCK_IP, cfg.max_blocked_ips)
             .map_max_entries(names::BLOCK_CIDR, cfg.max_blocked_cidrs)
             .map_max_entries(names::ALLOW_CIDR, cfg.max_allowlist)
-            .map_max_entries(names::SRC_STATS, cfg.max_tracked_sources)
+            .map_max_entries(names::SRC_STATS, cfg.tracked_sources())
             .map_max_entries(names::EVENTS, cfg.ring_buffer_bytes);
         let pin_paths: Vec<(&str, PathBuf)>;
         if let Some(dir) = &pin_dir {
@@ -508,7 +508,7 @@ fn check_pinned_maps(dir: &Path, cfg: &DatapathConfig) -> Result<(), DatapathErr
             names::BLOCK_IP => cfg.max_blocked_ips,
             names::BLOCK_CIDR => cfg.max_blocked_cidrs,
             names::ALLOW_CIDR => cfg.max_allowlist,
-            names::SRC_STATS => cfg.max_tracked_sources,
+            names::SRC_STATS => cfg.tracked_sources(),
             _ => info.max_entries(),
         };
         if wanted != info.max_entries() {
