@@ -353,6 +353,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script.
+    ///
+    /// bash: `jwtmon completions bash > /etc/bash_completion.d/jwtmon`;
+    /// zsh: `jwtmon completions zsh > "${fpath[1]}/_jwtmon"`;
+    /// fish: `jwtmon completions fish > ~/.config/fish/completions/jwtmon.fish`.
+    /// The Debian package installs all three.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (jwtmon.8 and one per command) into DIR.
+    #[command(hide = true)]
+    Man {
+        /// Where the pages go (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Remove all pinned maps and links (blocks, allowlist, counters).
     ///
     /// Needed after changing map capacities in the config. Stop the daemon

@@ -36,6 +36,16 @@ pub enum ConfigError {
     /// Syntactically fine but unusable values.
     #[error("invalid config: {0}")]
     Invalid(String),
+    /// An unusable value in a file, with where it is.
+    #[error("invalid config {}{}: {message}", .path.display(), .line.map(|l| format!(":{l}")).unwrap_or_default())]
+    InvalidAt {
+        /// The file.
+        path: PathBuf,
+        /// The line of the offending key, when it is written in the file.
+        line: Option<usize>,
+        /// What is wrong and what to change.
+        message: String,
+    },
 }
 
 /// The whole configuration.
@@ -159,6 +169,27 @@ impl Default for LogConfig {
     }
 }
 
+/// The 1-based line where the key a validation message starts with
+/// (`datapath.max_blocked_ips = 0: ...`) is written in `text`.
+fn line_of(text: &str, message: &str) -> Option<usize> {
+    let dotted = message.split([' ', ':', '`']).find(|w| w.contains('.'))?;
+    let (table, key) = dotted.rsplit_once('.')?;
+    let mut current = String::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            current = header.trim_matches(['[', ']', ' ']).to_string();
+        } else if current == table
+            && line
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(n + 1);
+        }
+    }
+    None
+}
+
 impl Config {
     /// Parses and validates TOML text (`path` is for error messages).
     pub fn from_toml(text: &str, path: Option<&Path>) -> Result<Self, ConfigError> {
@@ -166,8 +197,14 @@ impl Config {
             path: path.map(Path::to_path_buf),
             message: e.to_string(),
         })?;
-        config.validate()?;
-        Ok(config)
+        match (config.validate(), path) {
+            (Err(ConfigError::Invalid(message)), Some(path)) => Err(ConfigError::InvalidAt {
+                path: path.to_path_buf(),
+                line: line_of(text, &message),
+                message,
+            }),
+            (result, _) => result.map(|()| config),
+        }
     }
 
     /// Reads, parses and validates a file.
@@ -344,6 +381,18 @@ mod tests {
         );
         let e = Config::from_toml("[datapath]\nmax_blocked_ips = 0\n", None).unwrap_err();
         assert!(e.to_string().contains("max_blocked_ips = 0"), "{e}");
+        // From a file: the error names the file and the line of the key.
+        let e = Config::from_toml(
+            "# ours\n[datapath]\nxdp_mode = \"skb\"\nmax_blocked_ips = 0\n",
+            Some(Path::new("/etc/jwtmon/jwtmon.toml")),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "invalid config /etc/jwtmon/jwtmon.toml:4: datapath.max_blocked_ips = 0"
+            ),
+            "{e}"
+        );
         let e = Config::from_toml("[datapath]\nxdp_mode = \"turbo\"\n", None).unwrap_err();
         assert!(e.to_string().contains("turbo"), "{e}");
         let e = Config::from_toml("[allowlist]\nentries = [\"10.0.0.0/33\"]\n", None).unwrap_err();

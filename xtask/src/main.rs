@@ -15,6 +15,8 @@ use std::{
     process::{Command, Stdio},
 };
 
+mod deb;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
@@ -51,6 +53,10 @@ enum Task {
     /// injection, stolen-token replay) against the real daemon; prints who
     /// was blocked, why and how fast, then cleans up. Needs root.
     Demo,
+    /// Build the Debian package (target/debian/jwtmon_VERSION_ARCH.deb):
+    /// /usr/sbin/jwtmon, /etc/jwtmon/jwtmon.toml (conffile), the hardened
+    /// systemd unit, completions, man pages, /var/lib/jwtmon (0700).
+    Deb,
     /// Print requests/s of parse and parse + pairing next to raw httparse.
     BenchParse,
     /// Print JWT analyses/s (uncached next to raw jsonwebtoken, cached,
@@ -184,6 +190,10 @@ fn main() -> Result<()> {
         Task::BenchCapture => run_root_bench(&root, "bench-capture", &[]),
         Task::BenchStart => run_root_bench(&root, "bench-start", &[]),
         Task::Demo => run_root_bench(&root, "demo", &[]),
+        Task::Deb => {
+            setup(false)?;
+            deb::build(&root).map(|_| ())
+        }
         Task::BenchLatency { attackers } => {
             // fail2ban is the baseline; it only ever runs inside the
             // benchmark's namespace (no host jail is configured).

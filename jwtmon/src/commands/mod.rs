@@ -23,6 +23,15 @@ use crate::{
 
 /// Runs the parsed command line.
 pub fn execute(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "jwtmon", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man { out } => return write_man_pages(out),
+        _ => {}
+    }
     let mut config = match &cli.command {
         // check-config reports on its own file, not --config.
         Command::CheckConfig { file } => {
@@ -49,7 +58,9 @@ pub fn execute(cli: Cli) -> Result<()> {
     init_logging(&config);
     let pin_dir = config.datapath.pin_dir.clone();
     match cli.command {
-        Command::CheckConfig { .. } => unreachable!("handled above"),
+        Command::CheckConfig { .. } | Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("handled above")
+        }
         Command::Run {
             iface,
             xdp_mode,
@@ -234,6 +245,23 @@ fn edit(config: &Config, target: &str, what: Edit) -> Result<()> {
 
 fn open(pin_dir: &Path) -> Result<Maps> {
     Ok(Maps::open_pinned(pin_dir)?)
+}
+
+/// Writes `jwtmon.8` and `jwtmon-COMMAND.8` for every visible command.
+fn write_man_pages(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let page = |cmd: clap::Command, name: &str| -> Result<()> {
+        let path = dir.join(format!("{name}.8"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd).section("8").render(&mut out)?;
+        std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))
+    };
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("jwtmon-{}", sub.get_name());
+        page(sub.clone().name(name.clone()), &name)?;
+    }
+    page(cmd, "jwtmon")
 }
 
 fn run_daemon(config: Config, config_path: Option<std::path::PathBuf>) -> Result<()> {
