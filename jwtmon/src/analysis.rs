@@ -85,6 +85,7 @@ impl<'a> Reporter<'a> {
             .filter(|c| c.scheme.eq_ignore_ascii_case("bearer"))
             .map(|c| hex16(c.digest()));
         f.detail = detail;
+        f.proven = obs.proven();
         self.out.push(f);
         self.out.last_mut().expect("just pushed")
     }

@@ -338,6 +338,7 @@ mod tests {
             endpoint: "GET /api/v1/accounts/{id}/balance".into(),
             detail: json!({"alg": "none"}),
             action: Outcome::BlockIp,
+            proven: true,
         }
     }
 

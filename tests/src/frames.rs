@@ -56,6 +56,14 @@ impl Frame {
         frame
     }
 
+    /// Sets the destination of an IPv4 frame.
+    pub fn to_v4(mut self, dst: &str) -> Self {
+        if let Body::V4 { dst: d, .. } = &mut self.body {
+            *d = dst.parse().expect("IPv4 address");
+        }
+        self
+    }
+
     /// An IPv6 packet from `src`.
     pub fn v6(src: &str) -> Self {
         Self {
@@ -146,4 +154,43 @@ impl Frame {
         b[off] = ver_ihl;
         b
     }
+}
+
+/// Sends one raw Ethernet frame out of `iface` (an AF_PACKET socket in the
+/// calling thread's network namespace): how a test forges a packet with
+/// any source address, as a spoofing attacker would.
+pub fn send_raw(iface: &str, frame: &[u8]) -> std::io::Result<()> {
+    let name = std::ffi::CString::new(iface).map_err(std::io::Error::other)?;
+    // SAFETY: plain syscalls on a socket this function owns and closes.
+    unsafe {
+        let index = libc::if_nametoindex(name.as_ptr());
+        if index == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let proto = (libc::ETH_P_ALL as u16).to_be();
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto));
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = proto;
+        addr.sll_ifindex = index as i32;
+        addr.sll_halen = 6;
+        addr.sll_addr[..6].copy_from_slice(&frame[..6]);
+        let sent = libc::sendto(
+            fd,
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            (&raw const addr).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        );
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if sent < 0 {
+            return Err(err);
+        }
+    }
+    Ok(())
 }

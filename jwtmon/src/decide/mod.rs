@@ -74,6 +74,8 @@ pub struct DecideStats {
     pub rate_capped: u64,
     /// Tokens revoked.
     pub revoked: u64,
+    /// Blocks and revocations not made because the sender was not proven.
+    pub unproven: u64,
 }
 
 struct Offender {
@@ -178,6 +180,19 @@ impl Decider {
         };
         if let Some(s) = rule.severity {
             f.severity = s;
+        }
+        // Never enforce on traffic whose sender is not proven: recorded
+        // with what would have happened, and logged only.
+        if !f.proven && matches!(rule.action, Action::BlockIp | Action::RevokeToken) {
+            f.action = Outcome::Log;
+            if !f.detail.is_object() {
+                f.detail = json!({});
+            }
+            f.detail["proven"] = json!(false);
+            f.detail["decision"] = json!({ "would": rule.action.as_str(),
+                "not_enforced": "the sender is not proven (no response from the server)" });
+            self.stats.unproven += 1;
+            return;
         }
         match rule.action {
             Action::Log | Action::Alert => f.action = rule.action.into(),

@@ -32,6 +32,7 @@ fn finding(kind: &str, ip: &str, t: u64) -> Finding {
         endpoint: "POST /login".into(),
         detail: json!({}),
         action: Outcome::Log,
+        proven: true,
     }
 }
 
@@ -276,4 +277,29 @@ fn reconfigure_changes_policy_and_keeps_blocks_in_force() {
     // The new policy and dry run apply to what comes next.
     let (f, e) = run(&mut d, "rate_spike_ip", "10.0.0.3", 6);
     assert_eq!((f.action.as_str(), e.len()), ("dry_run", 0));
+}
+
+#[test]
+fn an_unproven_sender_is_never_blocked_or_revoked() {
+    let mut d = Decider::new(&DecideConfig::default());
+    for kind in ["injection_sqli", "jwt_alg_none", "jwt_replay_multi_ip"] {
+        let mut f = finding(kind, "192.0.2.53", 0);
+        f.proven = false;
+        let mut out = Vec::new();
+        d.decide(&mut f, &mut out);
+        assert!(out.is_empty(), "{kind}: {out:?}");
+        assert_eq!(f.action, "log", "{kind}");
+        assert_eq!(f.detail["proven"], false, "{kind}");
+        assert!(
+            f.detail["decision"]["would"].is_string(),
+            "{kind}: {}",
+            f.detail
+        );
+    }
+    assert_eq!(d.stats.unproven, 3);
+    // The same address, proven, is blocked: nothing was remembered.
+    assert_eq!(
+        run(&mut d, "injection_sqli", "192.0.2.53", 1).0.action,
+        "block_ip"
+    );
 }

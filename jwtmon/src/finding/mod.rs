@@ -126,10 +126,16 @@ pub struct Finding {
     pub detail: Value,
     /// What the policy decided (`log` until the decision engine acts).
     pub action: Outcome,
+    /// The sender is proven: the server answered the request (which it
+    /// can only do after a completed handshake with `src_ip`, or with the
+    /// proxy that names it). Unproven findings are never enforced: one
+    /// spoofed packet must not get anybody blocked.
+    pub proven: bool,
 }
 
 impl Finding {
-    /// A finding of `kind` at its catalogue severity, not decided yet.
+    /// A finding of `kind` at its catalogue severity, not decided yet and
+    /// not proven (the caller that has the observation says so).
     pub fn new(kind: Kind, time: SystemTime, src_ip: IpAddr, endpoint: String) -> Self {
         Self {
             time,
@@ -141,6 +147,7 @@ impl Finding {
             endpoint,
             detail: Value::Null,
             action: Outcome::Log,
+            proven: false,
         }
     }
 

@@ -272,6 +272,7 @@ mod tests {
             endpoint: "POST /login".into(),
             detail: json!({"failures": 12, "window_s": 60, "decision": {"ttl_s": 600}}),
             action: action.parse().unwrap(),
+            proven: true,
         }
     }
 

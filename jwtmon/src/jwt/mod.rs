@@ -402,6 +402,7 @@ impl JwtAnalyzer {
                 endpoint(&obs.request.method, &obs.request.path),
             );
             f.token_id = Some(crate::parse::hex16(&digest));
+            f.proven = obs.proven();
             f
         };
         let verdict = if let Some(v) = self.cache.get(&digest) {

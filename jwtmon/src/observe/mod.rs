@@ -52,6 +52,14 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 impl Observation {
+    /// The client is proven to be who `client_ip` says: the server
+    /// answered the request. A spoofed source never completes a handshake,
+    /// so its data segment gets no HTTP response (the server's kernel
+    /// resets it); a response needs the real connection.
+    pub fn proven(&self) -> bool {
+        self.status.is_some()
+    }
+
     /// The response refused the credentials (401 or 403): what the
     /// behaviour detectors count as a failed authentication.
     pub fn auth_failed(&self) -> bool {
