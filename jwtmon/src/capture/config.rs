@@ -28,6 +28,11 @@ pub struct CaptureConfig {
     pub max_flows: usize,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<Target>,
+    /// The one header whose hops are believed from a trusted proxy.
+    pub forwarded_header: ForwardedHeader,
+    /// An untrusted source that forwards for this many distinct clients is
+    /// a suspected proxy: never blocked, reported once (0: never).
+    pub suspect_proxy_after: usize,
 }
 
 impl Default for CaptureConfig {
@@ -41,8 +46,21 @@ impl Default for CaptureConfig {
             response_timeout: Duration::from_secs(30),
             max_flows: 100_000,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
+            suspect_proxy_after: 3,
         }
     }
+}
+
+/// The forwarding header whose hops are believed from trusted proxies.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (what nginx, HAProxy and most load balancers set).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=` (RFC 7239).
+    Forwarded,
 }
 
 impl CaptureConfig {

@@ -190,7 +190,7 @@ impl Decider {
             }
             f.detail["proven"] = json!(false);
             f.detail["decision"] = json!({ "would": rule.action.as_str(),
-                "not_enforced": "the sender is not proven (no response from the server)" });
+                "not_enforced": "the sender is not proven: the server did not answer, or a proxy did not name its client" });
             self.stats.unproven += 1;
             return;
         }

@@ -31,6 +31,7 @@ pub(crate) fn obs(
         src: SocketAddr::new(client, 40000),
         dst: "10.0.0.1:8080".parse().unwrap(),
         client_ip: client,
+        attributed: true,
         request: Request {
             method: method.into(),
             path: path.into(),

@@ -135,6 +135,7 @@ fn obs(tok: &str, ip: &str, ua: &str, time: SystemTime) -> Observation {
         src: SocketAddr::new(client, 40000),
         dst: "10.0.0.1:8080".parse().unwrap(),
         client_ip: client,
+        attributed: true,
         request: Request {
             method: "GET".into(),
             path: "/api/v1/accounts/42/balance".into(),

@@ -25,6 +25,8 @@ use crate::{
 /// Pending requests kept per connection; older ones are reported
 /// unanswered when more arrive.
 pub const MAX_PENDING_PER_FLOW: usize = 128;
+/// Sources remembered while looking for unconfigured proxies.
+const SUSPECTS: usize = 10_000;
 
 /// One HTTP request as jwtmon saw it, with its outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +39,10 @@ pub struct Observation {
     pub dst: SocketAddr,
     /// The client: `src`, or the forwarded-for address behind a trusted proxy.
     pub client_ip: IpAddr,
+    /// `client_ip` is the sender, or the client a trusted proxy names;
+    /// `false` for a proxy's request that names no client (the address is
+    /// the proxy's, reported but never enforced).
+    pub attributed: bool,
     /// The request.
     pub request: Request,
     /// Response status, once seen.
@@ -57,7 +63,7 @@ impl Observation {
     /// so its data segment gets no HTTP response (the server's kernel
     /// resets it); a response needs the real connection.
     pub fn proven(&self) -> bool {
-        self.status.is_some()
+        self.status.is_some() && self.attributed
     }
 
     /// The response refused the credentials (401 or 403): what the
@@ -70,8 +76,9 @@ impl Observation {
     /// cookies only by name.
     pub fn to_json(&self) -> Value {
         let r = &self.request;
-        let proxy = (self.client_ip != self.src.ip()).then(|| self.src.ip().to_string());
-        json!({
+        let proxy = (self.client_ip != self.src.ip() || !self.attributed)
+            .then(|| self.src.ip().to_string());
+        let mut v = json!({
             "time": rfc3339(self.time),
             "src_ip": self.src.ip().to_string(),
             "src_port": self.src.port(),
@@ -96,7 +103,11 @@ impl Observation {
             "status": self.status,
             "latency_ms": self.latency.map(|d| d.as_secs_f64() * 1000.0),
             "unanswered": self.unanswered,
-        })
+        });
+        if !self.attributed {
+            v["client_attributed"] = json!(false);
+        }
+        v
     }
 }
 
@@ -113,6 +124,8 @@ pub struct ObserveStats {
     pub unanswered: u64,
     /// Flows evicted to stay within `max_flows`.
     pub evicted_flows: u64,
+    /// Requests from a suspected proxy (not attributed to anyone).
+    pub suspected_proxy: u64,
     /// Malformed requests by reason.
     pub malformed: BTreeMap<&'static str, u64>,
 }
@@ -133,6 +146,8 @@ type FlowKey = (SocketAddr, SocketAddr);
 /// The stateful pairing stage; the same for live capture and pcap files.
 pub struct Observer {
     trusted: Vec<Target>,
+    header: client::ForwardedHeader,
+    suspects: client::SuspectedProxies,
     timeout: Duration,
     flows: LruCache<FlowKey, Flow>,
     /// What happened so far.
@@ -144,6 +159,8 @@ impl Observer {
     pub fn new(cfg: &CaptureConfig) -> Self {
         Self {
             trusted: cfg.trusted_proxies.clone(),
+            header: cfg.forwarded_header,
+            suspects: client::SuspectedProxies::new(cfg.suspect_proxy_after, SUSPECTS),
             timeout: cfg.response_timeout,
             flows: LruCache::new(NonZeroUsize::new(cfg.max_flows.max(1)).expect("max(1)")),
             stats: ObserveStats::default(),
@@ -175,12 +192,20 @@ impl Observer {
                 }
             };
             self.stats.requests += 1;
-            let client_ip = client::client_ip(seg.src.ip(), &request, &self.trusted);
+            let mut client = client::client_ip(seg.src.ip(), &request, &self.trusted, self.header);
+            if client.attributed
+                && client.ip == seg.src.ip()
+                && self.suspects.suspect(client.ip, &request, self.header)
+            {
+                client.attributed = false;
+                self.stats.suspected_proxy += 1;
+            }
             let obs = Observation {
                 time: seg.time,
                 src: seg.src,
                 dst: seg.dst,
-                client_ip,
+                client_ip: client.ip,
+                attributed: client.attributed,
                 request,
                 status: None,
                 latency: None,

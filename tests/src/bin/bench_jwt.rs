@@ -66,6 +66,7 @@ fn obs(token: &str, i: usize) -> Observation {
             .parse()
             .unwrap(),
         dst: "10.0.0.1:8080".parse().unwrap(),
+        attributed: true,
         client_ip: format!("10.1.{}.{}", (i / 250) % 250, i % 250)
             .parse()
             .unwrap(),

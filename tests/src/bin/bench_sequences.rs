@@ -94,6 +94,7 @@ fn main() {
             src: "10.0.0.2:40000".parse().unwrap(),
             dst: "10.0.0.1:443".parse().unwrap(),
             client_ip: "10.0.0.2".parse().unwrap(),
+            attributed: true,
             request: Request {
                 method: if e % 5 == 0 { "POST" } else { "GET" }.into(),
                 path: format!("/api/v{}/resource{e}/{}", e % 3 + 1, 1000 + e),

@@ -149,6 +149,7 @@ fn observation(token: &str) -> Observation {
         src: "10.0.0.2:40000".parse().unwrap(),
         dst: "10.0.0.1:80".parse().unwrap(),
         client_ip: "10.0.0.2".parse().unwrap(),
+        attributed: true,
         request: Request {
             method: "GET".into(),
             path: "/".into(),
