@@ -47,12 +47,19 @@ pub fn analyze_file(
     let mut observer = Observer::new(cfg);
     let mut segments = Vec::new();
     let mut out = Vec::new();
-    read_file(path, |link, ts, frame| {
+    let mut read = PcapStats::default();
+    read_file(path, &mut read, |link, ts, frame| {
         reassembler.packet(link, ts, frame, &mut segments);
         for seg in segments.drain(..) {
             observer.push(seg, &mut out);
         }
     })?;
+    reassembler.stats.bad_records = read.bad_records;
+    reassembler.stats.truncated = read.truncated;
+    if read.bad_records > 0 || read.truncated {
+        tracing::warn!(bad_records = read.bad_records, truncated = read.truncated,
+                       file = %path.display(), "malformed capture records were skipped");
+    }
     reassembler.finish(&mut segments);
     for seg in segments.drain(..) {
         observer.push(seg, &mut out);

@@ -14,7 +14,6 @@ use std::{
 
 use pcap_file::{
     DataLink,
-    pcap::PcapReader,
     pcapng::{Block, PcapNgReader},
 };
 
@@ -54,6 +53,13 @@ pub struct PcapStats {
     pub out_of_order: u64,
     /// Streams given up because a gap never filled within the bounds.
     pub gaps: u64,
+    /// Records that were malformed (a microsecond field of a million or
+    /// more, a length beyond the snapshot length) and were skipped or
+    /// repaired, as tcpdump and Wireshark read them.
+    pub bad_records: u64,
+    /// The file ended inside a record, or a block could not be read: what
+    /// came before was analysed.
+    pub truncated: bool,
 }
 
 /// Most out-of-order segments held per direction.
@@ -323,12 +329,8 @@ fn tcp_of(link: DataLink, frame: &[u8]) -> Option<Tcp<'_>> {
                 ip.len()
             };
             let a = |o: usize| -> Option<IpAddr> {
-                Some(IpAddr::V4(Ipv4Addr::new(
-                    *ip.get(o)?,
-                    ip[o + 1],
-                    ip[o + 2],
-                    ip[o + 3],
-                )))
+                let b: [u8; 4] = ip.get(o..o + 4)?.try_into().ok()?;
+                Some(IpAddr::V4(Ipv4Addr::from(b)))
             };
             (a(12)?, a(16)?, ip.get(ihl..end)?)
         }
@@ -336,7 +338,7 @@ fn tcp_of(link: DataLink, frame: &[u8]) -> Option<Tcp<'_>> {
             if *ip.get(6)? != 6 {
                 return None;
             }
-            let plen = u16::from_be_bytes([ip[4], ip[5]]) as usize;
+            let plen = u16::from_be_bytes([*ip.get(4)?, *ip.get(5)?]) as usize;
             let end = (40 + plen).min(ip.len());
             let a = |o: usize| -> Option<IpAddr> {
                 let b: [u8; 16] = ip.get(o..o + 16)?.try_into().ok()?;
@@ -347,9 +349,12 @@ fn tcp_of(link: DataLink, frame: &[u8]) -> Option<Tcp<'_>> {
         _ => return None,
     };
     let doff = ((*tcp.get(12)? >> 4) as usize) * 4;
+    if tcp.len() < 20 || doff < 20 {
+        return None;
+    }
     let flags = *tcp.get(13)?;
     Some(Tcp {
-        src: SocketAddr::new(src, u16::from_be_bytes([tcp[0], tcp[1]])),
+        src: SocketAddr::new(src, u16::from_be_bytes([*tcp.first()?, *tcp.get(1)?])),
         dst: SocketAddr::new(dst, u16::from_be_bytes([tcp[2], tcp[3]])),
         seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
         syn: flags & 0x02 != 0,
@@ -402,9 +407,17 @@ impl Reassembler {
     }
 }
 
-/// Reads a pcap or pcapng file, calling `each` with every packet.
+/// Largest record a classic pcap file may declare (Wireshark's limit).
+const MAX_RECORD: usize = 256 * 1024;
+
+/// Reads a pcap or pcapng file, calling `each` with every packet. A
+/// malformed record is counted in `stats` and skipped (or its timestamp
+/// repaired); a file cut inside a record, or a pcapng block that cannot be
+/// read, ends the reading with `stats.truncated` set. Only a file that is
+/// no capture at all is an error.
 pub fn read_file(
     path: &Path,
+    stats: &mut PcapStats,
     mut each: impl FnMut(DataLink, Duration, &[u8]),
 ) -> Result<(), PcapError> {
     let name = path.display().to_string();
@@ -412,39 +425,115 @@ pub fn read_file(
         path: name.clone(),
         error,
     };
-    let fmt = |error: pcap_file::PcapError| PcapError::Format {
+    let fmt = |error: String| PcapError::Format {
         path: name.clone(),
-        error: error.to_string(),
+        error,
     };
     let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
     let mut magic = [0u8; 4];
     file.read_exact(&mut magic).map_err(io)?;
-    let file = std::io::Cursor::new(magic).chain(file);
     if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
-        let mut r = PcapNgReader::new(file).map_err(fmt)?;
+        let file = std::io::Cursor::new(magic).chain(file);
+        let mut r = PcapNgReader::new(file).map_err(|e| fmt(e.to_string()))?;
         let mut links = Vec::new();
         while let Some(block) = r.next_block() {
-            match block.map_err(fmt)? {
-                Block::InterfaceDescription(i) => links.push(i.linktype),
-                Block::EnhancedPacket(p) => {
+            match block {
+                Ok(Block::InterfaceDescription(i)) => links.push(i.linktype),
+                Ok(Block::EnhancedPacket(p)) => {
                     let link = links
                         .get(p.interface_id as usize)
                         .copied()
                         .unwrap_or(DataLink::ETHERNET);
                     each(link, p.timestamp, &p.data);
                 }
-                _ => {}
+                Ok(_) => {}
+                Err(_) => {
+                    // Block lengths are the only framing: no resync.
+                    stats.bad_records += 1;
+                    stats.truncated = true;
+                    break;
+                }
             }
         }
-    } else {
-        let mut r = PcapReader::new(file).map_err(fmt)?;
-        let link = r.header().datalink;
-        while let Some(p) = r.next_packet() {
-            let p = p.map_err(fmt)?;
-            each(link, p.timestamp, &p.data);
+        return Ok(());
+    }
+    classic(magic, file, stats, &mut each).map_err(fmt)
+}
+
+/// Reads a classic pcap file after its magic number.
+fn classic(
+    magic: [u8; 4],
+    mut file: impl Read,
+    stats: &mut PcapStats,
+    each: &mut impl FnMut(DataLink, Duration, &[u8]),
+) -> Result<(), String> {
+    let (big, nanos) = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] => (false, false),
+        [0xa1, 0xb2, 0xc3, 0xd4] => (true, false),
+        [0x4d, 0x3c, 0xb2, 0xa1] => (false, true),
+        [0xa1, 0xb2, 0x3c, 0x4d] => (true, true),
+        _ => return Err("not a pcap or pcapng file (unknown magic number)".into()),
+    };
+    let u32_of = |b: &[u8]| {
+        let b: [u8; 4] = b.try_into().unwrap_or_default();
+        if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let mut header = [0u8; 20];
+    file.read_exact(&mut header)
+        .map_err(|_| "pcap global header cut short".to_string())?;
+    let snaplen = (u32_of(&header[12..16]) as usize).clamp(1, MAX_RECORD);
+    let link = DataLink::from(u32_of(&header[16..20]));
+    let unit: u32 = if nanos { 1_000_000_000 } else { 1_000_000 };
+    let mut rec = [0u8; 16];
+    let mut data = Vec::new();
+    loop {
+        match read_full(&mut file, &mut rec) {
+            Ok(0) => return Ok(()),
+            Ok(16) => {}
+            _ => {
+                stats.truncated = true;
+                return Ok(());
+            }
+        }
+        let (secs, mut frac) = (u32_of(&rec[0..4]), u32_of(&rec[4..8]));
+        let len = u32_of(&rec[8..12]) as usize;
+        if len > MAX_RECORD.max(snaplen) {
+            // A length nothing could have captured: the framing is lost.
+            stats.bad_records += 1;
+            stats.truncated = true;
+            return Ok(());
+        }
+        if frac >= unit {
+            // tcpdump and Wireshark read these; carry into the seconds.
+            stats.bad_records += 1;
+            frac = unit - 1;
+        }
+        data.resize(len, 0);
+        if read_full(&mut file, &mut data).map_or(true, |n| n < len) {
+            stats.truncated = true;
+            return Ok(());
+        }
+        let nanos = if nanos { frac } else { frac * 1000 };
+        each(link, Duration::new(u64::from(secs), nanos), &data);
+    }
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -473,5 +562,76 @@ mod tests {
         s.push(104, b"/x  ", t, &mut st); // fills the gap
         assert_eq!(s.buf, b"GET /x  HTTP");
         assert_eq!((st.out_of_order, st.retransmitted_bytes), (1, 4));
+    }
+
+    /// A classic pcap (microseconds, little endian, raw IP) of `records`
+    /// (seconds, microseconds, bytes).
+    fn pcap(records: &[(u32, u32, &[u8])]) -> Vec<u8> {
+        let mut f = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&65535u32.to_le_bytes());
+        f.extend_from_slice(&101u32.to_le_bytes());
+        for (s, us, data) in records {
+            f.extend_from_slice(&s.to_le_bytes());
+            f.extend_from_slice(&us.to_le_bytes());
+            f.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            f.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            f.extend_from_slice(data);
+        }
+        f
+    }
+
+    fn read(bytes: &[u8]) -> (Vec<Duration>, PcapStats) {
+        let path = std::env::temp_dir().join(format!(
+            "jwtmon-pcap-unit-{}-{}.pcap",
+            std::process::id(),
+            bytes.len()
+        ));
+        std::fs::write(&path, bytes).unwrap();
+        let mut stats = PcapStats::default();
+        let mut times = Vec::new();
+        read_file(&path, &mut stats, |_, ts, _| times.push(ts)).unwrap();
+        std::fs::remove_file(&path).ok();
+        (times, stats)
+    }
+
+    #[test]
+    fn a_bad_record_is_counted_and_the_rest_is_read() {
+        let pkt = [0x45u8; 40];
+        let (times, stats) = read(&pcap(&[
+            (10, 5, &pkt),
+            (11, 1_000_000, &pkt),
+            (12, 7, &pkt),
+        ]));
+        assert_eq!(times.len(), 3);
+        assert_eq!(times[1], Duration::new(11, 999_999_000));
+        assert_eq!((stats.bad_records, stats.truncated), (1, false));
+        // Cut inside the last record: the first two are kept.
+        let mut cut = pcap(&[(10, 5, &pkt), (11, 6, &pkt), (12, 7, &pkt)]);
+        cut.truncate(cut.len() - 10);
+        let (times, stats) = read(&cut);
+        assert_eq!((times.len(), stats.truncated), (2, true));
+        // A length no capture could have: reading stops, nothing panics.
+        let mut absurd = pcap(&[(10, 5, &pkt)]);
+        absurd.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0]);
+        let (times, stats) = read(&absurd);
+        assert_eq!(
+            (times.len(), stats.bad_records, stats.truncated),
+            (1, 1, true)
+        );
+    }
+
+    #[test]
+    fn short_ip_headers_are_skipped_not_a_panic() {
+        let mut v4 = vec![0x45u8, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0];
+        v4.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        v4.extend_from_slice(&[0; 20]);
+        for n in 0..v4.len() {
+            assert!(tcp_of(DataLink::RAW, &v4[..n]).is_none(), "{n} bytes");
+        }
+        let v6 = [0x60u8; 60];
+        for n in 0..v6.len() {
+            let _ = tcp_of(DataLink::RAW, &v6[..n]);
+        }
     }
 }

@@ -185,7 +185,7 @@ fn claim_checks(t: &Token<'_>, issuer: Option<&Issuer>, out: &mut Vec<Raw>) {
     let anomalous = match (iat, exp) {
         (_, None) => Some(json!({ "reason": "no exp claim" })),
         (Some(iat), Some(exp)) => {
-            let life = exp - iat;
+            let life = exp.saturating_sub(iat);
             let (min, max) = (
                 cfg.min_lifetime.as_secs() as i64,
                 cfg.max_lifetime.as_secs() as i64,

@@ -439,29 +439,29 @@ impl JwtAnalyzer {
         }
         let l = verdict.leeway;
         if let Some(exp) = verdict.exp
-            && now > exp + l
+            && now > exp.saturating_add(l)
         {
             emit(
                 Kind::JwtExpired,
-                json!({ "exp": exp, "expired_s": now - exp, "leeway_s": l }),
+                json!({ "exp": exp, "expired_s": now.saturating_sub(exp), "leeway_s": l }),
                 out,
             );
         }
         if let Some(nbf) = verdict.nbf
-            && now + l < nbf
+            && now.saturating_add(l) < nbf
         {
             emit(
                 Kind::JwtNotYetValid,
-                json!({ "nbf": nbf, "early_s": nbf - now }),
+                json!({ "nbf": nbf, "early_s": nbf.saturating_sub(now) }),
                 out,
             );
         }
         if let Some(iat) = verdict.iat
-            && now + l < iat
+            && now.saturating_add(l) < iat
         {
             emit(
                 Kind::JwtIssuedInFuture,
-                json!({ "iat": iat, "ahead_s": iat - now }),
+                json!({ "iat": iat, "ahead_s": iat.saturating_sub(now) }),
                 out,
             );
         }

@@ -623,3 +623,20 @@ fn unknown_kid_waits_for_the_refetch() {
     b.analyze(&obs(&other, "10.0.0.6", "curl/8", at(NOW)), &mut now);
     assert_eq!(now.len(), 1);
 }
+
+#[test]
+fn times_at_the_ends_of_i64_never_overflow() {
+    let cfg = rsa_cfg();
+    for (exp, nbf, iat) in [
+        (i64::MAX, i64::MIN, i64::MAX),
+        (i64::MIN, i64::MAX, i64::MIN),
+        (i64::MIN, i64::MIN, i64::MAX),
+    ] {
+        let tok = rs256(
+            json!({ "sub": "alice", "iss": "https://auth.example", "aud": "api",
+                                "exp": exp, "nbf": nbf, "iat": iat }),
+        );
+        let k = kinds(&cfg, &tok);
+        assert!(!k.is_empty(), "times this far off are findings: {k:?}");
+    }
+}
