@@ -121,14 +121,76 @@ impl Pseudonymizer {
             IpAddr::V4(a) => mac.update(&a.octets()),
             IpAddr::V6(a) => mac.update(&a.octets()),
         }
-        let tag = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(19);
-        out.push_str("px-");
-        for b in &tag[..8] {
-            out.push_str(&format!("{b:02x}"));
-        }
-        out
+        tag("px-", mac)
     }
+
+    /// A username's pseudonym, `pu-` and 16 hex digits (case-insensitive;
+    /// the name itself when disabled).
+    pub fn name(&self, name: &str) -> String {
+        let Some(key) = &self.key else {
+            return name.to_string();
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(b"user:");
+        mac.update(name.to_lowercase().as_bytes());
+        tag("pu-", mac)
+    }
+
+    /// Pseudonymizes the addresses and usernames a finding's evidence
+    /// carries (`ips`, `network`, `aggregated`, `username`, at any depth),
+    /// before it is stored or sent. A no-op when disabled.
+    pub fn scrub(&self, v: &mut serde_json::Value) {
+        use serde_json::Value;
+        if !self.enabled() {
+            return;
+        }
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    match (k.as_str(), &mut *v) {
+                        ("username" | "user", Value::String(s)) => *s = self.name(s),
+                        ("ips" | "addresses" | "ip" | "network" | "aggregated" | "client", _) => {
+                            self.scrub_addresses(v);
+                        }
+                        _ => self.scrub(v),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| self.scrub(i)),
+            _ => {}
+        }
+    }
+
+    /// Replaces every address or network string in `v`.
+    fn scrub_addresses(&self, v: &mut serde_json::Value) {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => {
+                let (addr, prefix) = s
+                    .split_once('/')
+                    .map_or((s.as_str(), None), |(a, p)| (a, Some(p)));
+                if let Ok(ip) = addr.parse::<IpAddr>() {
+                    *s = match prefix {
+                        Some(p) => format!("{}/{p}", self.ip(ip)),
+                        None => self.ip(ip),
+                    };
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| self.scrub_addresses(i)),
+            _ => {}
+        }
+    }
+}
+
+/// `prefix` and the first 8 bytes of the MAC in hex.
+fn tag(prefix: &str, mac: Hmac<Sha256>) -> String {
+    let tag = mac.finalize().into_bytes();
+    let mut out = String::with_capacity(prefix.len() + 16);
+    out.push_str(prefix);
+    for b in &tag[..8] {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
 }
 
 /// Reads the key file, or creates it with 32 random bytes.
@@ -162,6 +224,40 @@ fn key_file(path: &Path) -> Result<Vec<u8>, PrivacyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evidence_addresses_and_usernames_are_scrubbed() {
+        let p = Pseudonymizer::with_key(b"key");
+        let mut d = serde_json::json!({
+            "distinct_ips": 4,
+            "ips": ["198.51.100.1", "2001:db8::9"],
+            "username": "Alice@Example.com",
+            "network": "203.0.113.0/24",
+            "decision": {"aggregated": "198.51.100.0/24", "ttl_s": 600},
+            "shape": "one username, many addresses",
+        });
+        p.scrub(&mut d);
+        let text = d.to_string();
+        for raw in ["198.51.100", "2001:db8", "Alice", "203.0.113"] {
+            assert!(!text.contains(raw), "{raw} left in {text}");
+        }
+        assert_eq!(d["ips"][0], p.ip("198.51.100.1".parse().unwrap()));
+        assert_eq!(
+            d["username"],
+            p.name("alice@example.com"),
+            "case-insensitive"
+        );
+        assert!(d["network"].as_str().unwrap().ends_with("/24"));
+        assert_eq!(
+            (d["distinct_ips"].clone(), d["decision"]["ttl_s"].clone()),
+            (4.into(), 600.into())
+        );
+        assert_eq!(d["shape"], "one username, many addresses");
+        // Disabled: untouched.
+        let mut raw = serde_json::json!({"ips": ["198.51.100.1"]});
+        Pseudonymizer::off().scrub(&mut raw);
+        assert_eq!(raw["ips"][0], "198.51.100.1");
+    }
 
     #[test]
     fn stable_per_key_different_across_keys() {

@@ -112,7 +112,11 @@ pub fn start(
 }
 
 impl Responder {
-    fn finding(&mut self, f: Finding, decided: SystemTime) {
+    fn finding(&mut self, mut f: Finding, decided: SystemTime) {
+        // What is stored or sent carries pseudonyms, never the evidence's
+        // raw addresses or usernames (stdout, the operator's console, keeps
+        // them).
+        self.register.pseudonymizer().scrub(&mut f.detail);
         self.metrics.finding(f.kind.name(), f.severity);
         self.metrics.latency.observe(
             decided
