@@ -179,14 +179,45 @@ pub struct BlockEntry {
 }
 
 /// Value of the allowlist trie.
+/// Why an allowlist entry was added automatically ([`AllowEntry::reason`]).
+pub mod allow_reason {
+    /// Added by the operator or from `[allowlist]`.
+    pub const CONFIG: u64 = 0;
+    /// One of the host's own addresses.
+    pub const OWN_ADDRESS: u64 = 1;
+    /// A default gateway.
+    pub const GATEWAY: u64 = 2;
+    /// A DNS resolver from /etc/resolv.conf.
+    pub const RESOLVER: u64 = 3;
+    /// A configured trusted proxy.
+    pub const TRUSTED_PROXY: u64 = 4;
+    /// A service jwtmon talks to (JWKS, SMTP, webhook, Redis host).
+    pub const SERVICE: u64 = 5;
+
+    /// Its name in `jwtmon list`.
+    pub const fn name(reason: u64) -> &'static str {
+        match reason {
+            CONFIG => "config",
+            OWN_ADDRESS => "auto: own address",
+            GATEWAY => "auto: gateway",
+            RESOLVER => "auto: resolver",
+            TRUSTED_PROXY => "auto: trusted proxy",
+            SERVICE => "auto: service host",
+            _ => "auto",
+        }
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AllowEntry {
     /// Wall-clock creation time, seconds since the Unix epoch.
     pub created_unix_s: u64,
-    /// Reserved for a hit counter; kept zero today so that allowlisted traffic
-    /// costs no shared-cache-line write.
-    pub reserved: u64,
+    /// Why the entry exists: 0 the operator or the config, else one of
+    /// [`allow_reason`] (added automatically so jwtmon never blocks the
+    /// host itself or what it depends on). Written by userspace only: the
+    /// kernel never touches it, so allowlisted traffic costs no write.
+    pub reason: u64,
 }
 
 /// Most monitored plain-HTTP ports.

@@ -183,6 +183,9 @@ fn attach(mut p: Prepared) -> Result<Attached, DaemonError> {
             info!(%entry, "allowlisted from config");
         }
     }
+    if p.config.allowlist.auto {
+        crate::guard::apply(&mut maps, &crate::guard::protected(&p.config));
+    }
     let keep = p.config.daemon.keep_attached;
     let mut attached = Vec::new();
     for iface in &p.ifaces {

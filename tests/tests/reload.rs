@@ -59,6 +59,15 @@ fn sighup_reloads_the_allowlist_and_decide_and_keeps_blocks() {
     )
     .expect("daemon");
     assert!(allowed(&pin).contains(&"192.0.2.10".to_string()));
+    // Never block ourselves: the host's own address is allowlisted at start.
+    let own = list_json(&pin)["allowlist"]
+        .as_array()
+        .expect("allowlist")
+        .iter()
+        .find(|a| a["target"] == net.host_ip.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{} not allowlisted: {}", net.host_ip, list_json(&pin)));
+    assert_eq!(own["origin"], "auto: own address", "{own}");
     cli_ok(
         &pin,
         &["block", "198.51.100.7", "--ttl", "10m", "--reason", "kept"],

@@ -483,9 +483,9 @@ fn list(maps: &Maps, json: bool) -> Result<()> {
     }
     println!("{} blocks", blocks.len());
     println!();
-    println!("ALLOWLISTED");
+    println!("{:<44} ORIGIN", "ALLOWLISTED");
     for a in &allow {
-        println!("{}", a.target);
+        println!("{:<44} {}", a.target.to_string(), a.origin);
     }
     Ok(())
 }

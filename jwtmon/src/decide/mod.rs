@@ -217,7 +217,9 @@ impl Decider {
 
     fn block(&mut self, f: &mut Finding, base: Duration, out: &mut Vec<Enforcement>) {
         let now = f.time;
-        let ip = f.src_ip;
+        // An IPv4-mapped address is the IPv4 address: aggregating it as
+        // IPv6 would form ::/64, which covers every IPv4 key.
+        let ip = f.src_ip.to_canonical();
         if let Some(by) = self.allowlisted(ip) {
             f.action = Outcome::Allowlisted;
             f.detail["decision"] = json!({ "would": "block_ip", "allowlisted_by": by.to_string() });

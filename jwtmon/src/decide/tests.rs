@@ -303,3 +303,24 @@ fn an_unproven_sender_is_never_blocked_or_revoked() {
         "block_ip"
     );
 }
+
+#[test]
+fn mapped_addresses_aggregate_as_ipv4_never_as_the_ipv6_slash_64() {
+    let mut d = Decider::new(&DecideConfig {
+        aggregate: true,
+        aggregate_after: 2,
+        ..DecideConfig::default()
+    });
+    let mut targets = Vec::new();
+    for i in 1..=4 {
+        let (_, e) = run(&mut d, "jwt_alg_none", &format!("::ffff:192.0.2.{i}"), i);
+        for x in e {
+            if let Enforcement::Block { target, .. } = x {
+                targets.push(target.to_string());
+            }
+        }
+    }
+    assert!(targets.contains(&"192.0.2.1".to_string()), "{targets:?}");
+    assert!(targets.contains(&"192.0.2.0/24".to_string()), "{targets:?}");
+    assert!(!targets.iter().any(|t| t.starts_with("::")), "{targets:?}");
+}

@@ -145,6 +145,9 @@ pub struct DatapathConfig {
 pub struct AllowlistConfig {
     /// Addresses and networks never dropped.
     pub entries: Vec<Target>,
+    /// Also never drop the host's own addresses, gateways, resolvers,
+    /// trusted proxies and configured service hosts (found at start).
+    pub auto: bool,
 }
 
 impl Default for DatapathConfig {
@@ -170,6 +173,7 @@ impl Default for AllowlistConfig {
                 "127.0.0.0/8".parse().expect("valid"),
                 "::1".parse().expect("valid"),
             ],
+            auto: true,
         }
     }
 }

@@ -142,6 +142,11 @@ pub struct AllowView {
     pub target: Target,
     /// Unix seconds of creation.
     pub created_unix_s: u64,
+    /// Why it is there (`config`, or `auto: own address`, ...).
+    pub origin: &'static str,
+    /// Added automatically (replaced at every daemon start).
+    #[serde(skip)]
+    pub auto: bool,
 }
 
 /// One source's counters summed over CPUs.
@@ -367,10 +372,15 @@ impl Maps {
 
     /// Adds an allowlist entry (idempotent).
     pub fn allow(&mut self, target: &Target) -> Result<(), MapsError> {
+        self.allow_for(target, jwtmon_common::allow_reason::CONFIG)
+    }
+
+    /// Adds an allowlist entry with its [`jwtmon_common::allow_reason`].
+    pub fn allow_for(&mut self, target: &Target, reason: u64) -> Result<(), MapsError> {
         let (addr, prefix) = target.key();
         let entry = AllowEntry {
             created_unix_s: clock::unix_now_s(),
-            reserved: 0,
+            reason,
         };
         let result = self.allow.insert(&Key::new(prefix, addr), entry, 0);
         result.map_err(insert_error(
@@ -435,6 +445,8 @@ impl Maps {
                 Ok(AllowView {
                     target: Target::from_key(key.data(), key.prefix_len()),
                     created_unix_s: entry.created_unix_s,
+                    origin: jwtmon_common::allow_reason::name(entry.reason),
+                    auto: entry.reason != jwtmon_common::allow_reason::CONFIG,
                 })
             })
             .collect()
