@@ -55,6 +55,10 @@ pub struct Engine {
     pub orders: Option<Orders>,
     /// Block orders refused because the enforcer's queue was full.
     pub orders_dropped: u64,
+    /// `decide.max_revoked_tokens`.
+    pub max_revoked_tokens: usize,
+    /// Automatic revocations refused because the list was full.
+    pub revocations_refused: u64,
 }
 
 impl Engine {
@@ -85,6 +89,14 @@ impl Engine {
         for e in todo {
             match e {
                 Enforcement::Revoke { token_id } => {
+                    if self.analyzer.revocations.len() >= self.max_revoked_tokens {
+                        self.revocations_refused += 1;
+                        if self.revocations_refused == 1 {
+                            warn!(cap = self.max_revoked_tokens,
+                                  "revocation list full (decide.max_revoked_tokens): automatic revocations stop");
+                        }
+                        continue;
+                    }
                     if let Err(err) = self.analyzer.revoke_token_id(&token_id) {
                         warn!(token_id, error = %err, "revocation not saved");
                     }
@@ -122,6 +134,8 @@ impl Engine {
             decider,
             orders: None,
             orders_dropped: 0,
+            max_revoked_tokens: config.decide.max_revoked_tokens,
+            revocations_refused: 0,
         })
     }
 }

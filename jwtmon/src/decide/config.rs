@@ -55,6 +55,12 @@ pub struct DecideConfig {
     pub aggregate_ipv6_prefix: u8,
     /// Addresses remembered for repeat offences.
     pub max_offenders: usize,
+    /// Automatic token revocations per minute at most (0 = none); beyond
+    /// it findings are recorded as `rate_capped`.
+    pub max_revocations_per_minute: u32,
+    /// Automatic revocations stop once the revocation list holds this many
+    /// entries (the operator's `jwtmon revoke` still works).
+    pub max_revoked_tokens: usize,
     /// Per-kind overrides of the catalogue's default actions; a key that
     /// is not a catalogue kind is a config error.
     pub policy: BTreeMap<Kind, Rule>,
@@ -74,6 +80,8 @@ impl Default for DecideConfig {
             aggregate_ipv4_prefix: 24,
             aggregate_ipv6_prefix: 64,
             max_offenders: 100_000,
+            max_revocations_per_minute: 60,
+            max_revoked_tokens: 100_000,
             policy: BTreeMap::new(),
         }
     }

@@ -92,6 +92,7 @@ pub struct Decider {
     active: HashMap<Target, SystemTime>,
     offenders: LruCache<IpAddr, Offender>,
     recent: VecDeque<SystemTime>,
+    revoked_recently: VecDeque<SystemTime>,
     /// Counters.
     pub stats: DecideStats,
 }
@@ -108,6 +109,7 @@ impl Decider {
                 NonZeroUsize::new(cfg.max_offenders.max(1)).unwrap_or(NonZeroUsize::MIN),
             ),
             recent: VecDeque::new(),
+            revoked_recently: VecDeque::new(),
             stats: DecideStats::default(),
         }
     }
@@ -207,6 +209,18 @@ impl Decider {
                     self.stats.dry_run += 1;
                     return;
                 }
+                let minute = f.time.checked_sub(Duration::from_secs(60)).unwrap_or(f.time);
+                while self.revoked_recently.front().is_some_and(|t| *t <= minute) {
+                    self.revoked_recently.pop_front();
+                }
+                if self.revoked_recently.len() >= self.cfg.max_revocations_per_minute as usize {
+                    f.action = Outcome::RateCapped;
+                    f.detail["decision"] = json!({ "would": "revoke_token",
+                        "max_revocations_per_minute": self.cfg.max_revocations_per_minute });
+                    self.stats.rate_capped += 1;
+                    return;
+                }
+                self.revoked_recently.push_back(f.time);
                 f.action = Outcome::RevokeToken;
                 self.stats.revoked += 1;
                 out.push(Enforcement::Revoke { token_id: id });

@@ -324,3 +324,28 @@ fn mapped_addresses_aggregate_as_ipv4_never_as_the_ipv6_slash_64() {
     assert!(targets.contains(&"192.0.2.0/24".to_string()), "{targets:?}");
     assert!(!targets.iter().any(|t| t.starts_with("::")), "{targets:?}");
 }
+
+#[test]
+fn automatic_revocations_are_capped_per_minute() {
+    let mut d = Decider::new(&DecideConfig {
+        max_revocations_per_minute: 3,
+        ..DecideConfig::default()
+    });
+    let actions: Vec<String> = (0..5)
+        .map(|i| {
+            let mut f = finding("jwt_replay_multi_ip", "10.0.0.1", i);
+            f.token_id = Some(format!("{i:016x}"));
+            let mut out = Vec::new();
+            d.decide(&mut f, &mut out);
+            f.action.to_string()
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        ["revoke_token", "revoke_token", "revoke_token", "rate_capped", "rate_capped"]
+    );
+    // A minute later there is room again.
+    let mut f = finding("jwt_replay_multi_ip", "10.0.0.1", 61);
+    d.decide(&mut f, &mut Vec::new());
+    assert_eq!(f.action, "revoke_token");
+}
