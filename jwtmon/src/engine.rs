@@ -92,8 +92,10 @@ impl Engine {
                     if self.analyzer.revocations.len() >= self.max_revoked_tokens {
                         self.revocations_refused += 1;
                         if self.revocations_refused == 1 {
-                            warn!(cap = self.max_revoked_tokens,
-                                  "revocation list full (decide.max_revoked_tokens): automatic revocations stop");
+                            warn!(
+                                cap = self.max_revoked_tokens,
+                                "revocation list full (decide.max_revoked_tokens): automatic revocations stop"
+                            );
                         }
                         continue;
                     }

@@ -26,6 +26,8 @@ pub struct CaptureConfig {
     pub response_timeout: Duration,
     /// Connections tracked for pairing.
     pub max_flows: usize,
+    /// Memory that requests waiting for their responses may hold in all.
+    pub max_pending_bytes: usize,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<Target>,
     /// The one header whose hops are believed from a trusted proxy.
@@ -45,6 +47,7 @@ impl Default for CaptureConfig {
             max_records_per_second: 200_000,
             response_timeout: Duration::from_secs(30),
             max_flows: 100_000,
+            max_pending_bytes: 64 << 20,
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::XForwardedFor,
             suspect_proxy_after: 3,
@@ -93,6 +96,12 @@ impl CaptureConfig {
             return Err(format!(
                 "capture.max_flows = {}: must be between 1 and 10000000",
                 c.max_flows
+            ));
+        }
+        if c.max_pending_bytes < 1 << 16 {
+            return Err(format!(
+                "capture.max_pending_bytes = {}: at least 65536",
+                c.max_pending_bytes
             ));
         }
         if c.response_timeout < Duration::from_millis(100) {

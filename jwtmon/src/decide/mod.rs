@@ -209,7 +209,10 @@ impl Decider {
                     self.stats.dry_run += 1;
                     return;
                 }
-                let minute = f.time.checked_sub(Duration::from_secs(60)).unwrap_or(f.time);
+                let minute = f
+                    .time
+                    .checked_sub(Duration::from_mins(1))
+                    .unwrap_or(f.time);
                 while self.revoked_recently.front().is_some_and(|t| *t <= minute) {
                     self.revoked_recently.pop_front();
                 }

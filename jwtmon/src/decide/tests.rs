@@ -342,7 +342,13 @@ fn automatic_revocations_are_capped_per_minute() {
         .collect();
     assert_eq!(
         actions,
-        ["revoke_token", "revoke_token", "revoke_token", "rate_capped", "rate_capped"]
+        [
+            "revoke_token",
+            "revoke_token",
+            "revoke_token",
+            "rate_capped",
+            "rate_capped"
+        ]
     );
     // A minute later there is room again.
     let mut f = finding("jwt_replay_multi_ip", "10.0.0.1", 61);

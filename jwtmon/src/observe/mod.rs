@@ -25,6 +25,12 @@ use crate::{
 /// Pending requests kept per connection; older ones are reported
 /// unanswered when more arrive.
 pub const MAX_PENDING_PER_FLOW: usize = 128;
+/// What a waiting request costs in memory: its fixed part and the bytes
+/// its fields hold.
+fn weight(obs: &Observation) -> usize {
+    size_of::<Observation>() + obs.request.held_bytes()
+}
+
 /// Sources remembered while looking for unconfigured proxies.
 const SUSPECTS: usize = 10_000;
 
@@ -124,6 +130,8 @@ pub struct ObserveStats {
     pub unanswered: u64,
     /// Flows evicted to stay within `max_flows`.
     pub evicted_flows: u64,
+    /// Waiting requests given up to stay within `max_pending_bytes`.
+    pub pending_over_budget: u64,
     /// Requests from a suspected proxy (not attributed to anyone).
     pub suspected_proxy: u64,
     /// Malformed requests by reason.
@@ -148,6 +156,8 @@ pub struct Observer {
     trusted: Vec<Target>,
     header: client::ForwardedHeader,
     suspects: client::SuspectedProxies,
+    pending_bytes: usize,
+    max_pending_bytes: usize,
     timeout: Duration,
     flows: LruCache<FlowKey, Flow>,
     /// What happened so far.
@@ -161,6 +171,8 @@ impl Observer {
             trusted: cfg.trusted_proxies.clone(),
             header: cfg.forwarded_header,
             suspects: client::SuspectedProxies::new(cfg.suspect_proxy_after, SUSPECTS),
+            pending_bytes: 0,
+            max_pending_bytes: cfg.max_pending_bytes,
             timeout: cfg.response_timeout,
             flows: LruCache::new(NonZeroUsize::new(cfg.max_flows.max(1)).expect("max(1)")),
             stats: ObserveStats::default(),
@@ -220,16 +232,39 @@ impl Observer {
                 }
             }
             let flow = self.flows.get_mut(&key).expect("just inserted");
-            if flow.pending.len() >= MAX_PENDING_PER_FLOW
-                && let Some(old) = flow.pending.pop_front()
-            {
-                self.stats.unanswered += 1;
-                let mut o = old.obs;
-                o.unanswered = true;
-                out.push(o);
+            let old = if flow.pending.len() >= MAX_PENDING_PER_FLOW {
+                flow.pending.pop_front()
+            } else {
+                None
+            };
+            if let Some(old) = old {
+                self.unanswered(old.obs, out);
             }
+            self.pending_bytes += weight(&obs);
             let flow = self.flows.get_mut(&key).expect("present");
             flow.pending.push_back(Pending { obs, seq: seg.seq });
+            self.within_budget(out);
+        }
+    }
+
+    /// Bytes held by requests waiting for their responses.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// Over `capture.max_pending_bytes`, the least recently active flows
+    /// give up their waiting requests (reported unanswered, so analysed but
+    /// never enforced): a flood of unanswered requests cannot grow memory.
+    fn within_budget(&mut self, out: &mut Vec<Observation>) {
+        while self.pending_bytes > self.max_pending_bytes {
+            let Some((_, flow)) = self.flows.pop_lru() else {
+                self.pending_bytes = 0;
+                return;
+            };
+            for p in flow.pending {
+                self.stats.pending_over_budget += 1;
+                self.unanswered(p.obs, out);
+            }
         }
     }
 
@@ -252,6 +287,7 @@ impl Observer {
                 continue;
             }
             let p = flow.pending.pop_front().expect("checked");
+            self.pending_bytes = self.pending_bytes.saturating_sub(weight(&p.obs));
             let mut obs = p.obs;
             obs.status = Some(resp.status);
             obs.latency = seg.time.duration_since(obs.time).ok();
@@ -261,6 +297,7 @@ impl Observer {
     }
 
     fn unanswered(&mut self, mut obs: Observation, out: &mut Vec<Observation>) {
+        self.pending_bytes = self.pending_bytes.saturating_sub(weight(&obs));
         self.stats.unanswered += 1;
         obs.unanswered = true;
         out.push(obs);

@@ -254,3 +254,33 @@ fn json_carries_no_secret() {
     assert_eq!(v["token_id"], parse::token_id("s3cr3t.t0k3n.x"));
     assert_eq!(v["auth_scheme"], "Bearer");
 }
+
+#[test]
+fn waiting_requests_stay_under_their_byte_budget() {
+    let cfg = CaptureConfig {
+        max_pending_bytes: 256 * 1024,
+        ..CaptureConfig::default()
+    };
+    let mut o = Observer::new(&cfg);
+    let mut out = Vec::new();
+    // A flood of unanswered requests with 3 KB bodies on 2,000 connections.
+    let body = "x".repeat(3000);
+    let req = format!("POST /upload HTTP/1.1\r\nContent-Length: 3000\r\n\r\n{body}");
+    let mut peak = 0;
+    for i in 0..2000u32 {
+        let src = format!("10.0.{}.{}:{}", i / 250, i % 250, 1000 + i % 50);
+        o.push(
+            seg(Direction::Request, &src, S, 1, 1, 0, req.as_bytes()),
+            &mut out,
+        );
+        peak = peak.max(o.pending_bytes());
+    }
+    assert!(peak <= cfg.max_pending_bytes, "peak {peak}");
+    assert!(o.stats.pending_over_budget > 1000, "{:?}", o.stats);
+    // Nothing is lost: what was given up is reported as unanswered.
+    assert_eq!(out.len() as u64, o.stats.pending_over_budget);
+    assert!(out.iter().all(|obs| obs.unanswered));
+    // Answered and flushed requests release their bytes.
+    o.flush(&mut out);
+    assert_eq!(o.pending_bytes(), 0);
+}

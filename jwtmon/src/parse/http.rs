@@ -306,6 +306,31 @@ fn text(v: &[u8]) -> String {
 }
 
 impl Request {
+    /// Heap bytes its fields hold (what a waiting request costs besides
+    /// its fixed size).
+    pub fn held_bytes(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        self.method.len()
+            + self.path.len()
+            + opt(&self.query)
+            + opt(&self.host)
+            + opt(&self.user_agent)
+            + opt(&self.content_type)
+            + self.cookies.as_ref().map_or(0, |c| c.0.len())
+            + self.api_key.as_ref().map_or(0, |c| c.0.len())
+            + self
+                .credentials
+                .as_ref()
+                .map_or(0, |c| c.expose_secret().len() + 64)
+            + self
+                .forwarded_for
+                .iter()
+                .chain(&self.forwarded)
+                .map(String::len)
+                .sum::<usize>()
+            + self.body.len()
+    }
+
     /// Names of the cookies sent, in order.
     pub fn cookie_names(&self) -> Vec<&str> {
         self.cookie_pairs().map(|(n, _)| n).collect()
