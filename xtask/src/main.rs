@@ -16,6 +16,7 @@ use std::{
 };
 
 mod deb;
+mod fuzz;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -57,6 +58,19 @@ enum Task {
     /// /usr/sbin/jwtmon, /etc/jwtmon/jwtmon.toml (conffile), the hardened
     /// systemd unit, completions, man pages, /var/lib/jwtmon (0700).
     Deb,
+    /// Run every fuzz target (cargo-fuzz, nightly) for SECONDS each, or
+    /// RUNS executions; prints executions and crashes per target.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Executions per target instead of a time limit.
+        #[arg(long)]
+        runs: Option<u64>,
+        /// Only these targets.
+        #[arg(long = "target")]
+        targets: Vec<String>,
+    },
     /// Print requests/s of parse and parse + pairing next to raw httparse.
     BenchParse,
     /// Print JWT analyses/s (uncached next to raw jsonwebtoken, cached,
@@ -177,7 +191,13 @@ fn main() -> Result<()> {
             let mut cmd = cargo(&root);
             cmd.args(["test", "--workspace", "--exclude", "jwtmon-ebpf"])
                 .args(&args);
-            run_tests(cmd)
+            run_tests(cmd)?;
+            // A smoke pass of every fuzz target (from the committed seeds)
+            // when the whole suite ran.
+            if args.is_empty() {
+                fuzz::run(&root, 0, Some(20_000), &[])?;
+            }
+            Ok(())
         }
         Task::BenchParse => run_bench(&root, "bench-parse", &[]),
         Task::BenchJwt => run_bench(&root, "bench-jwt", &[]),
@@ -190,6 +210,14 @@ fn main() -> Result<()> {
         Task::BenchCapture => run_root_bench(&root, "bench-capture", &[]),
         Task::BenchStart => run_root_bench(&root, "bench-start", &[]),
         Task::Demo => run_root_bench(&root, "demo", &[]),
+        Task::Fuzz {
+            seconds,
+            runs,
+            targets,
+        } => {
+            setup(false)?;
+            fuzz::run(&root, seconds, runs, &targets)
+        }
         Task::Deb => {
             setup(false)?;
             deb::build(&root).map(|_| ())

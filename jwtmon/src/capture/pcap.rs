@@ -418,9 +418,33 @@ const MAX_RECORD: usize = 256 * 1024;
 pub fn read_file(
     path: &Path,
     stats: &mut PcapStats,
-    mut each: impl FnMut(DataLink, Duration, &[u8]),
+    each: impl FnMut(DataLink, Duration, &[u8]),
 ) -> Result<(), PcapError> {
     let name = path.display().to_string();
+    let io = |error| PcapError::Io {
+        path: name.clone(),
+        error,
+    };
+    let file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+    read_from(file, stats, each).map_err(|e| match e {
+        PcapError::Io { error, .. } => PcapError::Io {
+            path: name.clone(),
+            error,
+        },
+        PcapError::Format { error, .. } => PcapError::Format {
+            path: name.clone(),
+            error,
+        },
+    })
+}
+
+/// [`read_file`] on any reader (errors name no file).
+pub fn read_from(
+    mut file: impl Read,
+    stats: &mut PcapStats,
+    mut each: impl FnMut(DataLink, Duration, &[u8]),
+) -> Result<(), PcapError> {
+    let name = String::from("capture");
     let io = |error| PcapError::Io {
         path: name.clone(),
         error,
@@ -429,7 +453,6 @@ pub fn read_file(
         path: name.clone(),
         error,
     };
-    let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
     let mut magic = [0u8; 4];
     file.read_exact(&mut magic).map_err(io)?;
     if magic == [0x0a, 0x0d, 0x0d, 0x0a] {

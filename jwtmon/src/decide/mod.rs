@@ -209,10 +209,7 @@ impl Decider {
                     self.stats.dry_run += 1;
                     return;
                 }
-                let minute = f
-                    .time
-                    .checked_sub(Duration::from_mins(1))
-                    .unwrap_or(f.time);
+                let minute = f.time.checked_sub(Duration::from_mins(1)).unwrap_or(f.time);
                 while self.revoked_recently.front().is_some_and(|t| *t <= minute) {
                     self.revoked_recently.pop_front();
                 }

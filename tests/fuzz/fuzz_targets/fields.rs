@@ -1,0 +1,14 @@
+//! Field extraction: query, cookies and bodies (form, JSON, XML,
+//! multipart, by the request's own Content-Type) never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    for r in jwtmon::parse::parse_requests(data, true).into_iter().flatten() {
+        for (place, v) in jwtmon::detect::fields::values(&r, 4096) {
+            let _ = (place.as_str(), v.len());
+        }
+        let _ = jwtmon::detect::fields::username(&r, &["username".into(), "email".into()]);
+    }
+});
