@@ -120,6 +120,10 @@ pub mod stat {
     pub const NON_HTTP: u32 = 11;
     /// Responses sampled by the egress program.
     pub const SAMPLED_RESPONSES: u32 = 12;
+    /// TCP in IP fragments (IPv4 MF/offset, an IPv6 fragment header): real
+    /// TCP stacks do not fragment, so these are evasion attempts; passed
+    /// unsampled.
+    pub const TCP_FRAGMENTS: u32 = 13;
     /// Number of slots in the array (room left for later counters).
     pub const COUNT: u32 = 16;
     /// Human-readable names, indexed by slot (empty = unused).
@@ -137,7 +141,7 @@ pub mod stat {
         "ringbuf_full",
         "non_http",
         "sampled_responses",
-        "",
+        "tcp_fragments",
         "",
         "",
     ];

@@ -53,6 +53,10 @@ fn monitored(control: &Control, port: u16) -> bool {
     false
 }
 
+/// Empty lines skipped before a request line (two; a bound the verifier
+/// accepts with the rest of the program).
+const MAX_LEADING_CRLF: usize = 3;
+
 /// True when the first payload bytes start an HTTP/1.x request line.
 #[inline(always)]
 fn request_start(b: [u8; 4]) -> bool {
@@ -192,12 +196,22 @@ pub fn sample_request<C: EbpfContext>(
     if payload_len == 0 {
         return;
     }
-    let Some(p) = bytes_at(start, end, tcp.payload_off, 4) else {
-        counters.bump(stat::NON_HTTP);
-        return;
-    };
-    // SAFETY: 4 bytes in bounds.
-    let first = unsafe { [*p, *p.add(1), *p.add(2), *p.add(3)] };
+    // RFC 9112 2.2: servers ignore empty lines before a request line, so
+    // a request led by CRLFs is a request (a bounded number of them).
+    let mut at = tcp.payload_off;
+    let mut first = [0u8; 4];
+    for _ in 0..MAX_LEADING_CRLF {
+        let Some(p) = bytes_at(start, end, at, 4) else {
+            counters.bump(stat::NON_HTTP);
+            return;
+        };
+        // SAFETY: 4 bytes in bounds.
+        first = unsafe { [*p, *p.add(1), *p.add(2), *p.add(3)] };
+        if first[0] != b'\r' || first[1] != b'\n' {
+            break;
+        }
+        at += 2;
+    }
     if !request_start(first) {
         counters.bump(stat::NON_HTTP);
         return;

@@ -22,6 +22,12 @@ pub struct L3 {
     pub l4_off: usize,
     /// Offset just past the IP packet (from its length field).
     pub ip_end: usize,
+    /// Part of a fragmented packet (IPv4 MF or offset, an IPv6 fragment
+    /// header); `later` when it is not the first fragment (no L4 header).
+    pub fragment: bool,
+    /// A fragment other than the first: what follows the IP header is not
+    /// a transport header.
+    pub later_fragment: bool,
 }
 
 /// The TCP facts the samplers need.
@@ -40,11 +46,26 @@ pub struct Tcp {
 
 const IPPROTO_TCP: u8 = 6;
 
+/// IPv6 extension headers the parser walks.
+const EXT_HOP_BY_HOP: u8 = 0;
+const EXT_ROUTING: u8 = 43;
+const EXT_FRAGMENT: u8 = 44;
+const EXT_AH: u8 = 51;
+const EXT_DEST_OPTS: u8 = 60;
+/// At most this many extension headers are walked.
+const MAX_EXT_HEADERS: usize = 3;
+
+/// True for TCP carried in a fragment (counted as an evasion attempt).
+#[inline(always)]
+pub fn tcp_fragment(l3: &L3) -> bool {
+    l3.fragment && l3.proto == IPPROTO_TCP
+}
+
 /// Parses the TCP header that `l3` points at. `None` for other protocols,
 /// IPv6 extension headers, or truncated headers.
 #[inline(always)]
 pub fn parse_tcp(start: usize, end: usize, l3: &L3) -> Option<Tcp> {
-    if l3.proto != IPPROTO_TCP {
+    if l3.proto != IPPROTO_TCP || l3.later_fragment {
         return None;
     }
     let p = bytes_at(start, end, l3.l4_off, 20)?;
@@ -123,10 +144,11 @@ fn parse_ipv4(start: usize, end: usize, off: usize) -> Result<L3, ParseError> {
     // the proven range per pointer.
     let p = bytes_at(start, end, off, IPV4_MIN_HLEN).ok_or(ParseError::Malformed)?;
     // SAFETY: the 20-byte minimum header is in bounds.
-    let (ver_ihl, total, proto, src, dst) = unsafe {
+    let (ver_ihl, total, frag, proto, src, dst) = unsafe {
         (
             *p,
             u16::from_be_bytes([*p.add(2), *p.add(3)]) as usize,
+            u16::from_be_bytes([*p.add(6), *p.add(7)]),
             *p.add(9),
             v4_mapped([*p.add(12), *p.add(13), *p.add(14), *p.add(15)]),
             v4_mapped([*p.add(16), *p.add(17), *p.add(18), *p.add(19)]),
@@ -145,6 +167,9 @@ fn parse_ipv4(start: usize, end: usize, off: usize) -> Result<L3, ParseError> {
         l4_off: off + ihl,
         // tot_len 0 happens on GSO super-packets: fall back to the frame.
         ip_end: if total == 0 { end - start } else { off + total },
+        // More fragments, or a fragment offset.
+        fragment: frag & 0x3fff != 0,
+        later_fragment: frag & 0x1fff != 0,
     })
 }
 
@@ -169,11 +194,46 @@ fn parse_ipv6(start: usize, end: usize, off: usize) -> Result<L3, ParseError> {
     if ver != 6 {
         return Err(ParseError::Malformed);
     }
+    // Walk the extension headers (hop-by-hop, routing, destination
+    // options, AH, fragment) to the transport header, as the receiving
+    // stack does; a bounded number of them.
+    let (mut proto, mut l4_off) = (proto, off + IPV6_HLEN);
+    let (mut fragment, mut later_fragment) = (false, false);
+    for _ in 0..MAX_EXT_HEADERS {
+        let len = match proto {
+            EXT_HOP_BY_HOP | EXT_ROUTING | EXT_DEST_OPTS | EXT_AH => {
+                let h = bytes_at(start, end, l4_off, 2).ok_or(ParseError::Malformed)?;
+                // SAFETY: 2 bytes in bounds.
+                let (next, words) = unsafe { (*h, *h.add(1) as usize) };
+                let len = if proto == EXT_AH {
+                    (words + 2) * 4
+                } else {
+                    (words + 1) * 8
+                };
+                proto = next;
+                len
+            }
+            EXT_FRAGMENT => {
+                let h = bytes_at(start, end, l4_off, 8).ok_or(ParseError::Malformed)?;
+                // SAFETY: 8 bytes in bounds.
+                let (next, offset) =
+                    unsafe { (*h, u16::from_be_bytes([*h.add(2), *h.add(3)]) >> 3) };
+                fragment = true;
+                later_fragment = offset != 0;
+                proto = next;
+                8
+            }
+            _ => break,
+        };
+        l4_off += len;
+    }
     Ok(L3 {
         src,
         dst,
         proto,
-        l4_off: off + IPV6_HLEN,
+        l4_off,
+        fragment,
+        later_fragment,
         ip_end: if plen == 0 {
             end - start
         } else {

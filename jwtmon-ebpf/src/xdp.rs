@@ -14,7 +14,7 @@ use jwtmon_common::{Addr, AllowEntry, BlockEntry, SourceStats, sizes, stat};
 use crate::{
     capture,
     counters::{Counters, control},
-    parse::{L3, ParseError, parse_l3, parse_tcp},
+    parse::{self, L3, ParseError, parse_l3, parse_tcp},
 };
 
 /// Allocate block entries on demand: a million preallocated 64-byte values
@@ -81,6 +81,9 @@ fn xdp_main<const ENFORCE: bool, const CAPTURE: bool>(ctx: &XdpContext) -> u32 {
             return finish(&mut counters, xdp_action::XDP_PASS, stat::PARSE_ERROR);
         }
     };
+    if parse::tcp_fragment(&l3) {
+        counters.bump(stat::TCP_FRAGMENTS);
+    }
     // One read of the control slot serves both stages.
     let control = control();
     let (action, reason) = if ENFORCE {

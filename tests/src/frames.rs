@@ -18,11 +18,13 @@ enum Body {
         src: Ipv4Addr,
         dst: Ipv4Addr,
         options: usize,
+        frag: u16,
         payload: Vec<u8>,
     },
     V6 {
         src: Ipv6Addr,
         dst: Ipv6Addr,
+        next: u8,
         payload: Vec<u8>,
     },
 }
@@ -36,6 +38,7 @@ impl Frame {
                 src: src.parse().expect("IPv4 address"),
                 dst: Ipv4Addr::new(192, 0, 2, 1),
                 options: 0,
+                frag: 0x4000,
                 payload: vec![0u8; 20],
             },
         }
@@ -71,9 +74,56 @@ impl Frame {
             body: Body::V6 {
                 src: src.parse().expect("IPv6 address"),
                 dst: "2001:db8::1".parse().expect("valid"),
+                next: 6,
                 payload: vec![0u8; 20],
             },
         }
+    }
+
+    /// A TCP segment to `dport` over IPv6 behind the extension headers
+    /// `exts` (types 0, 43, 44, 60; 8 bytes each; a fragment header with
+    /// `frag_offset`).
+    pub fn tcp_v6_ext(
+        src: &str,
+        dport: u16,
+        exts: &[u8],
+        frag_offset: u16,
+        payload: &[u8],
+    ) -> Self {
+        let mut body = Vec::new();
+        for (i, _) in exts.iter().enumerate() {
+            let next = exts.get(i + 1).copied().unwrap_or(6);
+            if exts[i] == 44 {
+                body.push(next);
+                body.push(0);
+                body.extend_from_slice(&(frag_offset << 3).to_be_bytes());
+                body.extend_from_slice(&[0, 0, 0, 1]);
+            } else {
+                body.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+            }
+        }
+        body.extend_from_slice(&40000u16.to_be_bytes());
+        body.extend_from_slice(&dport.to_be_bytes());
+        body.extend_from_slice(&[0, 0, 0, 9, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        body.extend_from_slice(payload);
+        Self {
+            vlans: Vec::new(),
+            body: Body::V6 {
+                src: src.parse().expect("IPv6 address"),
+                dst: "2001:db8::1".parse().expect("valid"),
+                next: exts.first().copied().unwrap_or(6),
+                payload: body,
+            },
+        }
+    }
+
+    /// Sets the IPv4 flags and fragment offset field (e.g. 0x2000 for
+    /// "more fragments", 3 for offset 24 bytes).
+    pub fn with_ipv4_frag(mut self, field: u16) -> Self {
+        if let Body::V4 { frag, .. } = &mut self.body {
+            *frag = field;
+        }
+        self
     }
 
     /// An ARP frame (not IP).
@@ -119,6 +169,7 @@ impl Frame {
                 src,
                 dst,
                 options,
+                frag,
                 payload,
             } => {
                 out.extend_from_slice(&0x0800u16.to_be_bytes());
@@ -127,18 +178,25 @@ impl Frame {
                 out.push(0x40 | ihl as u8);
                 out.push(0);
                 out.extend_from_slice(&total.to_be_bytes());
-                out.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
+                out.extend_from_slice(&[0, 0]);
+                out.extend_from_slice(&frag.to_be_bytes());
+                out.extend_from_slice(&[64, 6, 0, 0]);
                 out.extend_from_slice(&src.octets());
                 out.extend_from_slice(&dst.octets());
                 // NOP options.
                 out.extend(std::iter::repeat_n(1u8, options * 4));
                 out.extend_from_slice(payload);
             }
-            Body::V6 { src, dst, payload } => {
+            Body::V6 {
+                src,
+                dst,
+                next,
+                payload,
+            } => {
                 out.extend_from_slice(&0x86DDu16.to_be_bytes());
                 out.extend_from_slice(&[0x60, 0, 0, 0]);
                 out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-                out.extend_from_slice(&[6, 64]);
+                out.extend_from_slice(&[*next, 64]);
                 out.extend_from_slice(&src.octets());
                 out.extend_from_slice(&dst.octets());
                 out.extend_from_slice(payload);

@@ -417,3 +417,60 @@ fn a_full_map_names_its_cap_and_config_key() {
         "{e}"
     );
 }
+
+/// Ways past the sampler are closed: a request led by empty lines (RFC
+/// 9112 lets servers skip them) and TCP behind IPv6 extension headers are
+/// sampled; TCP in IP fragments is counted (`tcp_fragments`), and a later
+/// fragment is never taken for a TCP header.
+#[test]
+fn crlf_led_requests_extension_headers_and_fragments() {
+    let mut h = Harness::new();
+    let mut ring = h.dp.take_events().expect("ring buffer");
+    h.maps
+        .set_capture(&jwtmon::capture::config::CaptureConfig::default())
+        .expect("capture knobs");
+    let req = b"GET /search?q=1 HTTP/1.1\r\nHost: api\r\n\r\n";
+    let led = [b"\r\n\r\n".as_slice(), req].concat();
+    h.run(&Frame::tcp_v4("198.51.100.40", 8080, 10, &led).build());
+    assert_eq!(h.counter("sampled"), 1, "CRLF-led request");
+    let v6 = Frame::tcp_v6_ext("2001:db8::40", 8080, &[0, 60], 0, req).build();
+    assert_eq!(h.run(&v6), XDP_PASS);
+    assert_eq!(
+        h.counter("sampled"),
+        2,
+        "behind hop-by-hop and destination options"
+    );
+    // Fragments: counted; the first (with the TCP header) is sampled, a
+    // later one is not parsed as TCP.
+    h.run(
+        &Frame::tcp_v4("198.51.100.41", 8080, 20, req)
+            .with_ipv4_frag(0x2000)
+            .build(),
+    );
+    h.run(
+        &Frame::tcp_v4("198.51.100.41", 8080, 20, b"\0\0\0\0GET / HTTP/1.1\r\n")
+            .with_ipv4_frag(3)
+            .build(),
+    );
+    let v6_later = Frame::tcp_v6_ext("2001:db8::41", 8080, &[44], 5, req).build();
+    h.run(&v6_later);
+    assert_eq!(h.counter("tcp_fragments"), 3);
+    assert_eq!(h.counter("sampled"), 3, "only the first IPv4 fragment");
+    let mut got = Vec::new();
+    while let Some(item) = ring.next() {
+        got.push(jwtmon::capture::decode(&item, &jwtmon::capture::Clock::now()).expect("decodes"));
+    }
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        got[0].data, led,
+        "the record starts at the payload, CRLFs and all"
+    );
+    assert_eq!(got[1].data, req);
+    assert_eq!(got[1].src.to_string(), "[2001:db8::40]:40000");
+    // What the daemon parses from the CRLF-led record is the request.
+    let parsed = jwtmon::parse::parse_requests(&got[0].data, true);
+    assert_eq!(
+        parsed[0].as_ref().map(|r| r.path.as_str()).ok(),
+        Some("/search")
+    );
+}
