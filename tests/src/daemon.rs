@@ -72,6 +72,18 @@ pub fn list_json(pin: &PinDir) -> serde_json::Value {
     serde_json::from_str(&cli_ok(pin, &["list", "--json"])).expect("list --json is JSON")
 }
 
+/// The targets of `jwtmon list --json`'s `blocks` or `allowlist`.
+pub fn list_targets(pin: &PinDir, section: &str) -> Vec<String> {
+    list_json(pin)[section]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["target"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Drops recorded on the block entry for `target` (None if absent).
 pub fn entry_drops(pin: &PinDir, target: &str) -> Option<u64> {
     list_json(pin)["blocks"]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use jwtmon_tests::{
     PinDir, TempFile,
-    daemon::{Daemon, list_json},
+    daemon::{Daemon, list_targets},
     frames::{Frame, send_raw},
     http::TestServer,
     netns::{TestNet, in_netns},
@@ -33,15 +33,6 @@ fn finding(d: &mut Daemon, limit: Duration, want: impl Fn(&Value) -> bool) -> Va
         "no matching finding within {limit:?}; saw {seen:#?}\n{}",
         d.log()
     );
-}
-
-fn blocked(pin: &PinDir) -> Vec<String> {
-    list_json(pin)["blocks"]
-        .as_array()
-        .expect("blocks")
-        .iter()
-        .map(|b| b["target"].as_str().unwrap_or_default().to_string())
-        .collect()
 }
 
 #[test]
@@ -80,7 +71,7 @@ fn a_spoofed_packet_frames_nobody_and_a_real_attack_is_blocked() {
         "{spoofed}"
     );
     assert!(
-        !blocked(&pin).contains(&victim),
+        !list_targets(&pin, "blocks").contains(&victim),
         "the bystander was blocked"
     );
 
@@ -92,10 +83,10 @@ fn a_spoofed_packet_frames_nobody_and_a_real_attack_is_blocked() {
     assert_eq!(real["action"], "block_ip", "{real}");
     assert!(real["detail"].get("proven").is_none(), "{real}");
     let end = Instant::now() + Duration::from_secs(5);
-    while !blocked(&pin).contains(&net.peer_ip) {
+    while !list_targets(&pin, "blocks").contains(&net.peer_ip) {
         assert!(Instant::now() < end, "the real attacker was not blocked");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!blocked(&pin).contains(&victim));
+    assert!(!list_targets(&pin, "blocks").contains(&victim));
     assert!(d.stop());
 }

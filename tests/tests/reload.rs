@@ -7,27 +7,9 @@ use std::time::{Duration, Instant};
 
 use jwtmon_tests::{
     PinDir, TempFile,
-    daemon::{Daemon, cli_ok, list_json},
+    daemon::{Daemon, cli_ok, list_json, list_targets},
     netns::TestNet,
 };
-
-fn allowed(pin: &PinDir) -> Vec<String> {
-    list_json(pin)["allowlist"]
-        .as_array()
-        .expect("allowlist")
-        .iter()
-        .map(|a| a["target"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-fn blocked(pin: &PinDir) -> Vec<String> {
-    list_json(pin)["blocks"]
-        .as_array()
-        .expect("blocks")
-        .iter()
-        .map(|b| b["target"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
 
 /// Polls `check` for up to 5 s.
 fn eventually(what: &str, d: &Daemon, check: impl Fn() -> bool) {
@@ -58,7 +40,7 @@ fn sighup_reloads_the_allowlist_and_decide_and_keeps_blocks() {
         1,
     )
     .expect("daemon");
-    assert!(allowed(&pin).contains(&"192.0.2.10".to_string()));
+    assert!(list_targets(&pin, "allowlist").contains(&"192.0.2.10".to_string()));
     // Never block ourselves: the host's own address is allowlisted at start.
     let own = list_json(&pin)["allowlist"]
         .as_array()
@@ -84,14 +66,18 @@ fn sighup_reloads_the_allowlist_and_decide_and_keeps_blocks() {
     eventually("the reload", &d, || {
         d.log().contains("SIGHUP: configuration reloaded")
     });
-    let now = allowed(&pin);
+    let now = list_targets(&pin, "allowlist");
     assert!(now.contains(&"192.0.2.20".to_string()), "{now:?}");
     assert!(!now.contains(&"192.0.2.10".to_string()), "{now:?}");
     assert!(
         now.contains(&"192.0.2.99".to_string()),
         "an operator's allow entry stays: {now:?}"
     );
-    assert_eq!(blocked(&pin), ["198.51.100.7"], "blocks survive a reload");
+    assert_eq!(
+        list_targets(&pin, "blocks"),
+        ["198.51.100.7"],
+        "blocks survive a reload"
+    );
     let log = d.log();
     let line = log
         .lines()
@@ -116,7 +102,7 @@ fn sighup_reloads_the_allowlist_and_decide_and_keeps_blocks() {
         "the refusal names the key: {}",
         d.log()
     );
-    assert!(allowed(&pin).contains(&"192.0.2.20".to_string()));
-    assert_eq!(blocked(&pin), ["198.51.100.7"]);
+    assert!(list_targets(&pin, "allowlist").contains(&"192.0.2.20".to_string()));
+    assert_eq!(list_targets(&pin, "blocks"), ["198.51.100.7"]);
     assert!(d.stop(), "the daemon still runs and stops cleanly");
 }
