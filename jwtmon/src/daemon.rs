@@ -57,30 +57,10 @@ pub enum DaemonError {
 
 /// Interfaces carrying an IPv4 or IPv6 default route.
 pub fn default_route_interfaces() -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(text) = std::fs::read_to_string("/proc/net/route") {
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() > 3
-                && f[1] == "00000000"
-                && f[7] == "00000000"
-                && !out.contains(&f[0].to_string())
-            {
-                out.push(f[0].to_string());
-            }
-        }
-    }
-    if let Ok(text) = std::fs::read_to_string("/proc/net/ipv6_route") {
-        for line in text.lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() == 10
-                && f[0] == "00000000000000000000000000000000"
-                && f[1] == "00"
-                && f[9] != "lo"
-                && !out.contains(&f[9].to_string())
-            {
-                out.push(f[9].to_string());
-            }
+    let mut out: Vec<String> = Vec::new();
+    for r in crate::guard::default_routes() {
+        if !out.contains(&r.iface) {
+            out.push(r.iface);
         }
     }
     out

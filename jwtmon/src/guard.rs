@@ -55,19 +55,31 @@ fn own_addresses() -> Vec<IpAddr> {
     out
 }
 
-/// Default gateways in `/proc/net/route` and `/proc/net/ipv6_route` text.
-fn gateways(route: &str, route6: &str) -> Vec<IpAddr> {
+/// A default route of the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DefaultRoute {
+    /// Its interface.
+    pub iface: String,
+    /// Its gateway (`None`: on-link).
+    pub gateway: Option<IpAddr>,
+}
+
+/// The default routes in `/proc/net/route` and `/proc/net/ipv6_route` text
+/// (IPv6 routes on `lo` are the kernel's unreachable default, not one).
+fn parse_default_routes(route: &str, route6: &str) -> Vec<DefaultRoute> {
     let mut out = Vec::new();
     for line in route.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() > 7
-            && f[1] == "00000000"
-            && f[7] == "00000000"
-            && let Ok(gw) = u32::from_str_radix(f[2], 16)
-            && gw != 0
-        {
+        if f.len() > 7 && f[1] == "00000000" && f[7] == "00000000" {
             // The kernel prints the address in host (little-endian) order.
-            out.push(IpAddr::V4(Ipv4Addr::from(gw.swap_bytes())));
+            let gateway = u32::from_str_radix(f[2], 16)
+                .ok()
+                .filter(|gw| *gw != 0)
+                .map(|gw| IpAddr::V4(Ipv4Addr::from(gw.swap_bytes())));
+            out.push(DefaultRoute {
+                iface: f[0].to_string(),
+                gateway,
+            });
         }
     }
     for line in route6.lines() {
@@ -75,13 +87,25 @@ fn gateways(route: &str, route6: &str) -> Vec<IpAddr> {
         if f.len() == 10
             && f[0] == "00000000000000000000000000000000"
             && f[1] == "00"
-            && let Ok(gw) = u128::from_str_radix(f[4], 16)
-            && gw != 0
+            && f[9] != "lo"
         {
-            out.push(IpAddr::V6(Ipv6Addr::from(gw)));
+            let gateway = u128::from_str_radix(f[4], 16)
+                .ok()
+                .filter(|gw| *gw != 0)
+                .map(|gw| IpAddr::V6(Ipv6Addr::from(gw)));
+            out.push(DefaultRoute {
+                iface: f[9].to_string(),
+                gateway,
+            });
         }
     }
     out
+}
+
+/// The host's default routes, IPv4 and IPv6.
+pub fn default_routes() -> Vec<DefaultRoute> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    parse_default_routes(&read("/proc/net/route"), &read("/proc/net/ipv6_route"))
 }
 
 /// `nameserver` lines of resolv.conf text.
@@ -95,10 +119,11 @@ fn resolvers(resolv: &str) -> Vec<IpAddr> {
 
 /// The host of a URL (`https://idp.example:8443/jwks` → `idp.example`).
 fn url_host(url: &str) -> Option<(String, u16)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let default = if scheme.eq_ignore_ascii_case("https") {
+    let (authority, _) = crate::parse::http::absolute_form(url)?;
+    let default = if url
+        .get(..6)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https:"))
+    {
         443
     } else {
         80
@@ -175,7 +200,10 @@ pub fn protected(config: &Config) -> Vec<(Target, u64)> {
     };
     add(own_addresses(), allow_reason::OWN_ADDRESS);
     add(
-        gateways(&read("/proc/net/route"), &read("/proc/net/ipv6_route")),
+        default_routes()
+            .into_iter()
+            .filter_map(|r| r.gateway)
+            .collect(),
         allow_reason::GATEWAY,
     );
     add(resolvers(&read("/etc/resolv.conf")), allow_reason::RESOLVER);
@@ -226,13 +254,18 @@ mod tests {
                      eth0\t00000000\t0102000A\t0003\t0\t0\t0\t00000000\n\
                      eth0\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\n";
         let route6 = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003 eth0\n";
+        let routes = parse_default_routes(route, route6);
+        let gateways: Vec<IpAddr> = routes.iter().filter_map(|r| r.gateway).collect();
         assert_eq!(
-            gateways(route, route6),
+            gateways,
             [
                 "10.0.2.1".parse::<IpAddr>().unwrap(),
                 "fe80::1".parse().unwrap()
             ]
         );
+        assert!(routes.iter().all(|r| r.iface == "eth0"));
+        // A short line is no route (and no panic).
+        assert!(parse_default_routes("h\neth0 00000000 0102000A 0003\n", "").is_empty());
         let resolv =
             "# generated\nnameserver 192.0.2.53\nsearch example\nnameserver fe80::53%eth0\n";
         assert_eq!(

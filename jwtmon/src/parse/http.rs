@@ -360,7 +360,7 @@ impl Request {
 /// proxies and some clients send it) into its authority and the origin
 /// form (`/path?q`); `None` for every other form. Userinfo (`user:pass@`)
 /// is dropped: it is a credential.
-pub fn absolute_form(target: &str) -> Option<(&str, &str)> {
+pub fn absolute_form(target: &str) -> Option<(&str, Cow<'_, str>)> {
     let (scheme, rest) = target.split_once("://")?;
     let mut chars = scheme.chars();
     if !chars.next()?.is_ascii_alphabetic()
@@ -373,25 +373,20 @@ pub fn absolute_form(target: &str) -> Option<(&str, &str)> {
     let authority = authority
         .rsplit_once('@')
         .map_or(authority, |(_, host)| host);
-    Some((authority, &rest[end..]))
+    let rest = &rest[end..];
+    let rest = rest.split_once('#').map_or(rest, |(t, _)| t);
+    let origin = if rest.starts_with('/') {
+        Cow::Borrowed(rest)
+    } else {
+        Cow::Owned(format!("/{rest}"))
+    };
+    Some((authority, origin))
 }
 
 fn build(req: &httparse::Request<'_, '_>, truncated: bool) -> Result<Request, Malformed> {
     let raw_target = req.path.unwrap_or("");
     let absolute = absolute_form(raw_target);
-    let origin;
-    let target = match absolute {
-        Some((_, rest)) => {
-            let rest = rest.split_once('#').map_or(rest, |(t, _)| t);
-            if rest.starts_with('/') {
-                rest
-            } else {
-                origin = format!("/{rest}");
-                origin.as_str()
-            }
-        }
-        None => raw_target,
-    };
+    let target = absolute.as_ref().map_or(raw_target, |(_, origin)| origin);
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), Some(q.to_string())),
         None => (target.to_string(), None),
@@ -474,7 +469,7 @@ fn build(req: &httparse::Request<'_, '_>, truncated: bool) -> Result<Request, Ma
     }
     // RFC 9112 3.2.2: with an absolute-form target, its authority is the
     // host, whatever a Host header says.
-    if let Some((authority, _)) = absolute {
+    if let Some((authority, _)) = &absolute {
         r.host = Some(authority.to_string());
     }
     Ok(r)
