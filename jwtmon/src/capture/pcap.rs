@@ -426,31 +426,22 @@ pub fn read_file(
         error,
     };
     let file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
-    read_from(file, stats, each).map_err(|e| match e {
-        PcapError::Io { error, .. } => PcapError::Io {
-            path: name.clone(),
-            error,
-        },
-        PcapError::Format { error, .. } => PcapError::Format {
-            path: name.clone(),
-            error,
-        },
-    })
+    read_from(&name, file, stats, each)
 }
 
-/// [`read_file`] on any reader (errors name no file).
+/// [`read_file`] on any reader; errors name it `name`.
 pub fn read_from(
+    name: &str,
     mut file: impl Read,
     stats: &mut PcapStats,
     mut each: impl FnMut(DataLink, Duration, &[u8]),
 ) -> Result<(), PcapError> {
-    let name = String::from("capture");
     let io = |error| PcapError::Io {
-        path: name.clone(),
+        path: name.to_string(),
         error,
     };
     let fmt = |error: String| PcapError::Format {
-        path: name.clone(),
+        path: name.to_string(),
         error,
     };
     let mut magic = [0u8; 4];

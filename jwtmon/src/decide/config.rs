@@ -55,7 +55,7 @@ pub struct DecideConfig {
     pub aggregate_ipv6_prefix: u8,
     /// Addresses remembered for repeat offences.
     pub max_offenders: usize,
-    /// Automatic token revocations per minute at most (0 = none); beyond
+    /// Automatic token revocations per minute at most (0 = no cap); beyond
     /// it findings are recorded as `rate_capped`.
     pub max_revocations_per_minute: u32,
     /// Automatic revocations stop once the revocation list holds this many

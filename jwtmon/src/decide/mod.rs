@@ -48,6 +48,25 @@ pub enum Enforcement {
     },
 }
 
+/// What happened in the last minute, for a per-minute cap.
+#[derive(Default)]
+struct PerMinute(VecDeque<SystemTime>);
+
+impl PerMinute {
+    /// Whether one more at `now` would pass `cap` (0: no cap).
+    fn full(&mut self, now: SystemTime, cap: u32) -> bool {
+        let minute = now.checked_sub(Duration::from_mins(1)).unwrap_or(now);
+        while self.0.front().is_some_and(|t| *t <= minute) {
+            self.0.pop_front();
+        }
+        cap > 0 && self.0.len() >= cap as usize
+    }
+
+    fn record(&mut self, now: SystemTime) {
+        self.0.push_back(now);
+    }
+}
+
 /// A block an earlier run decided that is still in force.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PriorBlock {
@@ -91,8 +110,8 @@ pub struct Decider {
     /// Blocks in force (by this engine), with their end.
     active: HashMap<Target, SystemTime>,
     offenders: LruCache<IpAddr, Offender>,
-    recent: VecDeque<SystemTime>,
-    revoked_recently: VecDeque<SystemTime>,
+    blocked_recently: PerMinute,
+    revoked_recently: PerMinute,
     /// Counters.
     pub stats: DecideStats,
 }
@@ -108,8 +127,8 @@ impl Decider {
             offenders: LruCache::new(
                 NonZeroUsize::new(cfg.max_offenders.max(1)).unwrap_or(NonZeroUsize::MIN),
             ),
-            recent: VecDeque::new(),
-            revoked_recently: VecDeque::new(),
+            blocked_recently: PerMinute::default(),
+            revoked_recently: PerMinute::default(),
             stats: DecideStats::default(),
         }
     }
@@ -209,18 +228,12 @@ impl Decider {
                     self.stats.dry_run += 1;
                     return;
                 }
-                let minute = f.time.checked_sub(Duration::from_mins(1)).unwrap_or(f.time);
-                while self.revoked_recently.front().is_some_and(|t| *t <= minute) {
-                    self.revoked_recently.pop_front();
-                }
-                if self.revoked_recently.len() >= self.cfg.max_revocations_per_minute as usize {
-                    f.action = Outcome::RateCapped;
-                    f.detail["decision"] = json!({ "would": "revoke_token",
-                        "max_revocations_per_minute": self.cfg.max_revocations_per_minute });
-                    self.stats.rate_capped += 1;
+                let cap = self.cfg.max_revocations_per_minute;
+                if self.revoked_recently.full(f.time, cap) {
+                    self.rate_capped(f, "revoke_token", "max_revocations_per_minute", cap);
                     return;
                 }
-                self.revoked_recently.push_back(f.time);
+                self.revoked_recently.record(f.time);
                 f.action = Outcome::RevokeToken;
                 self.stats.revoked += 1;
                 out.push(Enforcement::Revoke { token_id: id });
@@ -247,17 +260,9 @@ impl Decider {
             f.detail["decision"] = json!({ "blocked_for_s": left });
             return;
         }
-        let minute = now.checked_sub(Duration::from_mins(1)).unwrap_or(now);
-        while self.recent.front().is_some_and(|t| *t <= minute) {
-            self.recent.pop_front();
-        }
-        if self.cfg.max_blocks_per_minute > 0
-            && self.recent.len() >= self.cfg.max_blocks_per_minute as usize
-        {
-            f.action = Outcome::RateCapped;
-            f.detail["decision"] = json!({ "would": "block_ip",
-                "max_blocks_per_minute": self.cfg.max_blocks_per_minute });
-            self.stats.rate_capped += 1;
+        let cap = self.cfg.max_blocks_per_minute;
+        if self.blocked_recently.full(now, cap) {
+            self.rate_capped(f, "block_ip", "max_blocks_per_minute", cap);
             return;
         }
         let memory = self.cfg.offence_memory;
@@ -274,7 +279,7 @@ impl Decider {
             },
         );
         self.active.insert(Target::Ip(ip), now + ttl);
-        self.recent.push_back(now);
+        self.blocked_recently.record(now);
         f.detail["decision"] = json!({ "ttl_s": ttl.as_secs(), "offence": offence });
         if self.cfg.dry_run {
             f.action = Outcome::DryRun;
@@ -303,6 +308,13 @@ impl Decider {
                 found: now,
             });
         }
+    }
+
+    /// Records a decision the per-minute cap `key` held back.
+    fn rate_capped(&mut self, f: &mut Finding, would: &str, key: &str, cap: u32) {
+        f.action = Outcome::RateCapped;
+        f.detail["decision"] = json!({ "would": would, key: cap });
+        self.stats.rate_capped += 1;
     }
 
     /// The TTL of the `offence`-th block: base × factor^(offence-1), capped.

@@ -350,6 +350,14 @@ fn automatic_revocations_are_capped_per_minute() {
             "rate_capped"
         ]
     );
+    let mut f = finding("jwt_replay_multi_ip", "10.0.0.1", 5);
+    f.token_id = Some("ffffffffffffffff".into());
+    d.decide(&mut f, &mut Vec::new());
+    assert_eq!(
+        f.detail["decision"]["max_revocations_per_minute"], 3,
+        "{}",
+        f.detail
+    );
     // A minute later there is room again.
     let mut f = finding("jwt_replay_multi_ip", "10.0.0.1", 61);
     d.decide(&mut f, &mut Vec::new());

@@ -90,6 +90,9 @@ pub fn client_ip(
 /// Sources outside `trusted_proxies` that forward for many clients.
 pub struct SuspectedProxies {
     after: usize,
+    /// Whether any source was ever suspected (most requests carry no
+    /// forwarding header; they then cost no lookup until one was).
+    any: bool,
     seen: LruCache<IpAddr, (Vec<u64>, bool)>,
 }
 
@@ -99,6 +102,7 @@ impl SuspectedProxies {
     pub fn new(after: usize, capacity: usize) -> Self {
         Self {
             after,
+            any: false,
             seen: LruCache::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN)),
         }
     }
@@ -110,7 +114,7 @@ impl SuspectedProxies {
             return false;
         }
         let Some(last) = hops(req, header).last() else {
-            return self.seen.peek(&peer).is_some_and(|(_, s)| *s);
+            return self.any && self.seen.peek(&peer).is_some_and(|(_, s)| *s);
         };
         let mut h = DefaultHasher::new();
         last.trim().hash(&mut h);
@@ -120,6 +124,7 @@ impl SuspectedProxies {
             clients.push(h);
             if clients.len() >= self.after {
                 *suspected = true;
+                self.any = true;
                 clients.clear();
                 warn!(%peer, clients = self.after,
                       "{peer} forwards requests for several clients but is not in capture.trusted_proxies: \
