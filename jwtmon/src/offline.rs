@@ -43,7 +43,7 @@ pub fn analyze_file(
     path: &Path,
     cfg: &CaptureConfig,
 ) -> Result<(Vec<Observation>, OfflineStats), PcapError> {
-    let mut reassembler = Reassembler::default();
+    let mut reassembler = Reassembler::new(cfg.reassembly_limits());
     let mut observer = Observer::new(cfg);
     let mut segments = Vec::new();
     let mut out = Vec::new();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::reassembly::Limits;
 use crate::target::Target;
 
 /// `[capture]`.
@@ -15,8 +16,15 @@ pub struct CaptureConfig {
     pub ports: Vec<u16>,
     /// One request in N (0 = off).
     pub sample_rate: u32,
-    /// Request bytes kept.
+    /// Bytes the kernel copies of each client segment.
     pub request_bytes: u32,
+    /// Bytes of each reassembled request (head and body) inspected.
+    pub inspect_bytes: usize,
+    /// Memory that reassembly may hold in all.
+    pub max_reassembly_bytes: usize,
+    /// Kernel cap on client bytes forwarded per connection and second
+    /// (0: none).
+    pub flow_bytes_per_second: u32,
     /// Response bytes kept.
     pub response_bytes: u32,
     /// Kernel cap on samples per second.
@@ -42,7 +50,10 @@ impl Default for CaptureConfig {
         Self {
             ports: vec![80, 3000, 5000, 8000, 8080],
             sample_rate: 1,
-            request_bytes: 2048,
+            request_bytes: jwtmon_common::MAX_REQUEST_CAPTURE,
+            inspect_bytes: 64 << 10,
+            max_reassembly_bytes: 64 << 20,
+            flow_bytes_per_second: 4 << 20,
             response_bytes: 512,
             max_records_per_second: 200_000,
             response_timeout: Duration::from_secs(30),
@@ -67,6 +78,17 @@ pub enum ForwardedHeader {
 }
 
 impl CaptureConfig {
+    /// What bounds TCP reassembly.
+    pub fn reassembly_limits(&self) -> Limits {
+        Limits {
+            inspect_bytes: self.inspect_bytes,
+            response_bytes: self.response_bytes as usize,
+            budget_bytes: self.max_reassembly_bytes,
+            max_streams: self.max_flows.saturating_mul(2),
+            ..Limits::default()
+        }
+    }
+
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), String> {
         let c = self;
@@ -96,6 +118,18 @@ impl CaptureConfig {
             return Err(format!(
                 "capture.max_flows = {}: must be between 1 and 10000000",
                 c.max_flows
+            ));
+        }
+        if !(1024..=16 << 20).contains(&c.inspect_bytes) {
+            return Err(format!(
+                "capture.inspect_bytes = {}: must be between 1024 and 16777216",
+                c.inspect_bytes
+            ));
+        }
+        if c.max_reassembly_bytes < c.inspect_bytes.max(1 << 20) {
+            return Err(format!(
+                "capture.max_reassembly_bytes = {}: at least 1048576 and at least inspect_bytes",
+                c.max_reassembly_bytes
             ));
         }
         if c.max_pending_bytes < 1 << 16 {

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod pcap;
+pub mod reassembly;
 pub mod ringbuf;
 
 use std::{

@@ -5,7 +5,6 @@
 //! messages that go through the same parser and observer as live capture.
 
 use std::{
-    collections::HashMap,
     io::Read,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     path::Path,
@@ -17,7 +16,10 @@ use pcap_file::{
     pcapng::{Block, PcapNgReader},
 };
 
-use super::{Direction, Segment};
+use super::{
+    Segment,
+    reassembly::{Limits, Piece, Reassembly, ReassemblyStats},
+};
 
 /// Why a file cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +49,9 @@ pub struct PcapStats {
     pub packets: u64,
     /// Packets that were not TCP over IPv4/IPv6 on a supported link type.
     pub skipped: u64,
-    /// Retransmitted or overlapping bytes dropped.
-    pub retransmitted_bytes: u64,
-    /// Segments that arrived ahead of a gap and were held.
-    pub out_of_order: u64,
-    /// Streams given up because a gap never filled within the bounds.
-    pub gaps: u64,
+    /// What reassembly counted.
+    #[serde(flatten)]
+    pub reassembly: ReassemblyStats,
     /// Records that were malformed (a microsecond field of a million or
     /// more, a length beyond the snapshot length) and were skipped or
     /// repaired, as tcpdump and Wireshark read them.
@@ -62,239 +61,14 @@ pub struct PcapStats {
     pub truncated: bool,
 }
 
-/// Most out-of-order segments held per direction.
-const MAX_HELD: usize = 512;
-/// Most unparsed bytes buffered per direction.
-const MAX_BUFFER: usize = 1 << 20;
-/// Bytes of a request / response handed to the parser (as the kernel would).
-const REQUEST_CAP: usize = 4096;
-const RESPONSE_CAP: usize = 512;
-
 struct Tcp<'a> {
     src: SocketAddr,
     dst: SocketAddr,
     seq: u32,
+    ack: u32,
     syn: bool,
     fin_or_rst: bool,
     payload: &'a [u8],
-}
-
-/// One direction of a connection being reassembled.
-#[derive(Default)]
-struct Stream {
-    next: Option<u32>,
-    held: Vec<(u32, Vec<u8>, SystemTime)>,
-    buf: Vec<u8>,
-    /// (offset in buf, time) of each appended piece.
-    marks: Vec<(usize, SystemTime)>,
-    role: Option<Direction>,
-    dead: bool,
-}
-
-impl Stream {
-    fn append(&mut self, data: &[u8], time: SystemTime) {
-        if data.is_empty() {
-            return;
-        }
-        self.marks.push((self.buf.len(), time));
-        self.buf.extend_from_slice(data);
-    }
-
-    /// Adds a segment in sequence order; returns bytes dropped as overlap.
-    fn push(&mut self, seq: u32, data: &[u8], time: SystemTime, stats: &mut PcapStats) {
-        let next = *self.next.get_or_insert(seq);
-        let rel = seq.wrapping_sub(next) as i32;
-        if rel > 0 {
-            if self.held.len() >= MAX_HELD {
-                self.dead = true;
-                stats.gaps += 1;
-                return;
-            }
-            stats.out_of_order += 1;
-            self.held.push((seq, data.to_vec(), time));
-            return;
-        }
-        let skip = (-rel) as usize;
-        if skip >= data.len() {
-            stats.retransmitted_bytes += data.len() as u64;
-            return;
-        }
-        stats.retransmitted_bytes += skip as u64;
-        self.append(&data[skip..], time);
-        self.next = Some(next.wrapping_add((data.len() - skip) as u32));
-        // Held segments that now fit.
-        while let Some(i) = self
-            .held
-            .iter()
-            .position(|(s, _, _)| s.wrapping_sub(self.next.unwrap_or(0)) as i32 <= 0)
-        {
-            let (s, d, t) = self.held.swap_remove(i);
-            let next = self.next.unwrap_or(s);
-            let skip = next.wrapping_sub(s) as usize;
-            if skip < d.len() {
-                stats.retransmitted_bytes += skip as u64;
-                self.append(&d[skip..], t);
-                self.next = Some(next.wrapping_add((d.len() - skip) as u32));
-            } else {
-                stats.retransmitted_bytes += d.len() as u64;
-            }
-        }
-        if self.buf.len() > MAX_BUFFER {
-            self.dead = true;
-            stats.gaps += 1;
-        }
-    }
-
-    fn time_at(&self, offset: usize) -> SystemTime {
-        self.marks
-            .iter()
-            .rev()
-            .find(|(o, _)| *o <= offset)
-            .map_or(SystemTime::UNIX_EPOCH, |(_, t)| *t)
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.buf.drain(..n);
-        let keep = self.time_at(n);
-        self.marks.retain(|(o, _)| *o > n);
-        for m in &mut self.marks {
-            m.0 -= n;
-        }
-        if !self.buf.is_empty() && self.marks.first().is_none_or(|(o, _)| *o > 0) {
-            self.marks.insert(0, (0, keep));
-        }
-    }
-}
-
-/// Length of a complete chunked body at the start of `b`, if complete.
-fn chunked_len(b: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    loop {
-        let line_end = at + b.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&b[at..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        at = line_end + 2;
-        if size == 0 {
-            // Trailers end with an empty line.
-            loop {
-                let end = at + b.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
-                let empty = end == at;
-                at = end + 2;
-                if empty {
-                    return Some(at);
-                }
-            }
-        }
-        at = at.checked_add(size)?.checked_add(2)?;
-        if at > b.len() {
-            return None;
-        }
-    }
-}
-
-/// Body framing of a message head.
-fn body_len(headers: &[httparse::Header<'_>], no_body: bool) -> Option<Framing> {
-    if no_body {
-        return Some(Framing::Length(0));
-    }
-    let value = |name: &str| {
-        headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
-    };
-    if value("transfer-encoding").is_some_and(|v| v.ends_with("chunked")) {
-        return Some(Framing::Chunked);
-    }
-    match value("content-length") {
-        Some(v) => v.parse().ok().map(Framing::Length),
-        None => None,
-    }
-}
-
-enum Framing {
-    Length(usize),
-    Chunked,
-}
-
-/// Cuts complete messages off the front of a stream.
-fn cut(
-    stream: &mut Stream,
-    src: SocketAddr,
-    dst: SocketAddr,
-    closing: bool,
-    out: &mut Vec<Segment>,
-) {
-    while !stream.dead && !stream.buf.is_empty() {
-        let role = *stream.role.get_or_insert_with(|| {
-            if stream.buf.starts_with(b"HTTP/1.") {
-                Direction::Response
-            } else {
-                Direction::Request
-            }
-        });
-        let mut headers = [httparse::EMPTY_HEADER; crate::parse::http::MAX_HEADERS];
-        let complete = |st: httparse::Status<usize>, no_body: bool| match st {
-            httparse::Status::Complete(h) => Some((h, no_body)),
-            httparse::Status::Partial => None,
-        };
-        let (parsed, cap) = match role {
-            Direction::Request => {
-                let mut r = httparse::Request::new(&mut headers);
-                (
-                    r.parse(&stream.buf).map(|st| complete(st, false)),
-                    REQUEST_CAP,
-                )
-            }
-            Direction::Response => {
-                let mut r = httparse::Response::new(&mut headers);
-                let p = r.parse(&stream.buf);
-                let no_body = r.code.is_some_and(|c| c < 200 || c == 204 || c == 304);
-                (p.map(|st| complete(st, no_body)), RESPONSE_CAP)
-            }
-        };
-        let total = match parsed {
-            Ok(Some((head, no_body))) => {
-                match body_len(&headers, no_body) {
-                    Some(Framing::Length(n)) => head.checked_add(n),
-                    Some(Framing::Chunked) => chunked_len(&stream.buf[head..]).map(|n| head + n),
-                    // Read until close (responses) / no body (requests).
-                    None if role == Direction::Request => Some(head),
-                    None if closing => Some(stream.buf.len()),
-                    None => None,
-                }
-            }
-            Ok(None) if stream.buf.len() > REQUEST_CAP && !closing => {
-                // A head larger than any capture: hand over what the kernel
-                // would have seen and stop following this stream.
-                Some(stream.buf.len())
-            }
-            Ok(None) if !closing => None,
-            // Malformed or cut at close: let the parser classify it.
-            _ => Some(stream.buf.len()),
-        };
-        let Some(total) = total.filter(|t| *t <= stream.buf.len()) else {
-            return;
-        };
-        let total = total.max(1);
-        let end = total.min(cap).min(stream.buf.len());
-        out.push(Segment {
-            dir: role,
-            time: stream.time_at(0),
-            src,
-            dst,
-            // Offline streams are complete and in order: a response always
-            // follows the request it answers.
-            seq: 0,
-            ack: 1,
-            payload_len: total as u32,
-            data: stream.buf[..end].to_vec(),
-        });
-        if parsed.is_err() {
-            stream.dead = true;
-        }
-        stream.consume(total);
-    }
 }
 
 /// Decodes a frame of `link` to TCP. `None` for anything else.
@@ -357,6 +131,7 @@ fn tcp_of(link: DataLink, frame: &[u8]) -> Option<Tcp<'_>> {
         src: SocketAddr::new(src, u16::from_be_bytes([*tcp.first()?, *tcp.get(1)?])),
         dst: SocketAddr::new(dst, u16::from_be_bytes([tcp[2], tcp[3]])),
         seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        ack: u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]),
         syn: flags & 0x02 != 0,
         fin_or_rst: flags & 0x05 != 0,
         payload: tcp.get(doff..)?,
@@ -366,12 +141,20 @@ fn tcp_of(link: DataLink, frame: &[u8]) -> Option<Tcp<'_>> {
 /// Reassembles packets into HTTP message segments.
 #[derive(Default)]
 pub struct Reassembler {
-    streams: HashMap<(SocketAddr, SocketAddr), Stream>,
+    streams: Reassembly,
     /// What was seen.
     pub stats: PcapStats,
 }
 
 impl Reassembler {
+    /// Reassembly within `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            streams: Reassembly::new(limits),
+            stats: PcapStats::default(),
+        }
+    }
+
     /// Feeds one captured frame.
     pub fn packet(&mut self, link: DataLink, ts: Duration, frame: &[u8], out: &mut Vec<Segment>) {
         self.stats.packets += 1;
@@ -380,30 +163,26 @@ impl Reassembler {
             return;
         };
         let time = SystemTime::UNIX_EPOCH + ts;
-        let key = (tcp.src, tcp.dst);
-        let stream = self.streams.entry(key).or_default();
         if tcp.syn {
-            stream.next = Some(tcp.seq.wrapping_add(1));
+            self.streams.open(tcp.src, tcp.dst, tcp.seq, out);
         }
-        if !tcp.payload.is_empty() && !stream.dead {
-            stream.push(tcp.seq, tcp.payload, time, &mut self.stats);
-            cut(stream, tcp.src, tcp.dst, false, out);
-        }
+        let piece = Piece {
+            seq: tcp.seq,
+            ack: tcp.ack,
+            time,
+            data: tcp.payload,
+        };
+        self.streams.data(tcp.src, tcp.dst, piece, out);
         if tcp.fin_or_rst {
-            cut(stream, tcp.src, tcp.dst, true, out);
-            self.streams.remove(&key);
+            self.streams.close(tcp.src, tcp.dst, out);
         }
+        self.stats.reassembly.clone_from(&self.streams.stats);
     }
 
     /// End of input: whatever is buffered is cut as if closed.
     pub fn finish(&mut self, out: &mut Vec<Segment>) {
-        let mut keys: Vec<_> = self.streams.keys().copied().collect();
-        keys.sort();
-        for key in keys {
-            if let Some(mut s) = self.streams.remove(&key) {
-                cut(&mut s, key.0, key.1, true, out);
-            }
-        }
+        self.streams.finish(out);
+        self.stats.reassembly.clone_from(&self.streams.stats);
     }
 }
 
@@ -553,30 +332,6 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunked_bodies() {
-        assert_eq!(chunked_len(b"3\r\nabc\r\n0\r\n\r\nNEXT"), Some(13));
-        assert_eq!(
-            chunked_len(b"3;ext=1\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"),
-            Some(27)
-        );
-        assert_eq!(chunked_len(b"3\r\nab"), None);
-        assert_eq!(chunked_len(b"zz\r\n"), None);
-    }
-
-    #[test]
-    fn reorder_and_retransmit() {
-        let mut s = Stream::default();
-        let mut st = PcapStats::default();
-        let t = SystemTime::UNIX_EPOCH;
-        s.push(100, b"GET ", t, &mut st);
-        s.push(108, b"HTTP", t, &mut st); // ahead of a gap
-        s.push(100, b"GET ", t, &mut st); // retransmission
-        s.push(104, b"/x  ", t, &mut st); // fills the gap
-        assert_eq!(s.buf, b"GET /x  HTTP");
-        assert_eq!((st.out_of_order, st.retransmitted_bytes), (1, 4));
-    }
 
     /// A classic pcap (microseconds, little endian, raw IP) of `records`
     /// (seconds, microseconds, bytes).
