@@ -62,6 +62,8 @@ pub mod maps {
     pub const SAMPLER: &str = "SAMPLER";
     /// Per-CPU scratch space a record is assembled in.
     pub const SCRATCH: &str = "SCRATCH";
+    /// Per-connection byte budget of the client-segment forwarder.
+    pub const FLOWS: &str = "FLOWS";
     /// Maps that are pinned (state worth keeping across restarts and shared
     /// with the CLI). EVENTS/SAMPLER/SCRATCH belong to one daemon run.
     pub const ALL: [&str; 6] = [
@@ -85,6 +87,8 @@ pub mod sizes {
     pub const ALLOW_CIDR: u32 = 10_000;
     /// Tracked sources in the LRU counters map.
     pub const SRC_STATS: u32 = 1_000_000;
+    /// Connections whose forwarded bytes are budgeted (LRU).
+    pub const FLOWS: u32 = 65_536;
 }
 
 /// Value of the single-slot per-CPU global stats array: one `u64` counter per
@@ -110,14 +114,15 @@ pub mod stat {
     pub const PARSE_ERROR: u32 = 6;
     /// Block entries found but already expired: passed.
     pub const EXPIRED_MATCH: u32 = 7;
-    /// HTTP requests sampled into the ring buffer.
+    /// Client segments (data, SYN, FIN, RST) forwarded into the ring buffer.
     pub const SAMPLED: u32 = 8;
-    /// Requests skipped by the rate limit / sample rate.
+    /// Segments skipped by the rate limit / sample rate.
     pub const SKIPPED_RATE: u32 = 9;
     /// Records skipped because the ring buffer was full.
     pub const RINGBUF_FULL: u32 = 10;
-    /// TCP payloads to monitored ports that did not look like HTTP.
-    pub const NON_HTTP: u32 = 11;
+    /// Client segments not forwarded because their connection spent its
+    /// bytes for this second (`capture.flow_bytes_per_second`).
+    pub const FLOW_CUT: u32 = 11;
     /// Responses sampled by the egress program.
     pub const SAMPLED_RESPONSES: u32 = 12;
     /// TCP in IP fragments (IPv4 MF/offset, an IPv6 fragment header): real
@@ -139,7 +144,7 @@ pub mod stat {
         "sampled",
         "skipped_rate",
         "ringbuf_full",
-        "non_http",
+        "flow_cut",
         "sampled_responses",
         "tcp_fragments",
         "",
@@ -249,16 +254,31 @@ pub struct Control {
     pub response_len: u32,
     /// Records per second each CPU may emit (the global cap / CPUs).
     pub rate_per_cpu: u32,
+    /// Client bytes forwarded per connection and second (0 = no cap).
+    pub flow_bytes_per_sec: u32,
     /// Reserved.
-    pub pad: [u32; 2],
+    pub pad: u32,
 }
 
 /// Kinds of ring-buffer records.
 pub mod record {
-    /// A TCP segment to a monitored port that starts an HTTP/1.x request.
+    /// A client segment to a monitored port (data, or a SYN/FIN/RST with
+    /// none), or a piece of one: userspace reassembles the stream.
     pub const REQUEST: u32 = 1;
     /// A TCP segment from a monitored port that starts an HTTP/1.x response.
     pub const RESPONSE: u32 = 2;
+    /// The first IP fragment of TCP to a monitored port (no payload).
+    pub const FRAGMENT: u32 = 3;
+}
+
+/// TCP flags carried in [`RecordHeader::flags`].
+pub mod tcp_flag {
+    /// No more data from the sender.
+    pub const FIN: u32 = 0x01;
+    /// Connection start; `seq` is the initial sequence number.
+    pub const SYN: u32 = 0x02;
+    /// Connection reset.
+    pub const RST: u32 = 0x04;
 }
 
 /// Header of every ring-buffer record; `captured_len` payload bytes follow.
@@ -269,9 +289,10 @@ pub struct RecordHeader {
     pub kind: u32,
     /// Payload bytes that follow this header.
     pub captured_len: u32,
-    /// TCP payload length of the whole segment.
+    /// Payload bytes this record stands for: `captured_len`, or more when
+    /// the rest of the segment was not copied (a hole for reassembly).
     pub payload_len: u32,
-    /// TCP sequence number of the segment's first payload byte.
+    /// TCP sequence number of the record's first payload byte.
     pub seq: u32,
     /// CLOCK_MONOTONIC ns when the program saw the segment.
     pub ts_ns: u64,
@@ -287,8 +308,30 @@ pub struct RecordHeader {
     pub ifindex: u32,
     /// TCP acknowledgment number (responses: how far the server has read).
     pub ack: u32,
-    /// Reserved.
-    pub pad: u32,
+    /// The segment's [`tcp_flag`]s.
+    pub flags: u32,
+}
+
+/// A connection as the forwarder budgets it: the client and the server port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowKey {
+    /// Client address.
+    pub client: Addr,
+    /// Client port, host order.
+    pub client_port: u16,
+    /// Server port, host order.
+    pub server_port: u16,
+}
+
+/// Bytes a connection forwarded in the current one-second window.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowBudget {
+    /// CLOCK_MONOTONIC ns when the window began.
+    pub window_ns: u64,
+    /// Bytes forwarded in it.
+    pub bytes: u64,
 }
 
 /// Per-CPU sampling state (token bucket and 1-in-N counter).
@@ -299,7 +342,7 @@ pub struct SamplerState {
     pub tokens_milli: u64,
     /// CLOCK_MONOTONIC ns of the last refill.
     pub last_ns: u64,
-    /// Requests seen (for 1-in-N sampling).
+    /// Records admitted.
     pub seen: u64,
 }
 
@@ -332,6 +375,8 @@ mod pod {
     unsafe impl aya::Pod for super::Control {}
     unsafe impl aya::Pod for super::RecordHeader {}
     unsafe impl aya::Pod for super::SamplerState {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::FlowBudget {}
 }
 
 const _: () = assert!(size_of::<BlockEntry>() == 8 * 3 + 4 + 2 * 2 + REASON_LEN);
@@ -341,6 +386,8 @@ const _: () = assert!(size_of::<SourceStats>() == 48);
 const _: () = assert!(size_of::<Control>() == 64);
 const _: () = assert!(size_of::<RecordHeader>() == 72);
 const _: () = assert!(size_of::<SamplerState>() == 24);
+const _: () = assert!(size_of::<FlowKey>() == 20);
+const _: () = assert!(size_of::<FlowBudget>() == 16);
 /// Size of the per-CPU scratch buffer: the largest record.
 pub const SCRATCH_LEN: usize = size_of::<RecordHeader>() + MAX_REQUEST_CAPTURE as usize;
 const _: () = assert!(size_of::<Addr>() == 16);

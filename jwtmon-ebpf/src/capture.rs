@@ -1,28 +1,30 @@
-//! HTTP sampling into the `EVENTS` ring buffer: request starts seen by XDP
-//! ingress and response starts seen by TC egress, on the monitored ports.
+//! HTTP capture into the `EVENTS` ring buffer: every client segment of a
+//! monitored connection seen by XDP ingress (userspace reassembles the
+//! stream), and response starts seen by TC egress.
 //!
 //! A record is assembled in a per-CPU scratch buffer and output with its real
 //! length. A full ring buffer never holds traffic up: the record is skipped
-//! and counted. A per-CPU token bucket caps records per second and a 1-in-N
-//! counter implements `sample_rate`.
+//! and counted. One per-CPU token bucket caps records per second for both
+//! directions, a per-connection byte budget caps what one connection can
+//! put in the ring, and `sample_rate` picks 1 connection in N.
 
 use aya_ebpf::{
     EbpfContext,
     helpers::{
-        bpf_ktime_get_ns, bpf_ringbuf_output, bpf_ringbuf_query, bpf_skb_load_bytes,
-        bpf_xdp_load_bytes,
+        bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_ringbuf_output, bpf_ringbuf_query,
+        bpf_skb_load_bytes, bpf_xdp_load_bytes,
     },
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{LruHashMap, PerCpuArray, RingBuf},
 };
 use jwtmon_common::{
-    Control, MAX_CAPTURE_PORTS, MAX_REQUEST_CAPTURE, MAX_RESPONSE_CAPTURE, RecordHeader,
-    SCRATCH_LEN, SamplerState, record, stat,
+    Addr, Control, FlowBudget, FlowKey, MAX_CAPTURE_PORTS, MAX_REQUEST_CAPTURE,
+    MAX_RESPONSE_CAPTURE, RecordHeader, SCRATCH_LEN, SamplerState, record, sizes, stat,
 };
 
 use crate::{
     counters::Counters,
-    parse::{L3, Tcp, bytes_at},
+    parse::{L3, Tcp},
 };
 
 /// Default ring size; the daemon sets it from config at load time.
@@ -37,6 +39,9 @@ static SAMPLER: PerCpuArray<SamplerState> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "SCRATCH")]
 static SCRATCH: PerCpuArray<[u8; SCRATCH_LEN]> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "FLOWS")]
+static FLOWS: LruHashMap<FlowKey, FlowBudget> = LruHashMap::with_max_entries(sizes::FLOWS, 0);
 
 /// True when `port` is one of the monitored ports.
 #[inline(always)]
@@ -53,35 +58,19 @@ fn monitored(control: &Control, port: u16) -> bool {
     false
 }
 
-/// Empty lines skipped before a request line (two; a bound the verifier
-/// accepts with the rest of the program).
-const MAX_LEADING_CRLF: usize = 3;
+/// Records a client segment may be copied into: segments larger than
+/// `MAX_CHUNKS` records (a GSO segment on `lo`) leave a hole that
+/// reassembly skips.
+const MAX_CHUNKS: usize = 4;
 
-/// True when the first payload bytes start an HTTP/1.x request line.
-#[inline(always)]
-fn request_start(b: [u8; 4]) -> bool {
-    matches!(
-        &b,
-        b"GET " | b"POST" | b"PUT " | b"HEAD" | b"DELE" | b"PATC" | b"OPTI" | b"CONN" | b"TRAC"
-    )
-}
-
-/// Sampling decision: 1-in-N and the per-CPU token bucket. Returns the
-/// monotonic time to stamp the record with, or `None` to skip.
+/// The per-CPU token bucket: one token per record, refilled at
+/// `rate_per_cpu` per second with one second of burst. Returns the
+/// monotonic time to stamp the record with, or `None` to skip (counted).
 #[inline(always)]
 fn admit(control: &Control, counters: &mut Counters) -> Option<u64> {
     let state = SAMPLER.get_ptr_mut(0)?;
     // SAFETY: per-CPU slot, only this CPU writes it while we run.
     let state = unsafe { &mut *state };
-    state.seen += 1;
-    let rate = control.sample_rate as u64;
-    if rate == 0 {
-        return None;
-    }
-    if rate > 1 && state.seen % rate != 0 {
-        counters.bump(stat::SKIPPED_RATE);
-        return None;
-    }
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let per_sec = control.rate_per_cpu as u64;
@@ -96,26 +85,83 @@ fn admit(control: &Control, counters: &mut Counters) -> Option<u64> {
         return None;
     }
     state.tokens_milli -= 1000;
+    state.seen += 1;
     Some(now)
+}
+
+/// `sample_rate` 1-in-N, by connection: a sampled connection is followed
+/// whole (reassembly needs every segment), an unsampled one not at all.
+#[inline(always)]
+fn flow_sampled(control: &Control, client: &Addr, client_port: u16, server_port: u16) -> bool {
+    let rate = control.sample_rate;
+    if rate <= 1 {
+        return rate == 1;
+    }
+    let word =
+        |i: usize| u32::from_ne_bytes([client[i], client[i + 1], client[i + 2], client[i + 3]]);
+    let mixed = (word(0)
+        ^ word(4)
+        ^ word(8)
+        ^ word(12)
+        ^ ((client_port as u32) << 16 | server_port as u32))
+        .wrapping_mul(0x9E37_79B1);
+    (mixed >> 16) % rate == 0
+}
+
+/// Spends `bytes` of the connection's budget for this second; false when
+/// it is spent (counted as `flow_cut`).
+#[inline(always)]
+fn flow_budget(
+    control: &Control,
+    l3: &L3,
+    tcp: &Tcp,
+    bytes: usize,
+    counters: &mut Counters,
+) -> bool {
+    let limit = control.flow_bytes_per_sec as u64;
+    if limit == 0 {
+        return true;
+    }
+    let key = FlowKey {
+        client: l3.src,
+        client_port: tcp.sport,
+        server_port: tcp.dport,
+    };
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    if let Some(b) = FLOWS.get_ptr_mut(&key) {
+        // SAFETY: a live map value; a racing CPU can only blur the count.
+        unsafe {
+            if now.saturating_sub((*b).window_ns) >= 1_000_000_000 {
+                (*b).window_ns = now;
+                (*b).bytes = 0;
+            }
+            if (*b).bytes + bytes as u64 > limit {
+                counters.bump(stat::FLOW_CUT);
+                return false;
+            }
+            (*b).bytes += bytes as u64;
+        }
+        return true;
+    }
+    let fresh = FlowBudget {
+        window_ns: now,
+        bytes: bytes as u64,
+    };
+    // A failed insert (map busy) only loses the budget of one segment.
+    let _ = FLOWS.insert(&key, &fresh, 0);
+    true
 }
 
 /// Fills the scratch header; returns the scratch pointer.
 #[inline(always)]
-fn header(
-    kind: u32,
-    l3: &L3,
-    tcp: &Tcp,
-    payload_len: usize,
-    captured: usize,
-    now: u64,
-    ifindex: u32,
-) -> Option<*mut u8> {
+fn header(kind: u32, l3: &L3, tcp: &Tcp, at: Piece, now: u64, ifindex: u32) -> Option<*mut u8> {
     let scratch = SCRATCH.get_ptr_mut(0)? as *mut u8;
     let h = RecordHeader {
         kind,
-        captured_len: captured as u32,
-        payload_len: payload_len as u32,
-        seq: tcp.seq,
+        captured_len: at.captured as u32,
+        payload_len: at.payload_len as u32,
+        seq: tcp.seq.wrapping_add(at.offset as u32),
         ts_ns: now,
         src: l3.src,
         dst: l3.dst,
@@ -123,7 +169,7 @@ fn header(
         dport: tcp.dport,
         ifindex,
         ack: tcp.ack,
-        pad: 0,
+        flags: (tcp.flags & 0x07) as u32,
     };
     // SAFETY: the scratch value is SCRATCH_LEN >= HEADER_LEN bytes; unaligned
     // write because the array has byte alignment.
@@ -172,9 +218,25 @@ fn emit(scratch: *mut u8, captured: usize, max: usize, counters: &mut Counters, 
     }
 }
 
-/// Samples an HTTP request start arriving on XDP ingress.
+/// Which part of a segment a record carries.
+#[derive(Clone, Copy)]
+struct Piece {
+    /// From the start of the payload.
+    offset: usize,
+    /// Bytes copied.
+    captured: usize,
+    /// Bytes the record stands for (more than `captured`: a hole follows).
+    payload_len: usize,
+}
+
+/// Forwards a client segment arriving on XDP ingress to a monitored port:
+/// its payload (in up to [`MAX_CHUNKS`] records), and SYN, FIN and RST
+/// without one, so userspace can reassemble the connection as the server
+/// reads it. The first IP fragment of such TCP becomes a `FRAGMENT`
+/// record (the payload is not forwarded: the kernel would reassemble what
+/// XDP sees in pieces).
 #[inline(always)]
-pub fn sample_request<C: EbpfContext>(
+pub fn forward_client<C: EbpfContext>(
     ctx: &C,
     start: usize,
     end: usize,
@@ -184,7 +246,7 @@ pub fn sample_request<C: EbpfContext>(
     ifindex: u32,
     counters: &mut Counters,
 ) {
-    if !monitored(control, tcp.dport) {
+    if !monitored(control, tcp.dport) || !flow_sampled(control, &l3.src, tcp.sport, tcp.dport) {
         return;
     }
     let ip_end = if l3.ip_end < end - start {
@@ -193,53 +255,74 @@ pub fn sample_request<C: EbpfContext>(
         end - start
     };
     let payload_len = ip_end.saturating_sub(tcp.payload_off);
-    if payload_len == 0 {
+    if l3.fragment {
+        let none = Piece {
+            offset: 0,
+            captured: 0,
+            payload_len: 0,
+        };
+        if let Some(now) = admit(control, counters)
+            && let Some(scratch) = header(record::FRAGMENT, l3, tcp, none, now, ifindex)
+        {
+            emit(scratch, 0, 0, counters, stat::SAMPLED);
+        }
         return;
     }
-    // RFC 9112 2.2: servers ignore empty lines before a request line, so
-    // a request led by CRLFs is a request (a bounded number of them).
-    let mut at = tcp.payload_off;
-    let mut first = [0u8; 4];
-    for _ in 0..MAX_LEADING_CRLF {
-        let Some(p) = bytes_at(start, end, at, 4) else {
-            counters.bump(stat::NON_HTTP);
+    if payload_len == 0 {
+        if tcp.flags & 0x07 == 0 {
+            // A bare ACK: nothing for reassembly.
+            return;
+        }
+        let none = Piece {
+            offset: 0,
+            captured: 0,
+            payload_len: 0,
+        };
+        if let Some(now) = admit(control, counters)
+            && let Some(scratch) = header(record::REQUEST, l3, tcp, none, now, ifindex)
+        {
+            emit(scratch, 0, 0, counters, stat::SAMPLED);
+        }
+        return;
+    }
+    if !flow_budget(control, l3, tcp, payload_len, counters) {
+        return;
+    }
+    let want = (control.request_len as usize).min(MAX_REQUEST_CAPTURE as usize);
+    let mut offset = 0usize;
+    for i in 0..MAX_CHUNKS {
+        if offset >= payload_len || want == 0 {
+            return;
+        }
+        let rest = payload_len - offset;
+        let captured = if rest < want { rest } else { want };
+        let last = i == MAX_CHUNKS - 1 || captured == rest;
+        let piece = Piece {
+            offset,
+            captured,
+            payload_len: if last { rest } else { captured },
+        };
+        let Some(now) = admit(control, counters) else {
             return;
         };
-        // SAFETY: 4 bytes in bounds.
-        first = unsafe { [*p, *p.add(1), *p.add(2), *p.add(3)] };
-        if first[0] != b'\r' || first[1] != b'\n' {
-            break;
-        }
-        at += 2;
+        let from = (tcp.payload_off + offset) as u32;
+        record::<{ MAX_REQUEST_CAPTURE as usize }>(
+            record::REQUEST,
+            l3,
+            tcp,
+            piece,
+            now,
+            ifindex,
+            counters,
+            stat::SAMPLED,
+            // SAFETY: the destination has MAX bytes after the header; the
+            // helper bounds-checks the packet side.
+            |dst, len| unsafe {
+                bpf_xdp_load_bytes(ctx.as_ptr() as *mut _, from, dst as *mut _, len)
+            },
+        );
+        offset += captured;
     }
-    if !request_start(first) {
-        counters.bump(stat::NON_HTTP);
-        return;
-    }
-    let Some(now) = admit(control, counters) else {
-        return;
-    };
-    record::<{ MAX_REQUEST_CAPTURE as usize }>(
-        record::REQUEST,
-        l3,
-        tcp,
-        payload_len,
-        control.request_len as usize,
-        now,
-        ifindex,
-        counters,
-        stat::SAMPLED,
-        // SAFETY: the destination has MAX bytes after the header; the
-        // helper bounds-checks the packet side.
-        |dst, len| unsafe {
-            bpf_xdp_load_bytes(
-                ctx.as_ptr() as *mut _,
-                tcp.payload_off as u32,
-                dst as *mut _,
-                len,
-            )
-        },
-    );
 }
 
 /// Samples an HTTP response start leaving on TC egress. `skb_len` is the
@@ -254,7 +337,7 @@ pub fn sample_response<C: EbpfContext>(
     ifindex: u32,
     counters: &mut Counters,
 ) {
-    if control.sample_rate == 0 || !monitored(control, tcp.sport) {
+    if !monitored(control, tcp.sport) || !flow_sampled(control, &l3.dst, tcp.dport, tcp.sport) {
         return;
     }
     let payload_len = skb_len.saturating_sub(tcp.payload_off);
@@ -274,14 +357,27 @@ pub fn sample_response<C: EbpfContext>(
     if ret != 0 || &first[..7] != b"HTTP/1." {
         return;
     }
-    // SAFETY: helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    // Responses share the token bucket: a request flood cannot push
+    // requests out of the ring with their own responses.
+    let Some(now) = admit(control, counters) else {
+        return;
+    };
+    let want = (control.response_len as usize).min(MAX_RESPONSE_CAPTURE as usize);
+    let captured = if payload_len < want {
+        payload_len
+    } else {
+        want
+    };
+    let piece = Piece {
+        offset: 0,
+        captured,
+        payload_len,
+    };
     record::<{ MAX_RESPONSE_CAPTURE as usize }>(
         record::RESPONSE,
         l3,
         tcp,
-        payload_len,
-        control.response_len as usize,
+        piece,
         now,
         ifindex,
         counters,
@@ -298,17 +394,17 @@ pub fn sample_response<C: EbpfContext>(
     );
 }
 
-/// Copies up to `want` (at most `MAX`) payload bytes with `load` behind a
-/// header in the scratch buffer and outputs the record; counts the outcome
-/// in `sampled` or `ringbuf_full` (a failed copy counts as a parse error).
+/// Copies `piece.captured` (at most `MAX`) payload bytes with `load`
+/// behind a header in the scratch buffer and outputs the record; counts the
+/// outcome in `sampled` or `ringbuf_full` (a failed copy counts as a parse
+/// error).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn record<const MAX: usize>(
     kind: u32,
     l3: &L3,
     tcp: &Tcp,
-    payload_len: usize,
-    want: usize,
+    piece: Piece,
     now: u64,
     ifindex: u32,
     counters: &mut Counters,
@@ -316,14 +412,15 @@ fn record<const MAX: usize>(
     load: impl FnOnce(*mut u8, u32) -> i64,
 ) {
     const { assert!(MAX.is_power_of_two()) };
-    let captured = payload_len.min(want.min(MAX));
+    let captured = piece.captured;
     if captured == 0 || captured > MAX {
         return;
     }
     // An identity for 1..=MAX that the verifier can see is never 0 nor
     // above MAX (range facts do not survive every compiler transformation).
     let captured = ((captured - 1) & (MAX - 1)) + 1;
-    let Some(scratch) = header(kind, l3, tcp, payload_len, captured, now, ifindex) else {
+    let piece = Piece { captured, ..piece };
+    let Some(scratch) = header(kind, l3, tcp, piece, now, ifindex) else {
         return;
     };
     // SAFETY: scratch holds SCRATCH_LEN >= HEADER_LEN + MAX bytes.

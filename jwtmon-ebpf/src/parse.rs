@@ -40,6 +40,8 @@ pub struct Tcp {
     pub seq: u32,
     /// Acknowledgment number, host order.
     pub ack: u32,
+    /// The flags byte (FIN 0x01, SYN 0x02, RST 0x04, ...).
+    pub flags: u8,
     /// Offset of the payload from the start of the frame.
     pub payload_off: usize,
 }
@@ -70,13 +72,14 @@ pub fn parse_tcp(start: usize, end: usize, l3: &L3) -> Option<Tcp> {
     }
     let p = bytes_at(start, end, l3.l4_off, 20)?;
     // SAFETY: the 20-byte minimum TCP header is in bounds.
-    let (sport, dport, seq, ack, doff) = unsafe {
+    let (sport, dport, seq, ack, doff, flags) = unsafe {
         (
             u16::from_be_bytes([*p, *p.add(1)]),
             u16::from_be_bytes([*p.add(2), *p.add(3)]),
             u32::from_be_bytes([*p.add(4), *p.add(5), *p.add(6), *p.add(7)]),
             u32::from_be_bytes([*p.add(8), *p.add(9), *p.add(10), *p.add(11)]),
             ((*p.add(12) >> 4) as usize) * 4,
+            *p.add(13),
         )
     };
     if doff < 20 {
@@ -87,6 +90,7 @@ pub fn parse_tcp(start: usize, end: usize, l3: &L3) -> Option<Tcp> {
         dport,
         seq,
         ack,
+        flags,
         payload_off: l3.l4_off + doff,
     })
 }

@@ -103,7 +103,7 @@ fn xdp_main<const ENFORCE: bool, const CAPTURE: bool>(ctx: &XdpContext) -> u32 {
     {
         // SAFETY: reading the context's ingress ifindex field.
         let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-        capture::sample_request(ctx, start, end, &l3, &tcp, control, ifindex, &mut counters);
+        capture::forward_client(ctx, start, end, &l3, &tcp, control, ifindex, &mut counters);
     }
     finish(&mut counters, action, reason)
 }

@@ -20,6 +20,7 @@ use crate::{
     admin::PipelineRequest,
     capture::{
         config::CaptureConfig,
+        live::Assembler,
         ringbuf::{self, ReaderStats},
     },
     config::Emit,
@@ -161,6 +162,8 @@ pub async fn run(
     let stats = Arc::new(ReaderStats::default());
     let reader = tokio::spawn(ringbuf::run(ring, tx, stats.clone(), paused));
     let mut observer = Observer::new(&cfg);
+    let mut assembler = Assembler::new(cfg.reassembly_limits());
+    let mut messages = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut report = tokio::time::interval(Duration::from_mins(1));
     let mut sequence_report = tokio::time::interval(engine.sequences.report_interval());
@@ -175,13 +178,13 @@ pub async fn run(
     loop {
         let mut done = false;
         tokio::select! {
-            seg = rx.recv() => match seg {
-                Some(seg) => {
-                    observer.push(seg, &mut batch);
+            record = rx.recv() => match record {
+                Some(record) => {
+                    assembler.push(record, &mut messages, &mut findings);
                     // Take whatever else is queued before writing.
-                    while let Ok(seg) = rx.try_recv() {
-                        observer.push(seg, &mut batch);
-                        if batch.len() >= 4096 {
+                    while let Ok(record) = rx.try_recv() {
+                        assembler.push(record, &mut messages, &mut findings);
+                        if messages.len() >= 4096 {
                             break;
                         }
                     }
@@ -195,6 +198,7 @@ pub async fn run(
                 if let Some(m) = &metrics {
                     Metrics::set_counter(&m.parse_failures, observer.stats.malformed.values().sum());
                 }
+                assembler.expire(SystemTime::now(), &mut messages);
                 observer.expire(SystemTime::now(), &mut batch);
                 engine.analyzer.expire_pending(&mut findings);
                 match engine.analyzer.maintain() {
@@ -209,13 +213,22 @@ pub async fn run(
             Ok(()) = allow.changed() => {
                 engine.decider.set_allowlist(allow.borrow_and_update().clone());
             }
-            _ = report.tick() => info!(stats = ?observer.stats, flows = observer.flows(), "capture"),
+            _ = report.tick() => info!(stats = ?observer.stats, flows = observer.flows(),
+                reassembly = ?assembler.stats(), buffered_bytes = assembler.buffered_bytes(),
+                fragments = assembler.fragments, "capture"),
             _ = sequence_report.tick() => report_sequences(&engine),
             () = shutdown.cancelled() => done = true,
+        }
+        for m in messages.drain(..) {
+            observer.push(m, &mut batch);
         }
         if done {
             // Last pass: what the observer still holds goes out too.
             reader.abort();
+            assembler.finish(&mut messages);
+            for m in messages.drain(..) {
+                observer.push(m, &mut batch);
+            }
             observer.flush(&mut batch);
         }
         emit(
@@ -239,6 +252,6 @@ pub async fn run(
     if bad > 0 {
         warn!(bad_records = bad, "ring records that did not decode");
     }
-    info!(stats = ?observer.stats, jwt = ?engine.analyzer.stats, decide = ?engine.decider.stats,
+    info!(stats = ?observer.stats, reassembly = ?assembler.stats(), jwt = ?engine.analyzer.stats, decide = ?engine.decider.stats,
           orders_dropped = engine.orders_dropped, "capture stopped");
 }

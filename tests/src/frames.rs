@@ -126,6 +126,27 @@ impl Frame {
         self
     }
 
+    /// Sets the TCP flags byte of an IPv4 TCP frame (0x02 SYN, 0x11
+    /// FIN+ACK, 0x04 RST, 0x18 PSH+ACK by default).
+    pub fn with_tcp_flags(mut self, flags: u8) -> Self {
+        if let Body::V4 { payload, .. } = &mut self.body
+            && payload.len() >= 20
+        {
+            payload[13] = flags;
+        }
+        self
+    }
+
+    /// Sets the TCP source port of an IPv4 TCP frame (40000 by default).
+    pub fn from_port(mut self, port: u16) -> Self {
+        if let Body::V4 { payload, .. } = &mut self.body
+            && payload.len() >= 20
+        {
+            payload[..2].copy_from_slice(&port.to_be_bytes());
+        }
+        self
+    }
+
     /// An ARP frame (not IP).
     pub fn arp() -> Self {
         Self::default()

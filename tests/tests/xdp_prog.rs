@@ -283,57 +283,151 @@ fn a_new_block_overrides_the_cached_clean_verdict_at_once() {
     assert_eq!((s.packets, s.drops), (5, 1));
 }
 
+fn records(ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<jwtmon::capture::Record> {
+    let mut got = Vec::new();
+    while let Some(item) = ring.next() {
+        got.push(jwtmon::capture::decode(&item, &jwtmon::capture::Clock::now()).expect("decodes"));
+    }
+    got
+}
+
+/// Every client segment of a monitored connection reaches userspace (a
+/// first byte sent alone, a continuation, SYN and FIN without payload),
+/// other ports do not, and `sample_rate` picks whole connections.
 #[test]
-fn http_request_starts_are_sampled_into_the_ring_buffer() {
+fn client_segments_are_forwarded_into_the_ring_buffer() {
+    use jwtmon::capture::RecordKind;
+    use jwtmon_common::tcp_flag;
     let mut h = Harness::new();
     let mut ring = h.dp.take_events().expect("ring buffer");
     h.maps
         .set_capture(&jwtmon::capture::config::CaptureConfig::default())
         .expect("capture knobs");
+    let src = "198.51.100.30";
     let req = b"POST /login HTTP/1.1\r\nHost: api\r\nContent-Length: 5\r\n\r\nhello";
+    h.run(
+        &Frame::tcp_v4(src, 8080, 776, b"")
+            .with_tcp_flags(0x02)
+            .build(),
+    );
+    h.run(
+        &Frame::tcp_v4(src, 8080, 777, b"")
+            .with_tcp_flags(0x10)
+            .build(),
+    ); // bare ACK
     assert_eq!(
-        h.run(&Frame::tcp_v4("198.51.100.30", 8080, 777, req).build()),
+        h.run(&Frame::tcp_v4(src, 8080, 777, &req[..1]).build()),
         XDP_PASS
     );
-    // A continuation segment, a non-HTTP payload, another port: not sampled.
-    assert_eq!(
-        h.run(&Frame::tcp_v4("198.51.100.30", 8080, 900, b"rest of the body").build()),
-        XDP_PASS
+    h.run(&Frame::tcp_v4(src, 8080, 778, &req[1..]).build());
+    h.run(
+        &Frame::tcp_v4(src, 8080, 777 + req.len() as u32, b"")
+            .with_tcp_flags(0x11)
+            .build(),
     );
+    h.run(&Frame::tcp_v4(src, 22, 1, b"GET / HTTP/1.1\r\n\r\n").build());
+    assert_eq!(h.counter("sampled"), 4);
+    let got = records(&mut ring);
+    assert_eq!(got.len(), 4, "SYN, two data segments, FIN: {got:#?}");
+    assert!(got.iter().all(|r| r.kind == RecordKind::Client));
+    assert_eq!((got[0].flags, got[0].segment.seq), (tcp_flag::SYN, 776));
+    assert_eq!(got[1].segment.data, &req[..1]);
+    assert_eq!(got[2].segment.data, &req[1..]);
     assert_eq!(
-        h.run(&Frame::tcp_v4("198.51.100.30", 22, 1, b"GET / HTTP/1.1\r\n\r\n").build()),
-        XDP_PASS
+        (got[2].segment.seq, got[2].segment.payload_len),
+        (778, req.len() as u32 - 1)
     );
-    assert_eq!(h.counter("sampled"), 1);
-    assert_eq!(h.counter("non_http"), 1);
-    let item = ring.next().expect("one record");
-    let seg = jwtmon::capture::decode(&item, &jwtmon::capture::Clock::now()).expect("decodes");
-    drop(item);
-    assert!(ring.next().is_none(), "exactly one record");
-    assert_eq!(seg.data, req);
-    assert_eq!((seg.seq, seg.payload_len), (777, req.len() as u32));
-    assert_eq!(seg.src.to_string(), "198.51.100.30:40000");
-    assert_eq!(seg.dst.port(), 8080);
+    assert_eq!(got[3].flags, tcp_flag::FIN);
+    assert_eq!(got[1].segment.src.to_string(), "198.51.100.30:40000");
 
-    // sample_rate 0 switches sampling off.
-    let off = jwtmon::capture::config::CaptureConfig {
+    // What userspace makes of them: the one request, whole.
+    let mut asm = jwtmon::capture::live::Assembler::new(Default::default());
+    let (mut out, mut findings) = (Vec::new(), Vec::new());
+    for r in got {
+        asm.push(r, &mut out, &mut findings);
+    }
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].data, req);
+
+    // sample_rate 0 switches capture off.
+    let mut knobs = jwtmon::capture::config::CaptureConfig {
         sample_rate: 0,
         ..Default::default()
     };
-    h.maps.set_capture(&off).unwrap();
-    h.run(&Frame::tcp_v4("198.51.100.30", 8080, 2000, req).build());
-    assert_eq!(h.counter("sampled"), 1);
-    // 1 in 2.
-    let half = jwtmon::capture::config::CaptureConfig {
-        sample_rate: 2,
+    h.maps.set_capture(&knobs).unwrap();
+    h.run(&Frame::tcp_v4(src, 8080, 2000, req).build());
+    assert_eq!(h.counter("sampled"), 4);
+    // 1 connection in 2: each connection is followed whole or not at all.
+    knobs.sample_rate = 2;
+    h.maps.set_capture(&knobs).unwrap();
+    for port in 0..40u16 {
+        for seq in [1, 2] {
+            h.run(
+                &Frame::tcp_v4(src, 8080, seq, b"x")
+                    .from_port(41000 + port)
+                    .build(),
+            );
+        }
+    }
+    let mut per_flow = std::collections::BTreeMap::<u16, usize>::new();
+    for r in records(&mut ring) {
+        *per_flow.entry(r.segment.src.port()).or_default() += 1;
+    }
+    assert!(per_flow.values().all(|n| *n == 2), "{per_flow:?}");
+    assert!((8..=32).contains(&per_flow.len()), "{per_flow:?}");
+}
+
+/// A segment longer than one record goes out in pieces; what cannot be
+/// copied is announced as a hole; a connection over its byte budget for
+/// the second is cut and counted (`flow_cut`).
+#[test]
+fn long_segments_are_copied_in_pieces_and_each_connection_has_a_budget() {
+    let mut h = Harness::new();
+    let mut ring = h.dp.take_events().expect("ring buffer");
+    let knobs = jwtmon::capture::config::CaptureConfig {
+        request_bytes: 1024,
+        flow_bytes_per_second: 8000,
         ..Default::default()
     };
-    h.maps.set_capture(&half).unwrap();
-    for i in 0..10 {
-        h.run(&Frame::tcp_v4("198.51.100.30", 8080, 3000 + i, req).build());
+    h.maps.set_capture(&knobs).unwrap();
+    let payload: Vec<u8> = (0..3000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    h.run(&Frame::tcp_v4("198.51.100.31", 8080, 100, &payload).build());
+    let got = records(&mut ring);
+    let pieces: Vec<_> = got
+        .iter()
+        .map(|r| (r.segment.seq, r.segment.data.len(), r.segment.payload_len))
+        .collect();
+    assert_eq!(
+        pieces,
+        [(100, 1024, 1024), (1124, 1024, 1024), (2148, 952, 952)]
+    );
+    let joined: Vec<u8> = got.iter().flat_map(|r| r.segment.data.clone()).collect();
+    assert_eq!(joined, payload);
+    // Four pieces at most: the rest of a 3400-byte segment is a hole.
+    let knobs = jwtmon::capture::config::CaptureConfig {
+        request_bytes: 512,
+        flow_bytes_per_second: 8000,
+        ..knobs
+    };
+    h.maps.set_capture(&knobs).unwrap();
+    let long = vec![b'b'; 3400];
+    h.run(&Frame::tcp_v4("198.51.100.32", 8080, 0, &long).build());
+    let got = records(&mut ring);
+    assert_eq!(got.len(), 4);
+    assert_eq!(
+        (
+            got[3].segment.seq,
+            got[3].segment.data.len(),
+            got[3].segment.payload_len
+        ),
+        (1536, 512, 1864)
+    );
+    // The budget: 8000 bytes a second for a connection, then cut.
+    for i in 0..3u32 {
+        h.run(&Frame::tcp_v4("198.51.100.33", 8080, i * 3000, &payload).build());
     }
-    assert_eq!(h.counter("sampled"), 1 + 5);
-    assert_eq!(h.counter("skipped_rate"), 5);
+    assert_eq!(h.counter("flow_cut"), 1);
+    assert_eq!(records(&mut ring).len(), 8, "two segments of four 512-byte pieces");
 }
 
 #[test]
@@ -456,11 +550,15 @@ fn crlf_led_requests_extension_headers_and_fragments() {
     h.run(&v6_later);
     assert_eq!(h.counter("tcp_fragments"), 3);
     assert_eq!(h.counter("sampled"), 3, "only the first IPv4 fragment");
-    let mut got = Vec::new();
-    while let Some(item) = ring.next() {
-        got.push(jwtmon::capture::decode(&item, &jwtmon::capture::Clock::now()).expect("decodes"));
-    }
-    assert_eq!(got.len(), 3);
+    let records = records(&mut ring);
+    assert_eq!(records.len(), 3);
+    assert_eq!(
+        records[2].kind,
+        jwtmon::capture::RecordKind::Fragment,
+        "the first fragment is reported, its payload not forwarded"
+    );
+    assert!(records[2].segment.data.is_empty());
+    let got: Vec<_> = records.into_iter().map(|r| r.segment).collect();
     assert_eq!(
         got[0].data, led,
         "the record starts at the payload, CRLFs and all"

@@ -1,8 +1,9 @@
-//! Capture: HTTP segments as the kernel sampled them (live, from the ring
-//! buffer) or as a capture file holds them (offline). Both produce the same
-//! [`Segment`]s for the parser.
+//! Capture: HTTP messages from the kernel's ring buffer (live) or from a
+//! capture file (offline). Both reassemble client streams with the same
+//! [`reassembly`] and produce the same [`Segment`]s for the parser.
 
 pub mod config;
+pub mod live;
 pub mod pcap;
 pub mod reassembly;
 pub mod ringbuf;
@@ -94,8 +95,30 @@ impl Clock {
     }
 }
 
+/// What a ring record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A client segment (or a piece of one) for reassembly.
+    Client,
+    /// A response start.
+    Response,
+    /// The first IP fragment of TCP to a monitored port.
+    Fragment,
+}
+
+/// One decoded ring-buffer record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// What it is.
+    pub kind: RecordKind,
+    /// The segment's TCP flags ([`jwtmon_common::tcp_flag`]).
+    pub flags: u32,
+    /// The bytes and their flow.
+    pub segment: Segment,
+}
+
 /// Decodes one ring-buffer record.
-pub fn decode(bytes: &[u8], clock: &Clock) -> Result<Segment, RecordError> {
+pub fn decode(bytes: &[u8], clock: &Clock) -> Result<Record, RecordError> {
     const HDR: usize = size_of::<RecordHeader>();
     if bytes.len() < HDR {
         return Err(RecordError::Short(bytes.len()));
@@ -109,13 +132,14 @@ pub fn decode(bytes: &[u8], clock: &Clock) -> Result<Segment, RecordError> {
             carried,
         });
     }
-    let dir = match h.kind {
-        record::REQUEST => Direction::Request,
-        record::RESPONSE => Direction::Response,
+    let (kind, dir) = match h.kind {
+        record::REQUEST => (RecordKind::Client, Direction::Request),
+        record::RESPONSE => (RecordKind::Response, Direction::Response),
+        record::FRAGMENT => (RecordKind::Fragment, Direction::Request),
         k => return Err(RecordError::Kind(k)),
     };
     let ip = |a| -> IpAddr { addr_from_key(a) };
-    Ok(Segment {
+    let segment = Segment {
         dir,
         time: clock.wall(h.ts_ns),
         src: SocketAddr::new(ip(h.src), h.sport),
@@ -124,6 +148,11 @@ pub fn decode(bytes: &[u8], clock: &Clock) -> Result<Segment, RecordError> {
         ack: h.ack,
         payload_len: h.payload_len,
         data: bytes[HDR..HDR + h.captured_len as usize].to_vec(),
+    };
+    Ok(Record {
+        kind,
+        flags: h.flags,
+        segment,
     })
 }
 
@@ -144,7 +173,7 @@ mod tests {
             dport: 8080,
             ifindex: 3,
             ack: 9,
-            pad: 0,
+            flags: 0,
         };
         let mut v = vec![0u8; size_of::<RecordHeader>()];
         // SAFETY: v has room for the header.
@@ -156,7 +185,9 @@ mod tests {
     #[test]
     fn decodes_and_rejects_bad_records() {
         let clock = Clock::now();
-        let s = decode(&raw(record::REQUEST, 3, b"GET"), &clock).unwrap();
+        let r = decode(&raw(record::REQUEST, 3, b"GET"), &clock).unwrap();
+        assert_eq!(r.kind, RecordKind::Client);
+        let s = r.segment;
         assert_eq!(s.src.to_string(), "10.0.0.2:40000");
         assert_eq!(s.dst.port(), 8080);
         assert_eq!((s.seq, s.ack, s.data.as_slice()), (7, 9, &b"GET"[..]));

@@ -104,6 +104,8 @@ enum Resume {
     Held,
     /// At this sequence number (or a held piece before it).
     At(u32),
+    /// Where it is: the partial message idled out, nothing was lost.
+    Here,
 }
 
 /// One direction of a connection.
@@ -255,8 +257,11 @@ impl Stream {
         let to = match resume {
             Resume::Held => None,
             Resume::At(t) => Some(t),
+            Resume::Here => self.next,
         };
-        stats.gaps += 1;
+        if !matches!(resume, Resume::Here) {
+            stats.gaps += 1;
+        }
         let next = self.next.unwrap_or(0);
         let first_held = self
             .held
@@ -534,8 +539,14 @@ impl Reassembly {
         out: &mut Vec<Segment>,
         f: impl FnOnce(&mut Stream, &Limits, &mut ReassemblyStats),
     ) {
+        // A stream first seen mid-connection (no SYN) starts at the first
+        // piece that starts a message.
+        let fresh = Stream {
+            lost: true,
+            ..Stream::default()
+        };
         if !self.streams.contains(&key)
-            && let Some((old_key, mut old)) = self.streams.push(key, Stream::default())
+            && let Some((old_key, mut old)) = self.streams.push(key, fresh)
             && old_key != key
         {
             self.stats.evicted_streams += 1;
@@ -578,6 +589,7 @@ impl Reassembly {
         self.close(src, dst, out);
         self.with((src, dst), out, |s, _, _| {
             s.next = Some(isn.wrapping_add(1));
+            s.lost = false;
         });
     }
 
@@ -624,7 +636,10 @@ impl Reassembly {
     }
 
     /// Live upkeep at `now`: a hole older than `hold` is given up as a
-    /// gap, and a stream silent for `idle` is cut as closed.
+    /// gap, and a partial message silent for `idle` is handed on cut short.
+    /// The stream itself stays (its place in the sequence space is what
+    /// lets a later first byte sent alone be read); FIN, RST and the LRU
+    /// end streams.
     pub fn expire(
         &mut self,
         now: SystemTime,
@@ -637,21 +652,21 @@ impl Reassembly {
                 .and_then(|t| now.duration_since(t).ok())
                 .unwrap_or_default()
         };
-        let stale: Vec<Key> = self
+        let stale: Vec<(Key, Resume)> = self
             .streams
             .iter()
-            .filter(|(_, s)| age(s) >= idle || (!s.held.is_empty() && age(s) >= hold))
-            .map(|(k, _)| *k)
+            .filter_map(|(k, s)| {
+                if !s.held.is_empty() && age(s) >= hold {
+                    Some((*k, Resume::Held))
+                } else if !s.buf.is_empty() && age(s) >= idle {
+                    Some((*k, Resume::Here))
+                } else {
+                    None
+                }
+            })
             .collect();
-        for key in stale {
-            let idle_out = self.streams.peek(&key).is_some_and(|s| age(s) >= idle);
-            if idle_out {
-                self.end(key, End::Hole, out);
-            } else {
-                self.with(key, out, |s, _, _| {
-                    s.hole.get_or_insert(Resume::Held);
-                });
-            }
+        for (key, resume) in stale {
+            self.with(key, out, |s, _, _| s.hole = Some(resume));
         }
     }
 

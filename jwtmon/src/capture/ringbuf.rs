@@ -1,5 +1,5 @@
 //! The live source: drains the kernel's ring buffer whenever epoll says it
-//! has data and hands decoded segments to the pipeline. Never blocks the
+//! has data and hands decoded records to the pipeline. Never blocks the
 //! kernel: when this reader falls behind, the kernel skips and counts.
 
 use std::sync::{
@@ -11,7 +11,7 @@ use aya::maps::{MapData, RingBuf};
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 use tracing::debug;
 
-use super::{Clock, Segment, decode};
+use super::{Clock, Record, decode};
 
 /// Counters of the reader.
 #[derive(Debug, Default)]
@@ -30,7 +30,7 @@ pub const POLL: std::time::Duration = std::time::Duration::from_millis(2);
 const BATCH: usize = 1024;
 
 /// Drains up to [`BATCH`] records; returns them and whether more remain.
-fn drain(ring: &mut RingBuf<MapData>, clock: &Clock, stats: &ReaderStats) -> (Vec<Segment>, bool) {
+fn drain(ring: &mut RingBuf<MapData>, clock: &Clock, stats: &ReaderStats) -> (Vec<Record>, bool) {
     let mut batch = Vec::new();
     while let Some(item) = ring.next() {
         stats.records.fetch_add(1, Ordering::Relaxed);
@@ -48,7 +48,7 @@ fn drain(ring: &mut RingBuf<MapData>, clock: &Clock, stats: &ReaderStats) -> (Ve
     (batch, false)
 }
 
-/// Reads segments until `tx` closes. While `paused` is set it stops
+/// Reads records until `tx` closes. While `paused` is set it stops
 /// draining (an operator drill and the back-pressure test use this).
 ///
 /// The kernel wakes this reader (epoll) only once 32 KiB of records are
@@ -57,7 +57,7 @@ fn drain(ring: &mut RingBuf<MapData>, clock: &Clock, stats: &ReaderStats) -> (Ve
 /// capture-to-analysis latency on a quiet ring.
 pub async fn run(
     ring: RingBuf<MapData>,
-    tx: mpsc::Sender<Segment>,
+    tx: mpsc::Sender<Record>,
     stats: Arc<ReaderStats>,
     paused: Arc<AtomicBool>,
 ) -> std::io::Result<()> {

@@ -315,6 +315,7 @@ impl Maps {
         control.sample_rate = c.sample_rate;
         control.request_len = c.request_bytes;
         control.response_len = c.response_bytes;
+        control.flow_bytes_per_sec = c.flow_bytes_per_second;
         let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1)) as u32;
         control.rate_per_cpu = c.max_records_per_second.div_ceil(cpus);
         self.control

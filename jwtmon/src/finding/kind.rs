@@ -175,6 +175,8 @@ catalogue! {
     SequenceRuleViolation = "sequence_rule_violation", Medium, ALERT;
     /// A session's recent calls are improbable under the learnt call-order model.
     SequenceAnomalous = "sequence_anomalous", Medium, ALERT;
+    /// TCP in IP fragments to a monitored port (real TCP stacks do not fragment).
+    EvasionIpFragment = "evasion_ip_fragment", Medium, ALERT;
 }
 
 impl fmt::Display for Kind {

@@ -200,7 +200,7 @@ fn bytes_the_capture_cut_are_a_hole_not_a_stall() {
 }
 
 #[test]
-fn a_stalled_hole_is_given_up_on_expiry_and_idle_streams_are_closed() {
+fn a_stalled_hole_is_given_up_and_an_idle_partial_is_handed_on() {
     let mut f = Flow::new(Limits::default());
     f.send(0, b"GET /a HTTP/1.1\r\n");
     f.send(100, b"GET /b HTTP/1.1\r\n\r\n");
@@ -222,8 +222,39 @@ fn a_stalled_hole_is_given_up_on_expiry_and_idle_streams_are_closed() {
         Duration::from_secs(30),
         &mut f.out,
     );
-    assert_eq!(f.r.streams(), 0);
     assert_eq!(f.messages().last().unwrap(), "GET /c HTTP/1.1\r\n");
+    assert!(!f.out.last().unwrap().complete());
+    assert_eq!(
+        (f.r.streams(), f.r.buffered_bytes()),
+        (1, 0),
+        "the stream keeps its place"
+    );
+    assert_eq!(f.r.stats.gaps, 1, "an idle partial is no gap");
+}
+
+#[test]
+fn a_stream_seen_without_its_syn_starts_at_a_message_start() {
+    let mut r = Reassembly::default();
+    let mut out = Vec::new();
+    let (c, s): (SocketAddr, SocketAddr) = (CLIENT.parse().unwrap(), SERVER.parse().unwrap());
+    let mut send = |seq: u32, data: &[u8]| {
+        r.data(
+            c,
+            s,
+            Piece {
+                seq,
+                ack: 1,
+                time: at(1),
+                data,
+            },
+            &mut out,
+        );
+    };
+    send(10, b"dy of an earlier request");
+    send(34, b"GET /x HTTP/1.1\r\n\r\n");
+    assert_eq!(out.len(), 1);
+    assert!(out[0].data.starts_with(b"GET /x"));
+    assert_eq!(r.stats.skipped_bytes, 24);
 }
 
 #[test]
