@@ -427,7 +427,11 @@ fn long_segments_are_copied_in_pieces_and_each_connection_has_a_budget() {
         h.run(&Frame::tcp_v4("198.51.100.33", 8080, i * 3000, &payload).build());
     }
     assert_eq!(h.counter("flow_cut"), 1);
-    assert_eq!(records(&mut ring).len(), 8, "two segments of four 512-byte pieces");
+    assert_eq!(
+        records(&mut ring).len(),
+        8,
+        "two segments of four 512-byte pieces"
+    );
 }
 
 #[test]
