@@ -11,6 +11,7 @@ pub mod frames;
 pub mod hooks;
 pub mod http;
 pub mod netns;
+pub mod nginx;
 pub mod pcapgen;
 pub mod smtp;
 
@@ -20,6 +21,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub fn unique() -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A TCP port that was free a moment ago (bound to 0 and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("0.0.0.0", 0))
+        .and_then(|l| l.local_addr())
+        .map_or(0, |a| a.port())
 }
 
 /// True when running as root (the kernel tests need it).

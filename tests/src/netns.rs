@@ -172,6 +172,51 @@ impl TestNet {
         Ok(ip)
     }
 
+    /// IPv6 on the veth pair (`fd31:SUBNET::1` on the host side, `::2` in
+    /// the namespace, no duplicate detection so they work at once);
+    /// returns (host, namespace) addresses.
+    pub fn add_ipv6(&self) -> Result<(String, String)> {
+        let host = format!("fd31:{}::1", self.subnet);
+        let peer = format!("fd31:{}::2", self.subnet);
+        self.host_ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{host}/64"),
+            "dev",
+            &self.host_if,
+            "nodad",
+        ])?;
+        self.exec(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{peer}/64"),
+            "dev",
+            &self.peer_if,
+            "nodad",
+        ])?;
+        Ok((host, peer))
+    }
+
+    /// An extra IPv6 address of the namespace side, `fd31:SUBNET::host`
+    /// (after [`TestNet::add_ipv6`]).
+    pub fn add_peer_addr6(&self, host: u16) -> Result<String> {
+        let ip = format!("fd31:{}::{host:x}", self.subnet);
+        self.exec(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{ip}/64"),
+            "dev",
+            &self.peer_if,
+            "nodad",
+        ])?;
+        Ok(ip)
+    }
+
     /// One ping from the namespace (optionally from a given source) to the
     /// host side, waiting at most 1 s.
     pub fn ping_from(&self, src: &str) -> bool {

@@ -126,6 +126,9 @@ const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "curl",
     "wrk",
+    // A real HTTP/1.1 server with keep-alive (and TLS, for the uprobes).
+    "nginx-light",
+    "openssl",
     // The HTML report test renders the page in headless Chromium.
     "chromium",
     "fonts-dejavu-core",
