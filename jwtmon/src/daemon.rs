@@ -53,6 +53,9 @@ pub enum DaemonError {
     /// Incidents, alerts, export.
     #[error(transparent)]
     Respond(#[from] crate::respond::RespondError),
+    /// The pseudonymization key of stdout lines.
+    #[error(transparent)]
+    Privacy(#[from] crate::privacy::PrivacyError),
 }
 
 /// Interfaces carrying an IPv4 or IPv6 default route.
@@ -79,6 +82,7 @@ struct Prepared {
     usr1: Option<tokio::signal::unix::Signal>,
     hup: Option<tokio::signal::unix::Signal>,
     config_path: Option<PathBuf>,
+    stdout_privacy: crate::privacy::Pseudonymizer,
 }
 
 /// Enforcement is live on every interface; nothing serves yet.
@@ -140,7 +144,10 @@ fn prepare(config: Config, config_path: Option<PathBuf>) -> Result<Prepared, Dae
     let metrics = Arc::new(Metrics::new());
     let (events, responding) = crate::respond::start(config.respond_sections(), metrics.clone())?;
     let datapath = Datapath::load(&config.datapath, true)?;
+    let stdout_privacy =
+        crate::privacy::Pseudonymizer::for_stdout(&config.privacy, &config.daemon.state_dir)?;
     Ok(Prepared {
+        stdout_privacy,
         config,
         ifaces,
         engine,
@@ -278,6 +285,7 @@ async fn serve(
                 events: Some(events.clone()),
                 metrics: Some(metrics.clone()),
                 requests: Some(requests_rx),
+                stdout_privacy: p.stdout_privacy.clone(),
             };
             Some(tokio::spawn(crate::pipeline::run(
                 ring,

@@ -30,6 +30,7 @@ use crate::{
     jwt::jwks::Refresher,
     metrics::Metrics,
     observe::{Observation, Observer},
+    privacy::Pseudonymizer,
     target::Target,
 };
 
@@ -52,6 +53,8 @@ pub struct Links {
     pub metrics: Option<Arc<Metrics>>,
     /// Admin API requests.
     pub requests: Option<mpsc::Receiver<PipelineRequest>>,
+    /// Applied to the JSON lines on stdout (`privacy.pseudonymize_stdout`).
+    pub stdout_privacy: Pseudonymizer,
 }
 
 /// Answers one admin API request.
@@ -106,7 +109,7 @@ fn report_sequences(engine: &Engine) {
 
 fn emit(
     out: &mut impl Write,
-    emit: Emit,
+    (emit, privacy): (Emit, &Pseudonymizer),
     engine: &mut Engine,
     batch: &[Observation],
     findings: &mut Vec<Finding>,
@@ -125,12 +128,12 @@ fn emit(
     match emit {
         Emit::Observations => {
             for obs in batch {
-                let _ = writeln!(out, "{}", obs.to_json());
+                let _ = writeln!(out, "{}", privacy.line(obs.to_json()));
             }
         }
         Emit::Findings => {
             for f in findings.iter() {
-                let _ = writeln!(out, "{}", f.to_json());
+                let _ = writeln!(out, "{}", privacy.line(f.to_json()));
             }
         }
         Emit::None => {}
@@ -157,6 +160,7 @@ pub async fn run(
         events,
         metrics,
         requests: mut commands,
+        stdout_privacy,
     } = links;
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let stats = Arc::new(ReaderStats::default());
@@ -233,7 +237,7 @@ pub async fn run(
         }
         emit(
             &mut stdout.lock(),
-            what,
+            (what, &stdout_privacy),
             &mut engine,
             &batch,
             &mut findings,

@@ -27,6 +27,10 @@ pub struct PrivacyConfig {
     pub key_file: PathBuf,
     /// Take the key from this environment variable instead of the file.
     pub key_env: Option<String>,
+    /// Also pseudonymize the JSON lines `run` and `analyze` write to
+    /// stdout (the operator's console; raw by default, so the operator
+    /// knows whom to block or unblock).
+    pub pseudonymize_stdout: bool,
 }
 
 impl Default for PrivacyConfig {
@@ -35,6 +39,7 @@ impl Default for PrivacyConfig {
             pseudonymize: true,
             key_file: PathBuf::from("pseudonym.key"),
             key_env: None,
+            pseudonymize_stdout: false,
         }
     }
 }
@@ -105,6 +110,16 @@ impl Pseudonymizer {
         Ok(Self::with_key(&key_file(&cfg.key_file)?))
     }
 
+    /// The pseudonymizer of stdout lines: on only with both `pseudonymize`
+    /// and `pseudonymize_stdout`.
+    pub fn for_stdout(cfg: &PrivacyConfig, state_dir: &Path) -> Result<Self, PrivacyError> {
+        if cfg.pseudonymize && cfg.pseudonymize_stdout {
+            Self::load_in(cfg, state_dir)
+        } else {
+            Ok(Self::off())
+        }
+    }
+
     /// Whether addresses are pseudonymized.
     pub fn enabled(&self) -> bool {
         self.key.is_some()
@@ -136,6 +151,13 @@ impl Pseudonymizer {
         tag("pu-", mac)
     }
 
+    /// A JSON line with its addresses and usernames scrubbed (as is when
+    /// disabled).
+    pub fn line(&self, mut v: serde_json::Value) -> serde_json::Value {
+        self.scrub(&mut v);
+        v
+    }
+
     /// Pseudonymizes the addresses and usernames a finding's evidence
     /// carries (`ips`, `network`, `aggregated`, `username`, at any depth),
     /// before it is stored or sent. A no-op when disabled.
@@ -148,9 +170,24 @@ impl Pseudonymizer {
             Value::Object(map) => {
                 for (k, v) in map.iter_mut() {
                     match (k.as_str(), &mut *v) {
-                        ("username" | "user", Value::String(s)) => *s = self.name(s),
-                        ("ips" | "addresses" | "ip" | "network" | "aggregated" | "client", _) => {
+                        ("username" | "user" | "subject", Value::String(s)) => *s = self.name(s),
+                        (
+                            "ips" | "addresses" | "ip" | "network" | "aggregated" | "client"
+                            | "src_ip" | "client_ip" | "proxy_ip" | "dst_ip",
+                            _,
+                        ) => {
                             self.scrub_addresses(v);
+                        }
+                        ("x_forwarded_for", Value::String(s)) => {
+                            let hops: Vec<String> = s
+                                .split(',')
+                                .map(|h| {
+                                    let h = h.trim();
+                                    h.parse::<IpAddr>()
+                                        .map_or_else(|_| h.to_string(), |ip| self.ip(ip))
+                                })
+                                .collect();
+                            *s = hops.join(", ");
                         }
                         _ => self.scrub(v),
                     }
@@ -224,6 +261,33 @@ fn key_file(path: &Path) -> Result<Vec<u8>, PrivacyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stdout_lines_keep_raw_addresses_unless_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = PrivacyConfig::default();
+        let raw = Pseudonymizer::for_stdout(&cfg, dir.path()).unwrap();
+        let line = serde_json::json!({"src_ip": "203.0.113.9", "subject": "alice",
+            "x_forwarded_for": "198.51.100.1, 10.0.0.1", "detail": {"ips": ["192.0.2.1"]}});
+        assert_eq!(
+            raw.line(line.clone()),
+            line,
+            "the console is the operator's own"
+        );
+        cfg.pseudonymize_stdout = true;
+        let p = Pseudonymizer::for_stdout(&cfg, dir.path()).unwrap();
+        let out = p.line(line).to_string();
+        for raw in [
+            "203.0.113.9",
+            "alice",
+            "198.51.100.1",
+            "10.0.0.1",
+            "192.0.2.1",
+        ] {
+            assert!(!out.contains(raw), "{raw} in {out}");
+        }
+        assert!(out.contains("px-") && out.contains("pu-"), "{out}");
+    }
 
     #[test]
     fn evidence_addresses_and_usernames_are_scrubbed() {

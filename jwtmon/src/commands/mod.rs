@@ -18,6 +18,7 @@ use crate::{
     config::{Config, LogFormat},
     daemon,
     enforce::{BlockSpec, Maps, datapath, import},
+    privacy::Pseudonymizer,
     target::Target,
 };
 
@@ -382,11 +383,12 @@ fn suggest(config: &Config, pcap: &Path, max: usize) -> Result<()> {
 
 fn analyze_findings(config: &Config, path: &Path, format: OutputFormat) -> Result<()> {
     let (findings, stats) = crate::offline::findings_of_file(path, config)?;
+    let privacy = Pseudonymizer::for_stdout(&config.privacy, &config.daemon.state_dir)?;
     let mut out = std::io::stdout().lock();
     match format {
         OutputFormat::Json => {
             for f in &findings {
-                writeln!(out, "{}", f.to_json())?;
+                writeln!(out, "{}", privacy.line(f.to_json()))?;
             }
         }
         OutputFormat::Table => {
@@ -404,7 +406,7 @@ fn analyze_findings(config: &Config, path: &Path, format: OutputFormat) -> Resul
                     humantime::format_rfc3339_millis(f.time).to_string(),
                     f.kind,
                     f.severity.to_string(),
-                    f.src_ip.to_string(),
+                    privacy.ip(f.src_ip),
                     subject,
                     f.token_id.as_deref().unwrap_or("-"),
                     f.endpoint
@@ -418,11 +420,12 @@ fn analyze_findings(config: &Config, path: &Path, format: OutputFormat) -> Resul
 
 fn analyze(config: &Config, path: &Path, format: OutputFormat) -> Result<()> {
     let (observations, stats) = crate::offline::analyze_file(path, &config.capture)?;
+    let privacy = Pseudonymizer::for_stdout(&config.privacy, &config.daemon.state_dir)?;
     match format {
         OutputFormat::Json => {
             let mut out = std::io::stdout().lock();
             for o in &observations {
-                writeln!(out, "{}", o.to_json())?;
+                writeln!(out, "{}", privacy.line(o.to_json()))?;
             }
         }
         OutputFormat::Table => {
@@ -441,7 +444,7 @@ fn analyze(config: &Config, path: &Path, format: OutputFormat) -> Result<()> {
                 println!(
                     "{:<24} {:<39} {:<7} {:<40} {:>6} {:<16}",
                     humantime::format_rfc3339_millis(o.time).to_string(),
-                    o.client_ip.to_string(),
+                    privacy.ip(o.client_ip),
                     o.request.method,
                     path,
                     status,

@@ -2,7 +2,9 @@
 //! /templated/path` from an OpenAPI 3 file's paths when one is configured
 //! and matches, else the built-in normalization
 //! ([`crate::endpoint::normalize_path`]). Bounded: beyond the cap, new
-//! endpoints share the id of `{other}`.
+//! endpoints share the id of `{other}`; and a path the server did not
+//! serve (404, 405, 400, no answer) never takes a slot, so a scanner's
+//! made-up paths cannot fill the table.
 
 use std::{
     collections::HashMap,
@@ -123,8 +125,9 @@ impl Endpoints {
         })
     }
 
-    /// The id of a request's endpoint, naming it on first sight.
-    pub fn intern(&mut self, method: &str, path: &str) -> u16 {
+    /// The id of a request's endpoint, naming it on first sight when
+    /// `served` (the server answered it as existing, or a rule names it).
+    pub fn intern(&mut self, method: &str, path: &str, served: bool) -> u16 {
         let path = path.split(['?', '#']).next().unwrap_or("");
         let mut h = self.hasher.build_hasher();
         let template = self.template(method, path);
@@ -136,7 +139,7 @@ impl Endpoints {
         if let Some(id) = self.by_hash.get(&key) {
             return *id;
         }
-        if self.names.len() > self.cap {
+        if self.names.len() > self.cap || (!served && template.is_none()) {
             return OTHER;
         }
         let name = template.map_or_else(|| endpoint(method, path), |t| t.name.clone());

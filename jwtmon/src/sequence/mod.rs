@@ -118,9 +118,14 @@ impl Sequencer {
             return;
         }
         let t = obs.time;
+        // An endpoint exists when the server answered it as one (auth
+        // refusals included); made-up paths stay `{other}`.
+        let served = obs
+            .status
+            .is_some_and(|s| !matches!(s, 400 | 404 | 405 | 414 | 501));
         let id = self
             .endpoints
-            .intern(&obs.request.method, &obs.request.path);
+            .intern(&obs.request.method, &obs.request.path, served);
         let key = session::key(&self.cfg.identity, obs, facts, &self.hasher);
         // Out of the cache while the engine works on it, back in (as most
         // recent) at the end.

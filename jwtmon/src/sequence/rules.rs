@@ -35,7 +35,7 @@ enum Check {
 /// Interns a rule's endpoint name (`METHOD /path`).
 fn id(endpoints: &mut Endpoints, name: &str) -> u16 {
     let (method, path) = name.trim().split_once(' ').unwrap_or(("GET", name));
-    endpoints.intern(method.trim(), path.trim())
+    endpoints.intern(method.trim(), path.trim(), true)
 }
 
 /// Resolves every rule's endpoints (naming them if unseen).

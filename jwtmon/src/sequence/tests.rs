@@ -296,15 +296,19 @@ fn openapi_paths_name_endpoints() {
     let mut seq = Sequencer::new(&cfg).unwrap();
     let a = seq
         .endpoints
-        .intern("GET", "/api/v1/accounts/ACC-77x/balance");
+        .intern("GET", "/api/v1/accounts/ACC-77x/balance", false);
     assert_eq!(
         seq.endpoints.name(a),
         "GET /api/v1/accounts/{account_id}/balance"
     );
-    let me = seq.endpoints.intern("GET", "/api/v1/accounts/me/balance");
+    let me = seq
+        .endpoints
+        .intern("GET", "/api/v1/accounts/me/balance", true);
     assert_eq!(seq.endpoints.name(me), "GET /api/v1/accounts/me/balance");
     // No template: the built-in normalization.
-    let other = seq.endpoints.intern("POST", "/api/v1/transfers/123?x=1");
+    let other = seq
+        .endpoints
+        .intern("POST", "/api/v1/transfers/123?x=1", true);
     assert_eq!(seq.endpoints.name(other), "POST /api/v1/transfers/{id}");
 
     std::fs::write(dir.path().join("bad.yaml"), "paths: [").unwrap();
@@ -399,4 +403,32 @@ fn max_in_window_allow_and_deny_rules() {
         ])
         .is_empty()
     );
+}
+
+/// A scanner's made-up paths (answered 404) never take a slot of the
+/// endpoint table; served ones do.
+#[test]
+fn paths_the_server_did_not_serve_take_no_endpoint_slot() {
+    let mut seq = Sequencer::new(&SequenceConfig::default()).unwrap();
+    for i in 0..5_000 {
+        let mut o = obs(
+            "203.0.113.5",
+            "GET",
+            &format!("/probe-{i}/x.php"),
+            "",
+            404,
+            0,
+        );
+        o.time = at(i);
+        seq.observe(&o, &TokenFacts::default(), &mut Vec::new());
+    }
+    assert!(seq.endpoints.is_empty(), "{} names", seq.endpoints.len());
+    let o = call(
+        "203.0.113.6",
+        "GET",
+        "/api/v1/accounts/7/balance",
+        at(9_000),
+    );
+    seq.observe(&o, &session("s1"), &mut Vec::new());
+    assert_eq!(seq.endpoints.len(), 2);
 }
