@@ -141,3 +141,43 @@ impl Engine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::finding::Kind;
+
+    /// A flood of replayed tokens (each one revoked by policy) keeps the
+    /// revocation list within `max_revocations_per_minute` per minute and
+    /// `max_revoked_tokens` in all.
+    #[test]
+    fn a_flood_of_revocations_stays_under_both_caps() {
+        let mut config = Config::default();
+        config.decide.max_revocations_per_minute = 50;
+        config.decide.max_revoked_tokens = 120;
+        let mut engine = Engine::from_config(&config, Use::Live).unwrap();
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for minute in 0..10u64 {
+            let mut batch: Vec<Finding> = (0..500u64)
+                .map(|i| {
+                    let t = start + Duration::from_secs(minute * 60 + i / 10);
+                    let ip = std::net::IpAddr::from([198, 51, 100, (i % 250) as u8]);
+                    let mut f = Finding::new(Kind::JwtReplayMultiIp, t, ip, "GET /a".into());
+                    f.token_id = Some(format!("{:016x}", minute * 1000 + i));
+                    f.proven = true;
+                    f
+                })
+                .collect();
+            engine.decide(&mut batch);
+            let expected = ((minute + 1) * 50).min(120) as usize;
+            assert_eq!(
+                engine.analyzer.revocations.len(),
+                expected,
+                "minute {minute}"
+            );
+        }
+        assert!(engine.revocations_refused > 0);
+    }
+}

@@ -91,6 +91,11 @@ pub struct Metrics {
     pub incidents_dropped: Counter,
     /// Events dropped between stages because a queue was full, by queue.
     pub events_dropped: Family<Labels, Counter>,
+    /// Bytes held by the capture stages, by stage (`reassembly`,
+    /// `pending`).
+    pub buffered_bytes: Family<Labels, Gauge>,
+    /// Entries of the token revocation list.
+    pub revoked_tokens: Gauge,
 }
 
 /// The kernel counters exported, with their names and help.
@@ -164,6 +169,8 @@ impl Metrics {
             incidents_pending: Gauge::default(),
             incidents_dropped: Counter::default(),
             events_dropped: Family::default(),
+            buffered_bytes: Family::default(),
+            revoked_tokens: Gauge::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -225,6 +232,16 @@ impl Metrics {
             "jwtmon_events_dropped",
             "Events dropped between stages because a queue was full",
             m.events_dropped.clone(),
+        );
+        r.register(
+            "jwtmon_capture_buffered_bytes",
+            "Bytes held by the capture stages (reassembly, requests waiting for responses)",
+            m.buffered_bytes.clone(),
+        );
+        r.register(
+            "jwtmon_revoked_tokens",
+            "Entries of the token revocation list",
+            m.revoked_tokens.clone(),
         );
         Self { registry: r, ..m }
     }

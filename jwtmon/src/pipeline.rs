@@ -201,6 +201,15 @@ pub async fn run(
             _ = tick.tick() => {
                 if let Some(m) = &metrics {
                     Metrics::set_counter(&m.parse_failures, observer.stats.malformed.values().sum());
+                    let gauge = |stage: &'static str, v: usize| {
+                        m.buffered_bytes
+                            .get_or_create(&Metrics::label("stage", stage))
+                            .set(i64::try_from(v).unwrap_or(i64::MAX));
+                    };
+                    gauge("reassembly", assembler.buffered_bytes());
+                    gauge("pending", observer.pending_bytes());
+                    m.revoked_tokens
+                        .set(i64::try_from(engine.analyzer.revocations.len()).unwrap_or(i64::MAX));
                 }
                 assembler.expire(SystemTime::now(), &mut messages);
                 observer.expire(SystemTime::now(), &mut batch);

@@ -10,6 +10,7 @@ pub mod fail2ban;
 pub mod frames;
 pub mod hooks;
 pub mod http;
+pub mod metrics;
 pub mod netns;
 pub mod nginx;
 pub mod pcapgen;

@@ -19,6 +19,7 @@ use jwtmon_tests::{
     daemon::{Daemon, cli, cli_ok},
     hooks::Hooks,
     http::TestServer,
+    metrics::{sample, scrape},
     netns::{TestNet, in_netns},
     smtp::SmtpSink,
 };
@@ -30,24 +31,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn scrape(port: u16) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    text.split_once("\r\n\r\n").unwrap().1.to_string()
-}
-
-/// The value of the sample `series` (name with labels, exactly), 0 if absent.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 fn wait(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
