@@ -147,7 +147,6 @@ fn prepare(config: Config, config_path: Option<PathBuf>) -> Result<Prepared, Dae
     let stdout_privacy =
         crate::privacy::Pseudonymizer::for_stdout(&config.privacy, &config.daemon.state_dir)?;
     Ok(Prepared {
-        stdout_privacy,
         config,
         ifaces,
         engine,
@@ -158,6 +157,7 @@ fn prepare(config: Config, config_path: Option<PathBuf>) -> Result<Prepared, Dae
         usr1,
         hup,
         config_path,
+        stdout_privacy,
     })
 }
 
