@@ -7,8 +7,7 @@
 //! pins and state are removed on drop.
 
 use std::{
-    io::{Read, Write},
-    net::{IpAddr, SocketAddr, TcpStream},
+    net::{IpAddr, SocketAddr},
     sync::atomic::Ordering,
     time::{Duration, Instant},
 };
