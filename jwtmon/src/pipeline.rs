@@ -68,7 +68,7 @@ fn answer(engine: &mut Engine, observer: &Observer, cmd: PipelineRequest) {
             let _ = tx.send(
                 engine
                     .analyzer
-                    .revoke_token_id(&id)
+                    .revoke_token_id_now(&id)
                     .map_err(|e| e.to_string()),
             );
         }

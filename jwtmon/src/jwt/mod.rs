@@ -366,9 +366,15 @@ impl JwtAnalyzer {
     }
 
     /// Revokes a token by its `token_id`: at once in memory, and durably
-    /// by appending to `revocation_file` when one is configured.
+    /// by appending to `revocation_file` when one is configured (queued to
+    /// the file's writer thread).
     pub fn revoke_token_id(&mut self, token_id: &str) -> Result<(), RevocationError> {
         self.revocations.revoke_token_id(token_id)
+    }
+
+    /// Like [`Self::revoke_token_id`], returning once the file holds it.
+    pub fn revoke_token_id_now(&mut self, token_id: &str) -> Result<(), RevocationError> {
+        self.revocations.revoke_token_id_now(token_id)
     }
 
     /// Lifts a `token_id` revocation (memory and file); whether it existed.

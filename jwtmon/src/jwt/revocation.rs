@@ -11,11 +11,16 @@
 //! sub mallory
 //! ```
 
+mod writer;
+
 use std::{
     collections::{HashMap, HashSet},
     path::{Path, PathBuf},
+    sync::Arc,
     time::SystemTime,
 };
+
+use writer::{Writer, modified};
 
 /// Errors reading the list.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +74,8 @@ pub struct RevocationList {
     /// Subject → revoke tokens issued before (None: all).
     sub: HashMap<String, Option<i64>>,
     source: Option<(PathBuf, Option<SystemTime>)>,
+    /// Writes the file (off the pipeline thread).
+    writer: Option<Arc<Writer>>,
 }
 
 impl RevocationList {
@@ -116,8 +123,14 @@ impl RevocationList {
         Ok(list)
     }
 
-    /// Loads a list file.
+    /// Loads a list file (and starts its writer).
     pub fn load(path: &Path) -> Result<Self, RevocationError> {
+        let mut list = Self::read(path)?;
+        list.writer = Some(Arc::new(Writer::start(path.to_path_buf())));
+        Ok(list)
+    }
+
+    fn read(path: &Path) -> Result<Self, RevocationError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| RevocationError::Read(path.display().to_string(), e))?;
         let mut list = Self::parse(&text, &path.display().to_string())?;
@@ -125,22 +138,32 @@ impl RevocationList {
         Ok(list)
     }
 
-    /// Reloads the file when its modification time changed. A broken new
-    /// version keeps the old list (and returns the error to report).
+    /// Reloads the file when its modification time changed (our own
+    /// writes are no change). A broken new version keeps the old list (and
+    /// returns the error to report). Revocations still queued for the file
+    /// stay.
     pub fn reload_if_changed(&mut self) -> Result<bool, RevocationError> {
         let Some((path, seen)) = self.source.clone() else {
             return Ok(false);
         };
-        if modified(&path) == seen {
+        let now = modified(&path);
+        let own = self.writer.as_ref().and_then(|w| w.own_write());
+        if now == seen || (now.is_some() && now == own) {
+            if let Some(s) = &mut self.source {
+                s.1 = now;
+            }
             return Ok(false);
         }
-        *self = Self::load(&path)?;
+        let mut fresh = Self::read(&path)?;
+        fresh.writer = self.writer.take();
+        if let Some(w) = &fresh.writer {
+            fresh.token_id.extend(w.pending());
+        }
+        *self = fresh;
         Ok(true)
     }
 
-    /// Adds a `token_id` entry; appends it to the list's file, if any, so
-    /// it survives restarts and reloads.
-    pub fn revoke_token_id(&mut self, token_id: &str) -> Result<(), RevocationError> {
+    fn check_id(token_id: &str) -> Result<String, RevocationError> {
         let id = token_id.to_ascii_lowercase();
         if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(RevocationError::Line {
@@ -149,21 +172,41 @@ impl RevocationList {
                 why: "token_id must be 16 hex characters".into(),
             });
         }
-        if !self.token_id.insert(id.clone()) {
-            return Ok(());
-        }
-        if let Some((path, seen)) = &mut self.source {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
-                .open(&*path)
-                .map_err(|e| RevocationError::Read(path.display().to_string(), e))?;
-            writeln!(f, "token_id {id}  # revoked by jwtmon")
-                .map_err(|e| RevocationError::Read(path.display().to_string(), e))?;
-            // Our own write is not a change to reload.
-            *seen = modified(path);
+        Ok(id)
+    }
+
+    /// Adds a `token_id` entry at once in memory, and queues it for the
+    /// list's file (if any), so it survives restarts and reloads; the
+    /// pipeline never waits for the disk.
+    pub fn revoke_token_id(&mut self, token_id: &str) -> Result<(), RevocationError> {
+        let id = Self::check_id(token_id)?;
+        if self.token_id.insert(id.clone())
+            && let Some(w) = &self.writer
+        {
+            w.append(&id);
         }
         Ok(())
+    }
+
+    /// Like [`Self::revoke_token_id`], returning once the file holds it
+    /// (an operator's revocation: the answer says it is durable).
+    pub fn revoke_token_id_now(&mut self, token_id: &str) -> Result<(), RevocationError> {
+        let id = Self::check_id(token_id)?;
+        if self.token_id.insert(id.clone())
+            && let Some(w) = &self.writer
+        {
+            w.append_now(&id).map_err(|e| self.file_error(e))?;
+        }
+        Ok(())
+    }
+
+    fn file_error(&self, why: String) -> RevocationError {
+        let file = self
+            .source
+            .as_ref()
+            .map(|(p, _)| p.display().to_string())
+            .unwrap_or_default();
+        RevocationError::Read(file, std::io::Error::other(why))
     }
 
     /// Removes a `token_id` entry (and its lines in the list's file, if
@@ -173,28 +216,15 @@ impl RevocationList {
         if !self.token_id.remove(&id) {
             return Ok(false);
         }
-        if let Some((path, seen)) = &mut self.source {
-            let io = |e| RevocationError::Read(path.display().to_string(), e);
-            let text = std::fs::read_to_string(&*path).map_err(io)?;
-            let kept: String = text
-                .lines()
-                .filter(|l| {
-                    let words: Vec<&str> = l
-                        .split('#')
-                        .next()
-                        .unwrap_or("")
-                        .split_whitespace()
-                        .collect();
-                    !(words.len() == 2
-                        && words[0] == "token_id"
-                        && words[1].eq_ignore_ascii_case(&id))
-                })
-                .map(|l| format!("{l}\n"))
-                .collect();
-            std::fs::write(&*path, kept).map_err(io)?;
-            *seen = modified(path);
+        if let Some(w) = &self.writer {
+            w.remove_now(&id).map_err(|e| self.file_error(e))?;
         }
         Ok(true)
+    }
+
+    /// Revocations a full file queue kept in memory only.
+    pub fn unsaved(&self) -> u64 {
+        self.writer.as_ref().map_or(0, |w| w.dropped())
     }
 
     /// The `token_id` entries.
@@ -242,10 +272,6 @@ impl RevocationList {
             _ => None,
         }
     }
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 #[cfg(test)]
@@ -317,5 +343,32 @@ mod tests {
             !l.reload_if_changed().unwrap(),
             "our own edit is not a change"
         );
+    }
+
+    /// Automatic revocations go to the file off the caller's thread; an
+    /// operator's edit meanwhile reloads the list without losing the ones
+    /// still queued, and the file ends up holding them all.
+    #[test]
+    fn queued_revocations_survive_a_reload_and_reach_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("revoked.txt");
+        std::fs::write(&p, "").unwrap();
+        let mut l = RevocationList::load(&p).unwrap();
+        for i in 0..1000u64 {
+            l.revoke_token_id(&format!("{i:016x}")).unwrap();
+        }
+        // The operator adds a line by hand.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        std::io::Write::write_all(&mut f, b"kid retired-key\n").unwrap();
+        drop(f);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let _ = l.reload_if_changed().unwrap();
+        assert_eq!(l.token_ids().len(), 1000, "nothing queued is lost");
+        // A durable revocation is a barrier: everything before it is written.
+        l.revoke_token_id_now("ffffffffffffffff").unwrap();
+        let again = RevocationList::read(&p).unwrap();
+        assert_eq!(again.token_ids().len(), 1001);
+        assert_eq!(again.len(), 1002, "and the operator's line");
+        assert_eq!(l.unsaved(), 0);
     }
 }
