@@ -2,7 +2,7 @@
 //! start and put in the allowlist (which always wins) with their reason:
 //! the host's own addresses, its default gateways, its DNS resolvers, the
 //! configured trusted proxies, and the resolved addresses of the services
-//! it talks to (JWKS URLs, SMTP relays). `jwtmon list` shows them as
+//! it talks to (JWKS URLs, SMTP relays, webhook hosts). `jwtmon list` shows them as
 //! `auto: ...`. The decision engine's aggregation never forms a network
 //! that covers an allowlisted address, so a spoofed neighbourhood can never
 //! grow a block over the host's own prefix.
@@ -155,6 +155,15 @@ fn service_hosts(config: &Config) -> Vec<(String, u16)> {
         if let Some(host) = &sink.smtp_host {
             out.push((host.clone(), sink.smtp_port.unwrap_or(25)));
         }
+        // Webhook URLs are secrets: read here, only their host is kept.
+        if let Ok(Some(url)) = crate::secret::load(
+            "alerts.sinks url",
+            sink.url_file.as_deref(),
+            sink.url_env.as_deref(),
+        ) && let Some(host) = url_host(url.expose())
+        {
+            out.push(host);
+        }
     }
     out.sort();
     out.dedup();
@@ -247,6 +256,36 @@ pub fn apply(maps: &mut Maps, protected: &[(Target, u64)]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_hosts_include_jwks_smtp_and_webhook_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("hook.url");
+        std::fs::write(&url, "https://hooks.example.net:8443/T000/secret-path\n").unwrap();
+        let text = format!(
+            "[[jwt.issuers]]\nissuer = \"https://idp.example\"\njwks_url = \"https://idp.example/jwks\"\n\
+             [[alerts.sinks]]\nname = \"ops\"\ntype = \"webhook\"\nurl_file = \"{}\"\n\
+             [[alerts.sinks]]\nname = \"mail\"\ntype = \"email\"\nsmtp_host = \"smtp.example\"\n\
+             from = \"a@example\"\nto = [\"b@example\"]\n",
+            url.display()
+        );
+        let config = Config::from_toml(&text, None).unwrap();
+        let hosts = service_hosts(&config);
+        for want in [
+            ("hooks.example.net", 8443),
+            ("idp.example", 443),
+            ("smtp.example", 25),
+        ] {
+            assert!(
+                hosts.contains(&(want.0.to_string(), want.1)),
+                "{want:?} not in {hosts:?}"
+            );
+        }
+        assert!(
+            !format!("{hosts:?}").contains("secret-path"),
+            "only the host is kept"
+        );
+    }
 
     #[test]
     fn routes_resolvers_and_urls_parse() {
