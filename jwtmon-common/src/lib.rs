@@ -160,6 +160,8 @@ pub mod origin {
     pub const IMPORT: u32 = 1;
     /// The daemon's decision engine.
     pub const DECISION: u32 = 2;
+    /// Another host of the fleet (through Redis).
+    pub const FLEET: u32 = 3;
 }
 
 /// Length of the reason text stored in a block entry.
@@ -202,6 +204,8 @@ pub mod allow_reason {
     pub const TRUSTED_PROXY: u64 = 4;
     /// A service jwtmon talks to (JWKS, SMTP, webhook, Redis host).
     pub const SERVICE: u64 = 5;
+    /// Allowed on another host of the fleet.
+    pub const FLEET: u64 = 6;
 
     /// Its name in `jwtmon list`.
     pub const fn name(reason: u64) -> &'static str {
@@ -212,6 +216,7 @@ pub mod allow_reason {
             RESOLVER => "auto: resolver",
             TRUSTED_PROXY => "auto: trusted proxy",
             SERVICE => "auto: service host",
+            FLEET => "fleet",
             _ => "auto",
         }
     }

@@ -106,6 +106,21 @@ pub enum SequencesAction {
     },
 }
 
+/// `jwtmon fleet` subcommands.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum FleetAction {
+    /// The nodes of the fleet: last heartbeat, blocks in force, the delay
+    /// of the latest change it applied from another node (lag), and what
+    /// it has queued for Redis; then the fleet's block entries.
+    ///
+    /// Example: `jwtmon fleet status`, `jwtmon fleet status --json`.
+    Status {
+        /// One JSON document instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// `jwtmon incidents` subcommands.
 #[derive(Clone, Debug, clap::Subcommand)]
 pub enum IncidentsAction {
@@ -244,6 +259,16 @@ pub enum Command {
         /// `suggest`: propose rules.
         #[command(subcommand)]
         action: Option<SequencesAction>,
+    },
+    /// The fleet ([fleet] in the config): the nodes sharing one Redis.
+    ///
+    /// Blocks, unblocks and allows made on any node (decisions, this CLI,
+    /// the admin API) reach every node's kernel maps; failed logins and
+    /// token addresses are counted fleet-wide.
+    Fleet {
+        /// status.
+        #[command(subcommand)]
+        action: FleetAction,
     },
     /// The incident register: list, show and close incidents.
     ///

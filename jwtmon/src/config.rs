@@ -92,6 +92,9 @@ pub struct Config {
     /// Admin API.
     #[serde(default)]
     pub admin: crate::admin::AdminConfig,
+    /// Hosts sharing state through Redis.
+    #[serde(default)]
+    pub fleet: crate::fleet::FleetConfig,
     /// Pseudonymization.
     #[serde(default)]
     pub privacy: crate::privacy::PrivacyConfig,
@@ -267,6 +270,7 @@ impl Config {
         self.alerts.validate().map_err(ConfigError::Invalid)?;
         self.metrics.address().map_err(ConfigError::Invalid)?;
         self.admin.validate().map_err(ConfigError::Invalid)?;
+        self.fleet.validate().map_err(ConfigError::Invalid)?;
         if self.export.target == crate::export::ExportTarget::Stdout
             && self.daemon.emit != Emit::None
         {

@@ -53,6 +53,11 @@ pub enum DaemonError {
     /// Incidents, alerts, export.
     #[error(transparent)]
     Respond(#[from] crate::respond::RespondError),
+    /// `[fleet]` with `required = true` and Redis not usable.
+    #[error(
+        "{0} (fleet.required = true: not starting; set it false to start alone and join later)"
+    )]
+    Fleet(crate::fleet::LinkError),
     /// The pseudonymization key of stdout lines.
     #[error(transparent)]
     Privacy(#[from] crate::privacy::PrivacyError),
@@ -104,10 +109,33 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(&[Attachment]),
 ) -> Result<(), DaemonError> {
+    let fleet = join_fleet(&config).await?;
     let prepared = prepare(config, config_path)?;
     let attached = attach(prepared)?;
-    serve(attached, shutdown, on_ready).await;
+    serve(attached, fleet, shutdown, on_ready).await;
     Ok(())
+}
+
+/// With `[fleet]`: connects to Redis before anything touches the kernel,
+/// so a wrong URL or password is a clear error at start. Unreachable with
+/// `fleet.required = false`: start alone, join when Redis answers.
+async fn join_fleet(config: &Config) -> Result<crate::fleet::Start, DaemonError> {
+    use crate::fleet::Start;
+    let cfg = &config.fleet;
+    if !cfg.enabled() {
+        return Ok(Start::Off);
+    }
+    match crate::fleet::connect(cfg).await {
+        Ok(c) => {
+            info!(url = %cfg.redis_url, node = %cfg.node(), "fleet: connected to Redis");
+            Ok(Start::Connected(Box::new(c)))
+        }
+        Err(e) if cfg.required => Err(DaemonError::Fleet(e)),
+        Err(e) => {
+            warn!(error = %e, "fleet: Redis not reachable at start (fleet.required = false): starting alone, joining when it answers");
+            Ok(Start::Unreachable)
+        }
+    }
 }
 
 /// The interfaces to attach to: the configured ones, else the default
@@ -212,6 +240,7 @@ fn attach(mut p: Prepared) -> Result<Attached, DaemonError> {
 /// `keep_attached`).
 async fn serve(
     a: Attached,
+    fleet_link: crate::fleet::Start,
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(&[Attachment]),
 ) {
@@ -241,7 +270,15 @@ async fn serve(
         config.datapath.reap_interval,
         config.daemon.emit != Emit::None,
     );
-    let enforcer = enforcer.with_outputs(Some(events.clone()), Some(metrics.clone()));
+    let token = CancellationToken::new();
+    let fleet = match fleet_link {
+        crate::fleet::Start::Off => None,
+        crate::fleet::Start::Connected(c) => start_fleet(&config, Some(*c), &metrics, &token),
+        crate::fleet::Start::Unreachable => start_fleet(&config, None, &metrics, &token),
+    };
+    let enforcer = enforcer
+        .with_outputs(Some(events.clone()), Some(metrics.clone()))
+        .with_fleet(fleet.as_ref().map(|f| f.0.clone()));
     // Blocks of an earlier run stay in force (pinned maps); adopt them so
     // repeat offences keep growing and nothing is blocked twice.
     if let Ok(blocks) = enforcer.maps().list_blocks() {
@@ -252,7 +289,6 @@ async fn serve(
     if config.decide.dry_run {
         info!("decide.dry_run: findings are decided and reported, nothing is blocked or revoked");
     }
-    let token = CancellationToken::new();
     let (requests_tx, requests_rx) = tokio::sync::mpsc::channel(64);
     let reloader = crate::reload::Reloader {
         path: config_path,
@@ -266,6 +302,7 @@ async fn serve(
         capturing.then_some(requests_tx),
         events.clone(),
         metrics.clone(),
+        fleet.as_ref().map(|f| f.0.clone()),
         &token,
     )
     .await;
@@ -286,6 +323,12 @@ async fn serve(
                 metrics: Some(metrics.clone()),
                 requests: Some(requests_rx),
                 stdout_privacy: p.stdout_privacy.clone(),
+                fleet: fleet.map(|(f, findings)| crate::pipeline::FleetLink {
+                    fleet: f,
+                    findings,
+                    rules: crate::fleet::tally::Rules::from_config(&config),
+                    salt: config.fleet.key_prefix.clone(),
+                }),
             };
             Some(tokio::spawn(crate::pipeline::run(
                 ring,
@@ -346,12 +389,46 @@ fn prior_blocks(blocks: &[BlockView]) -> impl Iterator<Item = PriorBlock> + '_ {
 }
 
 /// Starts the admin API and the metrics endpoint. Either failing to bind
+/// Starts the fleet link (its own handle on the pinned maps); returns the
+/// publishing handle and the fleet-wide findings for the pipeline.
+fn start_fleet(
+    config: &Config,
+    first: Option<crate::fleet::Conn>,
+    metrics: &Arc<Metrics>,
+    token: &CancellationToken,
+) -> Option<(
+    crate::fleet::Fleet,
+    tokio::sync::mpsc::Receiver<crate::finding::Finding>,
+)> {
+    let maps = match Maps::open_pinned(&config.datapath.pin_dir) {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(error = %e, "fleet: no handle on the pinned maps; the fleet link does not run");
+            return None;
+        }
+    };
+    let (fleet, rx) = crate::fleet::Fleet::new(&config.fleet);
+    let (findings_tx, findings_rx) = tokio::sync::mpsc::channel(1024);
+    let parts = crate::fleet::Parts {
+        cfg: config.fleet.clone(),
+        fleet: fleet.clone(),
+        rx,
+        maps,
+        findings: findings_tx,
+        rules: crate::fleet::tally::Rules::from_config(config),
+        metrics: Some(metrics.clone()),
+    };
+    tokio::spawn(crate::fleet::run(parts, first, token.clone()));
+    Some((fleet, findings_rx))
+}
+
 /// is reported and the daemon protects on without it.
 async fn start_services(
     config: &Config,
     requests: Option<tokio::sync::mpsc::Sender<crate::admin::PipelineRequest>>,
     events: Events,
     metrics: Arc<Metrics>,
+    fleet: Option<crate::fleet::Fleet>,
     shutdown: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     let pin_dir = &config.datapath.pin_dir;
@@ -365,6 +442,7 @@ async fn start_services(
             .incidents
             .enabled
             .then(|| config.state_path(&config.incidents.database)),
+        fleet,
     };
     let mut tasks = match crate::admin::bind(&config.admin, socket).await {
         Ok(listeners) => crate::admin::serve(listeners, parts, shutdown),

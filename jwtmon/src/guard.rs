@@ -2,7 +2,7 @@
 //! start and put in the allowlist (which always wins) with their reason:
 //! the host's own addresses, its default gateways, its DNS resolvers, the
 //! configured trusted proxies, and the resolved addresses of the services
-//! it talks to (JWKS URLs, SMTP relays, webhook hosts). `jwtmon list` shows them as
+//! it talks to (JWKS URLs, SMTP relays, webhook hosts, the fleet's Redis). `jwtmon list` shows them as
 //! `auto: ...`. The decision engine's aggregation never forms a network
 //! that covers an allowlisted address, so a spoofed neighbourhood can never
 //! grow a block over the host's own prefix.
@@ -165,6 +165,21 @@ fn service_hosts(config: &Config) -> Vec<(String, u16)> {
             out.push(host);
         }
     }
+    if config.fleet.enabled()
+        && let Some((_, rest)) = config.fleet.redis_url.split_once("://")
+    {
+        // [user@]host[:port][/db]
+        let authority = rest.split('/').next().unwrap_or("");
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+        let host = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => p
+                .parse()
+                .ok()
+                .map(|p| (h.trim_matches(['[', ']']).to_string(), p)),
+            _ => Some((authority.trim_matches(['[', ']']).to_string(), 6379)),
+        };
+        out.extend(host);
+    }
     out.sort();
     out.dedup();
     out
@@ -266,7 +281,8 @@ mod tests {
             "[[jwt.issuers]]\nissuer = \"https://idp.example\"\njwks_url = \"https://idp.example/jwks\"\n\
              [[alerts.sinks]]\nname = \"ops\"\ntype = \"webhook\"\nurl_file = \"{}\"\n\
              [[alerts.sinks]]\nname = \"mail\"\ntype = \"email\"\nsmtp_host = \"smtp.example\"\n\
-             from = \"a@example\"\nto = [\"b@example\"]\n",
+             from = \"a@example\"\nto = [\"b@example\"]\n\
+             [fleet]\nredis_url = \"redis://cache.example:6380/2\"\n",
             url.display()
         );
         let config = Config::from_toml(&text, None).unwrap();

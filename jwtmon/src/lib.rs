@@ -30,6 +30,7 @@ pub mod engine;
 pub mod event;
 pub mod export;
 pub mod finding;
+pub mod fleet;
 pub mod guard;
 pub mod incident;
 pub mod jwt;

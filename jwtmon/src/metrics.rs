@@ -96,6 +96,15 @@ pub struct Metrics {
     pub buffered_bytes: Family<Labels, Gauge>,
     /// Entries of the token revocation list.
     pub revoked_tokens: Gauge,
+    /// Delay from a change on one node to its map entry here.
+    pub fleet_propagation: Histogram,
+    /// Redis answers (1) or not (0).
+    pub fleet_up: Gauge,
+    /// Fleet counters by name (`outages`, `published`, `applied`,
+    /// `dropped`, `commands`).
+    pub fleet_events: Family<Labels, Counter>,
+    /// Changes of this node waiting for Redis.
+    pub fleet_queued: Gauge,
 }
 
 /// The kernel counters exported, with their names and help.
@@ -171,6 +180,12 @@ impl Metrics {
             events_dropped: Family::default(),
             buffered_bytes: Family::default(),
             revoked_tokens: Gauge::default(),
+            fleet_propagation: Histogram::new([
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
+            ]),
+            fleet_up: Gauge::default(),
+            fleet_events: Family::default(),
+            fleet_queued: Gauge::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -242,6 +257,26 @@ impl Metrics {
             "jwtmon_revoked_tokens",
             "Entries of the token revocation list",
             m.revoked_tokens.clone(),
+        );
+        r.register(
+            "jwtmon_fleet_propagation_seconds",
+            "Delay from a block, unblock or allow on another node to the map entry here",
+            m.fleet_propagation.clone(),
+        );
+        r.register(
+            "jwtmon_fleet_up",
+            "Redis answers (1) or not (0)",
+            m.fleet_up.clone(),
+        );
+        r.register(
+            "jwtmon_fleet_events",
+            "Fleet link counters: outages, published, applied, dropped, commands",
+            m.fleet_events.clone(),
+        );
+        r.register(
+            "jwtmon_fleet_queued",
+            "Changes of this node waiting for Redis",
+            m.fleet_queued.clone(),
         );
         Self { registry: r, ..m }
     }

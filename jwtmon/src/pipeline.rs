@@ -55,6 +55,21 @@ pub struct Links {
     pub requests: Option<mpsc::Receiver<PipelineRequest>>,
     /// Applied to the JSON lines on stdout (`privacy.pseudonymize_stdout`).
     pub stdout_privacy: Pseudonymizer,
+    /// The fleet's shared counts, with `[fleet]`.
+    pub fleet: Option<FleetLink>,
+}
+
+/// The pipeline's side of the fleet: observations add to the shared
+/// counts, and fleet-wide findings come back to be decided.
+pub struct FleetLink {
+    /// The handle (its tallies).
+    pub fleet: crate::fleet::Fleet,
+    /// Findings made from the fleet totals.
+    pub findings: mpsc::Receiver<Finding>,
+    /// Thresholds.
+    pub rules: crate::fleet::tally::Rules,
+    /// Keys the username hashes (the same on every node).
+    pub salt: String,
 }
 
 /// Answers one admin API request.
@@ -161,6 +176,7 @@ pub async fn run(
         metrics,
         requests: mut commands,
         stdout_privacy,
+        mut fleet,
     } = links;
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let stats = Arc::new(ReaderStats::default());
@@ -220,6 +236,9 @@ pub async fn run(
                     Err(e) => warn!(error = %e, "revocation list not reloaded; keeping the old one"),
                 }
             }
+            Some(f) = async { fleet.as_mut()?.findings.recv().await }, if fleet.is_some() => {
+                findings.push(f);
+            }
             Some((i, keys)) = fetched.recv() => {
                 engine.analyzer.set_fetched_keys(i, keys, &mut findings);
             }
@@ -234,6 +253,11 @@ pub async fn run(
         }
         for m in messages.drain(..) {
             observer.push(m, &mut batch);
+        }
+        if let Some(link) = &fleet {
+            for o in &batch {
+                link.fleet.tallies.record(o, &link.rules, &link.salt);
+            }
         }
         if done {
             // Last pass: what the observer still holds goes out too.

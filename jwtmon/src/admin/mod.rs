@@ -102,6 +102,7 @@ pub(crate) struct State {
     pub events: Option<Events>,
     pub database: Option<PathBuf>,
     pub token: Option<Secret>,
+    pub fleet: Option<crate::fleet::Fleet>,
 }
 
 /// The admin API's parts.
@@ -114,6 +115,8 @@ pub struct Admin {
     pub events: Option<Events>,
     /// The incident database, when kept.
     pub database: Option<PathBuf>,
+    /// Blocks and allows made here reach the fleet.
+    pub fleet: Option<crate::fleet::Fleet>,
 }
 
 /// Why the API could not start.
@@ -204,6 +207,7 @@ pub fn serve(
         events: parts.events,
         database: parts.database,
         token: listeners.token,
+        fleet: parts.fleet,
     });
     let mut tasks = Vec::new();
     if let Some((listener, path)) = listeners.socket {

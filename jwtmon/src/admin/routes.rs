@@ -24,6 +24,7 @@ use super::{PipelineRequest, State};
 use crate::{
     enforce::{BlockSpec, MapsError},
     event::Event,
+    fleet::Op,
     incident::store::{Query as IncidentQuery, Store, StoreError},
     target::Target,
 };
@@ -160,6 +161,13 @@ fn with_maps<T>(
     f(&mut m).map_err(maps_error)
 }
 
+/// Shares a change made through the API with the fleet (when there is one).
+fn share(st: &State, op: Op, t: &Target, reason: &str, ttl: Option<std::time::Duration>) {
+    if let Some(f) = &st.fleet {
+        f.publish(op, t, reason, ttl);
+    }
+}
+
 fn done(r: Result<Response, Response>) -> Response {
     r.unwrap_or_else(|e| e)
 }
@@ -188,6 +196,7 @@ async fn add_block(st: S, bytes: Bytes) -> Response {
             origin: jwtmon_common::origin::OPERATOR as u16,
         };
         let replaced = with_maps(&st, |m| m.block(&spec))?;
+        share(&st, Op::Block, &t, &spec.reason, ttl);
         info!(target_addr = %t, ttl_s = ttl.map(|d| d.as_secs()), reason = %spec.reason, "admin API: block added");
         Ok(reply(
             if replaced {
@@ -204,6 +213,7 @@ async fn del_block(st: S, q: Params) -> Response {
     done((|| {
         let t = param_target(&q)?;
         with_maps(&st, |m| m.unblock(&t))?;
+        share(&st, Op::Unblock, &t, "api", None);
         info!(target_addr = %t, "admin API: block removed");
         Ok(reply(StatusCode::OK, json!({ "unblocked": t.to_string() })))
     })())
@@ -221,6 +231,7 @@ async fn add_allow(st: S, bytes: Bytes) -> Response {
         let v = body(&bytes)?;
         let t = target(field(&v, "target")?)?;
         with_maps(&st, |m| m.allow(&t))?;
+        share(&st, Op::Allow, &t, "api", None);
         info!(target_addr = %t, "admin API: allowlist entry added");
         Ok(reply(
             StatusCode::CREATED,
@@ -233,6 +244,7 @@ async fn del_allow(st: S, q: Params) -> Response {
     done((|| {
         let t = param_target(&q)?;
         with_maps(&st, |m| m.unallow(&t))?;
+        share(&st, Op::Unallow, &t, "api", None);
         info!(target_addr = %t, "admin API: allowlist entry removed");
         Ok(reply(StatusCode::OK, json!({ "removed": t.to_string() })))
     })())

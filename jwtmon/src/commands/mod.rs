@@ -8,16 +8,18 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+mod fleet;
 mod incidents;
 
 use serde_json::json;
 
 use crate::{
-    cli::{AnalyzeOutput, Cli, Command, OutputFormat, SequencesAction},
+    cli::{AnalyzeOutput, Cli, Command, FleetAction, OutputFormat, SequencesAction},
     clock,
     config::{Config, LogFormat},
     daemon,
     enforce::{BlockSpec, Maps, datapath, import},
+    fleet::Op,
     privacy::Pseudonymizer,
     target::Target,
 };
@@ -90,15 +92,19 @@ pub fn execute(cli: Cli) -> Result<()> {
             let ttl = ttl_arg(ttl.as_deref())?;
             let body = json!({ "target": target.to_string(), "reason": reason,
                                "ttl": ttl.map(|t| format!("{}s", t.as_secs())) });
-            let replaced = match incidents::api(&config, "POST", "/v1/blocks", Some(body))? {
-                Some(v) => v["replaced"].as_bool().unwrap_or(false),
-                None => open(&pin_dir)?.block(&BlockSpec {
-                    target,
-                    ttl,
-                    reason,
-                    origin: jwtmon_common::origin::OPERATOR as u16,
-                })?,
-            };
+            let replaced =
+                if let Some(v) = incidents::api(&config, "POST", "/v1/blocks", Some(body))? {
+                    v["replaced"].as_bool().unwrap_or(false)
+                } else {
+                    let replaced = open(&pin_dir)?.block(&BlockSpec {
+                        target,
+                        ttl,
+                        reason: reason.clone(),
+                        origin: jwtmon_common::origin::OPERATOR as u16,
+                    })?;
+                    fleet::share(&config, Op::Block, &target, &reason, ttl);
+                    replaced
+                };
             let life = ttl.map_or("permanently".to_string(), |t| {
                 format!("for {}", clock::fmt_duration(t))
             });
@@ -111,6 +117,9 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Unblock { target } => edit(&config, &target, Edit::Unblock),
         Command::Allow { target } => edit(&config, &target, Edit::Allow),
         Command::Unallow { target } => edit(&config, &target, Edit::Unallow),
+        Command::Fleet {
+            action: FleetAction::Status { json },
+        } => fleet::status(&config, json),
         Command::Incidents { action } => incidents::incidents(&config, action),
         Command::Report { from, to, format } => {
             incidents::report(&config, &from, to.as_deref(), format)
@@ -214,13 +223,14 @@ type MapEdit = fn(&mut Maps, &Target) -> Result<(), crate::enforce::MapsError>;
 fn edit(config: &Config, target: &str, what: Edit) -> Result<()> {
     let target = parse_target(target)?;
     let t = incidents::q(&target.to_string());
-    let (method, path, body, op, done): (_, _, _, MapEdit, _) = match what {
+    let (method, path, body, op, done, fleet_op): (_, _, _, MapEdit, _, _) = match what {
         Edit::Unblock => (
             "DELETE",
             format!("/v1/blocks?target={t}"),
             None,
             Maps::unblock,
             "unblocked",
+            Op::Unblock,
         ),
         Edit::Allow => (
             "POST",
@@ -228,6 +238,7 @@ fn edit(config: &Config, target: &str, what: Edit) -> Result<()> {
             Some(json!({ "target": target.to_string() })),
             Maps::allow,
             "allowlisted",
+            Op::Allow,
         ),
         Edit::Unallow => (
             "DELETE",
@@ -235,10 +246,12 @@ fn edit(config: &Config, target: &str, what: Edit) -> Result<()> {
             None,
             Maps::unallow,
             "removed from the allowlist:",
+            Op::Unallow,
         ),
     };
     if incidents::api(config, method, &path, body)?.is_none() {
         op(&mut open(&config.datapath.pin_dir)?, &target)?;
+        fleet::share(config, fleet_op, &target, "cli", None);
     }
     println!("{done} {target}");
     Ok(())

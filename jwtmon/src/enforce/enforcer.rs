@@ -58,6 +58,7 @@ pub struct Enforcer {
     emit: bool,
     events: Option<Events>,
     metrics: Option<std::sync::Arc<Metrics>>,
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 impl Enforcer {
@@ -70,6 +71,12 @@ impl Enforcer {
     ) -> Self {
         self.events = events;
         self.metrics = metrics;
+        self
+    }
+
+    /// Shares the decision engine's blocks with the fleet.
+    pub fn with_fleet(mut self, fleet: Option<crate::fleet::Fleet>) -> Self {
+        self.fleet = fleet;
         self
     }
 
@@ -95,6 +102,7 @@ impl Enforcer {
                 emit,
                 events: None,
                 metrics: None,
+                fleet: None,
             },
             Orders { tx },
             allow_rx,
@@ -126,6 +134,9 @@ impl Enforcer {
         match self.maps.block(&spec) {
             Ok(replaced) => {
                 let now = SystemTime::now();
+                if let Some(f) = &self.fleet {
+                    f.publish(crate::fleet::Op::Block, &target, kind.name(), Some(ttl));
+                }
                 if let Some(m) = &self.metrics
                     && !replaced
                 {

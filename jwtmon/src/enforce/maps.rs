@@ -129,7 +129,8 @@ pub struct BlockView {
     pub drops: u64,
     /// Reason text.
     pub reason: String,
-    /// "operator", "import" or "decision".
+    /// "operator", "import", "decision" or "fleet" (the reason then starts
+    /// with the origin node).
     pub origin: &'static str,
     /// Unix seconds of creation.
     pub created_unix_s: u64,
@@ -570,6 +571,7 @@ fn view(target: Target, e: &BlockEntry, now: u64) -> BlockView {
             origin::OPERATOR => "operator",
             origin::IMPORT => "import",
             origin::DECISION => "decision",
+            origin::FLEET => "fleet",
             _ => "unknown",
         },
         created_unix_s: e.created_unix_s,

@@ -59,7 +59,9 @@ pub(super) fn modified(path: &Path) -> Option<SystemTime> {
 
 fn append(path: &Path, id: &str) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
-    writeln!(f, "token_id {id}  # revoked by jwtmon")
+    // One write(2) per line: with O_APPEND it lands whole, never torn by
+    // an operator's append or read half-written by a reload.
+    f.write_all(format!("token_id {id}  # revoked by jwtmon\n").as_bytes())
 }
 
 fn remove(path: &Path, id: &str) -> std::io::Result<()> {
@@ -77,7 +79,10 @@ fn remove(path: &Path, id: &str) -> std::io::Result<()> {
         })
         .map(|l| format!("{l}\n"))
         .collect();
-    std::fs::write(path, kept)
+    // Replaced whole (a reload never reads it half-written).
+    let tmp = path.with_extension("jwtmon-tmp");
+    std::fs::write(&tmp, kept)?;
+    std::fs::rename(&tmp, path)
 }
 
 impl Writer {

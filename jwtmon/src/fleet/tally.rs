@@ -1,0 +1,353 @@
+//! Shared counts for the detectors whose one-host view is wrong behind a
+//! load balancer: failed logins per address (`login_bruteforce`), the
+//! addresses failing for one username (`credential_stuffing`) and the
+//! addresses per token (`jwt_replay_multi_ip`).
+//!
+//! The pipeline records events here without waiting ([`Tallies::record`]);
+//! the fleet task takes them every `flush_interval`, adds them to Redis in
+//! one Lua call (sorted sets of failures scored by time, hashes of address
+//! → node), reads the fleet totals back and turns a total over its
+//! threshold into a finding that names the nodes that saw the traffic.
+//! Only answered requests count (a spoofed source cannot add to a count).
+//! Usernames are stored as keyed hashes, never in clear.
+
+use std::{
+    collections::BTreeSet,
+    net::IpAddr,
+    num::NonZeroUsize,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use lru::LruCache;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::unix_ms;
+use crate::{
+    config::Config,
+    detect::fields::{path_matches, username},
+    finding::{Finding, Kind},
+    observe::Observation,
+};
+
+/// Events held for the next flush at most (a longer outage drops and counts).
+const MAX_EVENTS: usize = 100_000;
+/// (token, address) pairs already sent, so a token's requests cost Redis
+/// one write per address and window, not one per request.
+const SEEN_PAIRS: usize = 100_000;
+
+/// What the fleet counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Counter {
+    /// Failed logins from an address (a sorted set of events).
+    LoginFailures,
+    /// Addresses failing a login for one username (address → node).
+    UsernameAddresses,
+    /// Addresses using one token (address → node).
+    TokenAddresses,
+}
+
+impl Counter {
+    fn tag(self) -> &'static str {
+        match self {
+            Counter::LoginFailures => "fail_ip",
+            Counter::UsernameAddresses => "fail_user",
+            Counter::TokenAddresses => "token_ips",
+        }
+    }
+}
+
+/// One counted event.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// Which count.
+    pub counter: Counter,
+    /// Its key (an address, a username hash, a token id).
+    pub key: String,
+    /// The client address.
+    pub ip: IpAddr,
+    /// When.
+    pub at: SystemTime,
+    /// The endpoint (`METHOD /path`), for the finding.
+    pub endpoint: String,
+    /// A token id, for replay findings.
+    pub token_id: Option<String>,
+}
+
+/// Thresholds, from `[detect.auth]` and `[jwt]`.
+#[derive(Clone, Debug)]
+pub struct Rules {
+    login_paths: Vec<String>,
+    failure_statuses: Vec<u16>,
+    username_fields: Vec<String>,
+    /// (more than this many, within)
+    bruteforce: (usize, Duration),
+    stuffing: (usize, Duration),
+    replay: (usize, Duration),
+}
+
+impl Rules {
+    /// From the detectors' own settings, so a fleet total is judged as a
+    /// local count would be.
+    pub fn from_config(c: &Config) -> Self {
+        let a = &c.detect.auth;
+        Self {
+            login_paths: a.login_paths.clone(),
+            failure_statuses: a.failure_statuses.clone(),
+            username_fields: a.username_fields.clone(),
+            bruteforce: (a.bruteforce_failures, a.bruteforce_window),
+            stuffing: (a.stuffing_ips_per_username, a.stuffing_window),
+            replay: (c.jwt.replay_max_ips, c.jwt.replay_window),
+        }
+    }
+
+    /// More than `n` within `window` for `counter`.
+    pub fn limit(&self, counter: Counter) -> (usize, Duration) {
+        match counter {
+            Counter::LoginFailures => self.bruteforce,
+            Counter::UsernameAddresses => self.stuffing,
+            Counter::TokenAddresses => self.replay,
+        }
+    }
+}
+
+struct Inner {
+    events: Vec<Event>,
+    dropped: u64,
+    seen: LruCache<(String, IpAddr), SystemTime>,
+}
+
+/// The pipeline's side: records events; cheap to clone.
+#[derive(Clone)]
+pub struct Tallies {
+    node: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// A keyed hash of a username (never stored in clear).
+fn user_key(node_secret: &str, user: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(node_secret.as_bytes());
+    h.update(b"\0user:");
+    h.update(user.to_lowercase().as_bytes());
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Tallies {
+    /// Empty, for `node`.
+    pub fn new(node: &str) -> Self {
+        Self {
+            node: node.to_string(),
+            inner: Arc::new(Mutex::new(Inner {
+                events: Vec::new(),
+                dropped: 0,
+                seen: LruCache::new(NonZeroUsize::new(SEEN_PAIRS).unwrap_or(NonZeroUsize::MIN)),
+            })),
+        }
+    }
+
+    /// Records what an observation adds to the fleet's counts. Only
+    /// proven observations count. `salt` keys the username hash (the
+    /// fleet's key prefix: the same on every node).
+    pub fn record(&self, obs: &Observation, rules: &Rules, salt: &str) {
+        if !obs.proven() {
+            return;
+        }
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        let endpoint = format!("{} {}", obs.request.method, obs.request.path);
+        let push = |inner: &mut Inner, counter, key: String, token_id: Option<String>| {
+            if inner.events.len() >= MAX_EVENTS {
+                inner.dropped += 1;
+                return;
+            }
+            inner.events.push(Event {
+                counter,
+                key,
+                ip: obs.client_ip,
+                at: obs.time,
+                endpoint: endpoint.clone(),
+                token_id,
+            });
+        };
+        let failed = obs
+            .status
+            .is_some_and(|s| rules.failure_statuses.contains(&s));
+        if failed
+            && rules
+                .login_paths
+                .iter()
+                .any(|p| path_matches(p, &obs.request.path))
+        {
+            push(
+                &mut inner,
+                Counter::LoginFailures,
+                obs.client_ip.to_string(),
+                None,
+            );
+            if let Some(user) = username(&obs.request, &rules.username_fields) {
+                push(
+                    &mut inner,
+                    Counter::UsernameAddresses,
+                    user_key(salt, &user),
+                    None,
+                );
+            }
+        }
+        if let Some(c) = &obs.request.credentials {
+            let id = c.token_id();
+            let pair = (id.clone(), obs.client_ip);
+            let window = rules.replay.1;
+            let fresh = inner
+                .seen
+                .get(&pair)
+                .is_none_or(|t| obs.time.duration_since(*t).unwrap_or_default() >= window / 2);
+            if fresh {
+                inner.seen.put(pair, obs.time);
+                push(&mut inner, Counter::TokenAddresses, id.clone(), Some(id));
+            }
+        }
+    }
+
+    /// Takes what was recorded since the last call.
+    pub fn take(&self) -> Vec<Event> {
+        self.inner
+            .lock()
+            .map(|mut i| std::mem::take(&mut i.events))
+            .unwrap_or_default()
+    }
+
+    /// Puts events back (the flush failed): the oldest are dropped beyond
+    /// the bound.
+    pub fn put_back(&self, mut events: Vec<Event>) {
+        if let Ok(mut i) = self.inner.lock() {
+            events.append(&mut i.events);
+            let over = events.len().saturating_sub(MAX_EVENTS);
+            i.dropped += over as u64;
+            i.events = events.split_off(over);
+        }
+    }
+
+    /// Events dropped by the bound.
+    pub fn dropped(&self) -> u64 {
+        self.inner.lock().map_or(0, |i| i.dropped)
+    }
+
+    /// This node.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+}
+
+/// The Redis key of an event's count.
+pub fn redis_key(prefix: &str, e: &Event) -> String {
+    format!("{prefix}:tally:{}:{}", e.counter.tag(), e.key)
+}
+
+/// The member an event adds: sorted sets take `node|unique`, hashes the
+/// address (its value is the node).
+pub fn member(node: &str, e: &Event, seq: u64) -> String {
+    match e.counter {
+        Counter::LoginFailures => format!("{node}|{}|{seq}", unix_ms(e.at)),
+        Counter::UsernameAddresses | Counter::TokenAddresses => e.ip.to_string(),
+    }
+}
+
+/// Adds events and returns each one's fleet count and the nodes behind
+/// it: ARGV = now_ms, then per key (in KEYS order) kind (z|h), score,
+/// window_ms, member, node. Sorted sets drop members older than the
+/// window; every key expires a window after its last event.
+pub const SCRIPT: &str = r"
+local out = {}
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local b = 1 + (i - 1) * 5
+  local kind, score, window, member, node = ARGV[b+1], tonumber(ARGV[b+2]), tonumber(ARGV[b+3]), ARGV[b+4], ARGV[b+5]
+  local count, nodes
+  if kind == 'z' then
+    redis.call('ZADD', key, score, member)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    count = redis.call('ZCARD', key)
+    nodes = redis.call('ZRANGE', key, 0, 63)
+  else
+    redis.call('HSET', key, member, node)
+    count = redis.call('HLEN', key)
+    nodes = redis.call('HVALS', key)
+  end
+  redis.call('PEXPIRE', key, window)
+  out[i] = {count, nodes}
+end
+return out
+";
+
+/// Judges the fleet counts of a flush: a count over its threshold becomes
+/// a finding (once per key and window).
+pub struct Judge {
+    rules: Rules,
+    fired: LruCache<String, SystemTime>,
+}
+
+impl Judge {
+    /// With the detectors' thresholds.
+    pub fn new(rules: Rules) -> Self {
+        Self {
+            rules,
+            fired: LruCache::new(NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN)),
+        }
+    }
+
+    /// The thresholds.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// The finding an event's fleet `count` (seen by `nodes`) makes, if any.
+    pub fn judge(&mut self, e: &Event, count: usize, nodes: &[String]) -> Option<Finding> {
+        let (limit, window) = self.rules.limit(e.counter);
+        if count <= limit {
+            return None;
+        }
+        let fired_key = format!("{}:{}", e.counter.tag(), e.key);
+        if self
+            .fired
+            .get(&fired_key)
+            .is_some_and(|t| e.at.duration_since(*t).unwrap_or_default() < window)
+        {
+            return None;
+        }
+        self.fired.put(fired_key, e.at);
+        let nodes: BTreeSet<&str> = nodes
+            .iter()
+            .map(|n| n.split('|').next().unwrap_or(n))
+            .collect();
+        let (kind, detail) = match e.counter {
+            Counter::LoginFailures => (
+                Kind::LoginBruteforce,
+                json!({ "failures": count, "window_s": window.as_secs() }),
+            ),
+            Counter::UsernameAddresses => (
+                Kind::CredentialStuffing,
+                json!({ "shape": "one username, many addresses", "addresses": count,
+                        "window_s": window.as_secs() }),
+            ),
+            Counter::TokenAddresses => (
+                Kind::JwtReplayMultiIp,
+                json!({ "addresses": count, "window_s": window.as_secs() }),
+            ),
+        };
+        let mut f = Finding::new(kind, e.at, e.ip, e.endpoint.clone());
+        f.token_id.clone_from(&e.token_id);
+        let mut detail = detail;
+        detail["fleet"] = json!(true);
+        detail["nodes"] = json!(nodes);
+        f.detail = detail;
+        // Every event behind the count was answered by a server.
+        f.proven = true;
+        Some(f)
+    }
+}
