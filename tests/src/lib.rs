@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod netns;
 pub mod nginx;
 pub mod pcapgen;
+pub mod redis;
 pub mod smtp;
 
 use std::sync::atomic::{AtomicU32, Ordering};

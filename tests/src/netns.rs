@@ -45,6 +45,85 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// A veth pair from the root namespace to this one, addressed
+    /// `10.232.N.1` (root) and `.2` (here): how a test host reaches a
+    /// service run in the root namespace (Redis).
+    pub fn uplink(&self) -> Result<Uplink> {
+        let n = crate::unique();
+        let pid = std::process::id() % 10_000;
+        let subnet = (1 + (pid * 11 + n) % 250) as u8;
+        let up = Uplink {
+            root_if: format!("ju{pid}x{n}r"),
+            root_ip: format!("10.232.{subnet}.1"),
+            ns_ip: format!("10.232.{subnet}.2"),
+        };
+        let ns_if = format!("ju{pid}x{n}n");
+        sh(
+            "ip",
+            &[
+                "link",
+                "add",
+                &up.root_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ns_if,
+            ],
+        )?;
+        sh("ip", &["link", "set", &ns_if, "netns", &self.name])?;
+        sh(
+            "ip",
+            &[
+                "addr",
+                "add",
+                &format!("{}/24", up.root_ip),
+                "dev",
+                &up.root_if,
+            ],
+        )?;
+        sh("ip", &["link", "set", &up.root_if, "up"])?;
+        sh(
+            "ip",
+            &[
+                "-n",
+                &self.name,
+                "addr",
+                "add",
+                &format!("{}/24", up.ns_ip),
+                "dev",
+                &ns_if,
+            ],
+        )?;
+        sh("ip", &["-n", &self.name, "link", "set", &ns_if, "up"])?;
+        Ok(up)
+    }
+
+    /// `ip -n NAME ARGS`.
+    pub fn ip(&self, args: &[&str]) -> Result<Output> {
+        sh("ip", &[&["-n", self.name.as_str()], args].concat())
+    }
+}
+
+/// A veth pair from the root namespace to a [`Netns`], removed on drop.
+pub struct Uplink {
+    /// The root side's interface.
+    pub root_if: String,
+    /// The root side's address.
+    pub root_ip: String,
+    /// The namespace side's address.
+    pub ns_ip: String,
+}
+
+impl Drop for Uplink {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.root_if])
+            .output();
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")

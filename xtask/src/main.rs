@@ -128,6 +128,8 @@ const APT_PACKAGES: &[&str] = &[
     "wrk",
     // A real HTTP/1.1 server with keep-alive (and TLS, for the uprobes).
     "nginx-light",
+    // The fleet tests' shared state.
+    "redis-server",
     "openssl",
     // The HTML report test renders the page in headless Chromium.
     "chromium",
