@@ -378,3 +378,71 @@ fn three_hosts_share_blocks_counts_and_survive_a_redis_outage() {
         );
     }
 }
+
+/// Bad fleet settings are clear errors at start: a wrong password or an
+/// unreachable Redis with `fleet.required = true` (the daemon refuses to
+/// start and says how to start alone), a password in the URL, a wrong
+/// scheme; with `required = false` an unreachable Redis starts the daemon
+/// alone.
+#[test]
+fn bad_fleet_settings_are_clear_errors_at_start() {
+    let redis = RedisServer::start(&["127.0.0.1"], Some(PASSWORD)).expect("redis-server");
+    let pin = PinDir::new("fleet-bad");
+    let wrong = TempFile::new("fleet-pw", "not-the-password");
+    let closed = jwtmon_tests::free_port();
+    let cases = [
+        (
+            format!(
+                "redis_url = \"redis://127.0.0.1:{}\"\npassword_file = \"{}\"\nrequired = true",
+                redis.port,
+                wrong.path()
+            ),
+            vec!["Redis at redis://127.0.0.1", "fleet.required = true"],
+        ),
+        (
+            format!(
+                "redis_url = \"redis://127.0.0.1:{closed}\"\nrequired = true\nconnect_timeout = \"500ms\""
+            ),
+            vec!["Redis at redis://127.0.0.1", "fleet.required = true"],
+        ),
+        (
+            "redis_url = \"redis://admin:hunter2@127.0.0.1:6379\"".to_string(),
+            vec!["no password in the URL", "password_file"],
+        ),
+        (
+            "redis_url = \"http://127.0.0.1:6379\"".to_string(),
+            vec!["must start with redis:// or rediss://"],
+        ),
+    ];
+    for (fleet, wants) in cases {
+        let cfg = TempFile::new("fleet-bad", &format!("[fleet]\n{fleet}\n"));
+        let out = std::process::Command::new("timeout")
+            .arg("30")
+            .arg(jwtmon_tests::daemon::jwtmon_bin())
+            .arg("--pin-dir")
+            .arg(&pin.path)
+            .env("JWTMON_STATE_DIR", &pin.state)
+            .args(["--config", cfg.path(), "run", "--iface", "lo"])
+            .output()
+            .expect("jwtmon runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started with {fleet}: {err}");
+        assert_ne!(out.status.code(), Some(124), "hung with {fleet}");
+        for want in wants {
+            assert!(err.contains(want), "{want:?} not in: {err}");
+        }
+        assert!(!err.contains("hunter2"), "the password was echoed: {err}");
+    }
+    // Not required: an unreachable Redis starts the daemon alone.
+    let net = TestNet::new().expect("test network");
+    let cfg = TempFile::new(
+        "fleet-alone",
+        &format!(
+            "[fleet]\nredis_url = \"redis://127.0.0.1:{closed}\"\nconnect_timeout = \"300ms\"\n"
+        ),
+    );
+    let d = Daemon::start(&pin, &["--config", cfg.path(), "--iface", &net.host_if], 1)
+        .expect("starts alone");
+    let log = d.stop_with_log();
+    assert!(log.contains("starting alone"), "{log}");
+}
