@@ -37,7 +37,7 @@ struct Host {
     server: Netns,
     pin: PinDir,
     daemon: Option<Daemon>,
-    _cfg: TempFile,
+    cfg: TempFile,
     _http: TestServer,
     port: u16,
 }
@@ -119,7 +119,7 @@ fn start_host(
         server,
         pin,
         daemon: Some(daemon),
-        _cfg: cfg,
+        cfg,
         _http: http,
         port,
     }
@@ -352,7 +352,7 @@ fn three_hosts_share_blocks_counts_and_survive_a_redis_outage() {
         hosts[0].blocks().contains(&local.to_string())
     });
 
-    let cfg = hosts[1]._cfg.path().to_string();
+    let cfg = hosts[1].cfg.path().to_string();
     wait(
         Duration::from_secs(3),
         "three nodes in fleet status",

@@ -90,6 +90,10 @@ enum Task {
     /// Print the live capture ceiling: wrk against a namespace server with
     /// and without the daemon, ring-buffer loss and the daemon's CPU.
     BenchCapture,
+    /// Print fleet propagation (a block on node A into the kernel maps of
+    /// B and C, p50/p99, next to a raw Redis pub/sub round trip) and the
+    /// Redis commands per 1k requests/s, on a real redis-server. Needs root.
+    BenchFleet,
     /// Print start-to-attached times (cold and warm) next to the cold start
     /// with a 1M-entry per-source map, on a throw-away veth pair. Needs root.
     BenchStart,
@@ -214,6 +218,7 @@ fn main() -> Result<()> {
         ),
         Task::BenchCapture => run_root_bench(&root, "bench-capture", &[]),
         Task::BenchStart => run_root_bench(&root, "bench-start", &[]),
+        Task::BenchFleet => run_root_bench(&root, "bench-fleet", &[]),
         Task::Demo => run_root_bench(&root, "demo", &[]),
         Task::Fuzz {
             seconds,

@@ -370,7 +370,7 @@ impl Task {
             let mut inv = script.prepare_invoke();
             inv.arg(unix_ms(SystemTime::now()));
             for e in batch {
-                let (_, window) = self.judge.rules().limit(e.counter);
+                let (limit, window) = self.judge.rules().limit(e.counter);
                 self.seq += 1;
                 let kind = if e.counter == tally::Counter::LoginFailures {
                     "z"
@@ -382,7 +382,8 @@ impl Task {
                     .arg(unix_ms(e.at))
                     .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX))
                     .arg(tally::member(&node, e, self.seq))
-                    .arg(&node);
+                    .arg(&node)
+                    .arg(limit);
             }
             let answers: Vec<(usize, Vec<String>)> = match inv.invoke_async(&mut conn.conn).await {
                 Ok(a) => a,

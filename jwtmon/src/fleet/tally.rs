@@ -258,26 +258,29 @@ pub fn member(node: &str, e: &Event, seq: u64) -> String {
     }
 }
 
-/// Adds events and returns each one's fleet count and the nodes behind
-/// it: ARGV = now_ms, then per key (in KEYS order) kind (z|h), score,
-/// window_ms, member, node. Sorted sets drop members older than the
-/// window; every key expires a window after its last event.
+/// Adds events and returns each one's fleet count, and the nodes behind
+/// it once the count is over its limit: ARGV = now_ms, then per key (in
+/// KEYS order) kind (z|h), score, window_ms, member, node, limit. Sorted
+/// sets drop members older than the window; every key expires a window
+/// after its last event.
 pub const SCRIPT: &str = r"
 local out = {}
 local now = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  local b = 1 + (i - 1) * 5
-  local kind, score, window, member, node = ARGV[b+1], tonumber(ARGV[b+2]), tonumber(ARGV[b+3]), ARGV[b+4], ARGV[b+5]
-  local count, nodes
+  local b = 1 + (i - 1) * 6
+  local kind, score, window, member, node, limit =
+    ARGV[b+1], tonumber(ARGV[b+2]), tonumber(ARGV[b+3]), ARGV[b+4], ARGV[b+5], tonumber(ARGV[b+6])
+  local count
+  local nodes = {}
   if kind == 'z' then
     redis.call('ZADD', key, score, member)
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
     count = redis.call('ZCARD', key)
-    nodes = redis.call('ZRANGE', key, 0, 63)
+    if count > limit then nodes = redis.call('ZRANGE', key, 0, 63) end
   else
     redis.call('HSET', key, member, node)
     count = redis.call('HLEN', key)
-    nodes = redis.call('HVALS', key)
+    if count > limit then nodes = redis.call('HVALS', key) end
   end
   redis.call('PEXPIRE', key, window)
   out[i] = {count, nodes}
