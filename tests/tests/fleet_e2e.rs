@@ -6,7 +6,8 @@
 //! - a brute force split 4-4-4 over the hosts (threshold 10) is found from
 //!   the fleet totals and blocked fleet-wide;
 //! - one token used from 4 addresses over the 3 hosts raises
-//!   `jwt_replay_multi_ip`;
+//!   `jwt_replay_multi_ip`, and one used over its rate ceiling spread over
+//!   the hosts raises `rate_spike_token`;
 //! - with Redis stopped every host still blocks locally, and a block made
 //!   meanwhile reaches the others once Redis is back.
 //!
@@ -99,7 +100,7 @@ fn start_host(
         "fleet",
         &format!(
             "[daemon]\nemit = \"findings\"\n[capture]\nports = [{port}]\nresponse_timeout = \"2s\"\n\
-             [detect.auth]\nbruteforce_failures = 10\n\
+             [detect.auth]\nbruteforce_failures = 10\n[detect.rate]\nceiling_per_s = 3\n\
              [fleet]\nredis_url = \"redis://{}:{redis_port}\"\npassword_file = \"{pw_file}\"\n\
              node_name = \"{name}\"\nkey_prefix = \"jwtmon-test\"\n",
             uplink.root_ip
@@ -305,6 +306,21 @@ fn three_hosts_share_blocks_counts_and_survive_a_redis_outage() {
         v["kind"] == "jwt_replay_multi_ip" && v["detail"]["fleet"] == true
     });
     assert!(f["detail"]["addresses"].as_u64().unwrap() >= 4, "{f}");
+
+    // 3b. One token at 3 requests/s ceiling (30 per 10 s window): 25
+    //     requests on each host stay under it locally, 75 are over it.
+    let busy = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJjYXJvbCIsImV4cCI6NDEwMjQ0NDgwMH0.YnVzeS10b2tlbi1zaWduYXR1cmU";
+    for (i, h) in hosts.iter().enumerate() {
+        let ip = format!("10.99.0.{}", 31 + i);
+        h.add_client(&ip);
+        for _ in 0..25 {
+            assert!(get(h, &ip, "/api/items", Some(busy)));
+        }
+    }
+    let f = fleet_finding(&mut hosts, &mut seen, |v| {
+        v["kind"] == "rate_spike_token" && v["detail"]["fleet"] == true
+    });
+    assert!(f["detail"]["requests"].as_u64().unwrap() > 30, "{f}");
 
     // 4. Redis away: each host still blocks locally; a block made on A
     //    meanwhile reaches B and C once Redis is back.

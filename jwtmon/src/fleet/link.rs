@@ -372,14 +372,11 @@ impl Task {
             for e in batch {
                 let (limit, window) = self.judge.rules().limit(e.counter);
                 self.seq += 1;
-                let kind = if e.counter == tally::Counter::LoginFailures {
-                    "z"
-                } else {
-                    "h"
-                };
+                let (kind, add) = tally::kind(e);
+                let score = if kind == "c" { add } else { unix_ms(e.at) };
                 inv.key(tally::redis_key(&conn.prefix, e))
                     .arg(kind)
-                    .arg(unix_ms(e.at))
+                    .arg(score)
                     .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX))
                     .arg(tally::member(&node, e, self.seq))
                     .arg(&node)

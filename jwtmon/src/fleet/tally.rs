@@ -1,7 +1,8 @@
 //! Shared counts for the detectors whose one-host view is wrong behind a
 //! load balancer: failed logins per address (`login_bruteforce`), the
-//! addresses failing for one username (`credential_stuffing`) and the
-//! addresses per token (`jwt_replay_multi_ip`).
+//! addresses failing for one username (`credential_stuffing`), the
+//! addresses per token (`jwt_replay_multi_ip`) and the requests per token
+//! against `detect.rate.ceiling_per_s` (`rate_spike_token`).
 //!
 //! The pipeline records events here without waiting ([`Tallies::record`]);
 //! the fleet task takes them every `flush_interval`, adds them to Redis in
@@ -46,6 +47,9 @@ pub enum Counter {
     UsernameAddresses,
     /// Addresses using one token (address → node).
     TokenAddresses,
+    /// Requests with one token in the current rate window (node → count;
+    /// added once per flush, not once per request).
+    TokenRequests,
 }
 
 impl Counter {
@@ -54,6 +58,7 @@ impl Counter {
             Counter::LoginFailures => "fail_ip",
             Counter::UsernameAddresses => "fail_user",
             Counter::TokenAddresses => "token_ips",
+            Counter::TokenRequests => "token_rate",
         }
     }
 }
@@ -73,6 +78,8 @@ pub struct Event {
     pub endpoint: String,
     /// A token id, for replay findings.
     pub token_id: Option<String>,
+    /// How many it stands for (requests aggregated between flushes).
+    pub count: u64,
 }
 
 /// Thresholds, from `[detect.auth]` and `[jwt]`.
@@ -85,6 +92,9 @@ pub struct Rules {
     bruteforce: (usize, Duration),
     stuffing: (usize, Duration),
     replay: (usize, Duration),
+    /// More than this many requests per token within a rate window
+    /// (`ceiling_per_s` × window; 0: off).
+    token_rate: (usize, Duration),
 }
 
 impl Rules {
@@ -99,6 +109,16 @@ impl Rules {
             bruteforce: (a.bruteforce_failures, a.bruteforce_window),
             stuffing: (a.stuffing_ips_per_username, a.stuffing_window),
             replay: (c.jwt.replay_max_ips, c.jwt.replay_window),
+            token_rate: (
+                usize::try_from(
+                    c.detect
+                        .rate
+                        .ceiling_per_s
+                        .saturating_mul(c.detect.rate.window.as_secs().max(1)),
+                )
+                .unwrap_or(usize::MAX),
+                c.detect.rate.window,
+            ),
         }
     }
 
@@ -108,12 +128,15 @@ impl Rules {
             Counter::LoginFailures => self.bruteforce,
             Counter::UsernameAddresses => self.stuffing,
             Counter::TokenAddresses => self.replay,
+            Counter::TokenRequests => self.token_rate,
         }
     }
 }
 
 struct Inner {
     events: Vec<Event>,
+    /// Requests per token since the last flush (index into `events`).
+    token_requests: std::collections::HashMap<String, usize>,
     dropped: u64,
     seen: LruCache<(String, IpAddr), SystemTime>,
 }
@@ -144,6 +167,7 @@ impl Tallies {
             node: node.to_string(),
             inner: Arc::new(Mutex::new(Inner {
                 events: Vec::new(),
+                token_requests: std::collections::HashMap::new(),
                 dropped: 0,
                 seen: LruCache::new(NonZeroUsize::new(SEEN_PAIRS).unwrap_or(NonZeroUsize::MIN)),
             })),
@@ -173,6 +197,7 @@ impl Tallies {
                 at: obs.time,
                 endpoint: endpoint.clone(),
                 token_id,
+                count: 1,
             });
         };
         let failed = obs
@@ -201,6 +226,26 @@ impl Tallies {
         }
         if let Some(c) = &obs.request.credentials {
             let id = c.token_id();
+            if rules.token_rate.0 > 0 {
+                let bucket = unix_ms(obs.time)
+                    / u64::try_from(rules.token_rate.1.as_millis().max(1)).unwrap_or(u64::MAX);
+                let key = format!("{id}:{bucket}");
+                match inner.token_requests.get(&key).copied() {
+                    Some(i) if i < inner.events.len() => inner.events[i].count += 1,
+                    _ => {
+                        let at = inner.events.len();
+                        push(
+                            &mut inner,
+                            Counter::TokenRequests,
+                            key.clone(),
+                            Some(id.clone()),
+                        );
+                        if inner.events.len() > at {
+                            inner.token_requests.insert(key, at);
+                        }
+                    }
+                }
+            }
             let pair = (id.clone(), obs.client_ip);
             let window = rules.replay.1;
             let fresh = inner
@@ -218,7 +263,10 @@ impl Tallies {
     pub fn take(&self) -> Vec<Event> {
         self.inner
             .lock()
-            .map(|mut i| std::mem::take(&mut i.events))
+            .map(|mut i| {
+                i.token_requests.clear();
+                std::mem::take(&mut i.events)
+            })
             .unwrap_or_default()
     }
 
@@ -249,20 +297,32 @@ pub fn redis_key(prefix: &str, e: &Event) -> String {
     format!("{prefix}:tally:{}:{}", e.counter.tag(), e.key)
 }
 
-/// The member an event adds: sorted sets take `node|unique`, hashes the
-/// address (its value is the node).
+/// The member an event adds: sorted sets take `node|unique`, address
+/// hashes the address (its value is the node), rate hashes the node (its
+/// value is the count).
 pub fn member(node: &str, e: &Event, seq: u64) -> String {
     match e.counter {
         Counter::LoginFailures => format!("{node}|{}|{seq}", unix_ms(e.at)),
         Counter::UsernameAddresses | Counter::TokenAddresses => e.ip.to_string(),
+        Counter::TokenRequests => node.to_string(),
+    }
+}
+
+/// The script's kind of an event's key, and the value it adds.
+pub fn kind(e: &Event) -> (&'static str, u64) {
+    match e.counter {
+        Counter::LoginFailures => ("z", 0),
+        Counter::UsernameAddresses | Counter::TokenAddresses => ("h", 0),
+        Counter::TokenRequests => ("c", e.count),
     }
 }
 
 /// Adds events and returns each one's fleet count, and the nodes behind
 /// it once the count is over its limit: ARGV = now_ms, then per key (in
-/// KEYS order) kind (z|h), score, window_ms, member, node, limit. Sorted
-/// sets drop members older than the window; every key expires a window
-/// after its last event.
+/// KEYS order) kind (z: sorted set, h: address hash, c: counting hash),
+/// score (for c: the count to add), window_ms, member, node, limit.
+/// Sorted sets drop members older than the window; every key expires a
+/// window after its last event (counting hashes two: a key per window).
 pub const SCRIPT: &str = r"
 local out = {}
 local now = tonumber(ARGV[1])
@@ -277,6 +337,12 @@ for i, key in ipairs(KEYS) do
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
     count = redis.call('ZCARD', key)
     if count > limit then nodes = redis.call('ZRANGE', key, 0, 63) end
+  elseif kind == 'c' then
+    redis.call('HINCRBY', key, member, score)
+    count = 0
+    for _, v in ipairs(redis.call('HVALS', key)) do count = count + tonumber(v) end
+    if count > limit then nodes = redis.call('HKEYS', key) end
+    window = window * 2
   else
     redis.call('HSET', key, member, node)
     count = redis.call('HLEN', key)
@@ -341,6 +407,10 @@ impl Judge {
             Counter::TokenAddresses => (
                 Kind::JwtReplayMultiIp,
                 json!({ "addresses": count, "window_s": window.as_secs() }),
+            ),
+            Counter::TokenRequests => (
+                Kind::RateSpikeToken,
+                json!({ "requests": count, "window_s": window.as_secs(), "ceiling": limit }),
             ),
         };
         let mut f = Finding::new(kind, e.at, e.ip, e.endpoint.clone());
