@@ -194,6 +194,16 @@ fn line_of(text: &str, message: &str) -> Option<usize> {
 }
 
 impl Config {
+    /// The thresholds the fleet judges its shared counts by: the
+    /// detectors' own.
+    pub fn fleet_rules(&self) -> crate::fleet::tally::Rules {
+        crate::fleet::tally::Rules::new(
+            &self.detect.auth,
+            &self.detect.rate,
+            (self.jwt.replay_max_ips, self.jwt.replay_window),
+        )
+    }
+
     /// Parses and validates TOML text (`path` is for error messages).
     pub fn from_toml(text: &str, path: Option<&Path>) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {

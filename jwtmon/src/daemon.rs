@@ -278,7 +278,13 @@ async fn serve(
     };
     let enforcer = enforcer
         .with_outputs(Some(events.clone()), Some(metrics.clone()))
-        .with_fleet(fleet.as_ref().map(|f| f.0.clone()));
+        .with_share(fleet.as_ref().map(|(f, _)| {
+            let f = f.clone();
+            let share: crate::enforce::enforcer::Share = Box::new(move |target, reason, ttl| {
+                f.publish(crate::fleet::Op::Block, target, reason, Some(ttl));
+            });
+            share
+        }));
     // Blocks of an earlier run stay in force (pinned maps); adopt them so
     // repeat offences keep growing and nothing is blocked twice.
     if let Ok(blocks) = enforcer.maps().list_blocks() {
@@ -326,7 +332,7 @@ async fn serve(
                 fleet: fleet.map(|(f, findings)| crate::pipeline::FleetLink {
                     fleet: f,
                     findings,
-                    rules: crate::fleet::tally::Rules::from_config(&config),
+                    rules: config.fleet_rules(),
                     salt: config.fleet.key_prefix.clone(),
                 }),
             };
@@ -415,7 +421,7 @@ fn start_fleet(
         rx,
         maps,
         findings: findings_tx,
-        rules: crate::fleet::tally::Rules::from_config(config),
+        rules: config.fleet_rules(),
         metrics: Some(metrics.clone()),
     };
     tokio::spawn(crate::fleet::run(parts, first, token.clone()));

@@ -58,8 +58,12 @@ pub struct Enforcer {
     emit: bool,
     events: Option<Events>,
     metrics: Option<std::sync::Arc<Metrics>>,
-    fleet: Option<crate::fleet::Fleet>,
+    share: Option<Share>,
 }
+
+/// Passes each block the enforcer made on (to the fleet): target, reason,
+/// TTL.
+pub type Share = Box<dyn Fn(&Target, &str, Duration) + Send>;
 
 impl Enforcer {
     /// Reports blocks and expiries to the responder and keeps the
@@ -74,9 +78,10 @@ impl Enforcer {
         self
     }
 
-    /// Shares the decision engine's blocks with the fleet.
-    pub fn with_fleet(mut self, fleet: Option<crate::fleet::Fleet>) -> Self {
-        self.fleet = fleet;
+    /// Passes the decision engine's blocks on once they are in force (the
+    /// daemon shares them with the fleet).
+    pub fn with_share(mut self, share: Option<Share>) -> Self {
+        self.share = share;
         self
     }
 
@@ -102,7 +107,7 @@ impl Enforcer {
                 emit,
                 events: None,
                 metrics: None,
-                fleet: None,
+                share: None,
             },
             Orders { tx },
             allow_rx,
@@ -134,8 +139,8 @@ impl Enforcer {
         match self.maps.block(&spec) {
             Ok(replaced) => {
                 let now = SystemTime::now();
-                if let Some(f) = &self.fleet {
-                    f.publish(crate::fleet::Op::Block, &target, kind.name(), Some(ttl));
+                if let Some(share) = &self.share {
+                    share(&target, kind.name(), ttl);
                 }
                 if let Some(m) = &self.metrics
                     && !replaced

@@ -17,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{
-    Change, Fleet, FleetConfig, Op, kernel_reason,
+    change::{Change, Op, kernel_reason, unix_ms},
+    config::FleetConfig,
+    handle::Fleet,
     tally::{self, Judge},
-    unix_ms,
 };
 use crate::{
     enforce::{BlockSpec, Maps, MapsError},

@@ -24,10 +24,12 @@ use lru::LruCache;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::unix_ms;
+use super::change::unix_ms;
 use crate::{
-    config::Config,
-    detect::fields::{path_matches, username},
+    detect::{
+        config::{AuthConfig, RateConfig},
+        fields::{path_matches, username},
+    },
     finding::{Finding, Kind},
     observe::Observation,
 };
@@ -98,26 +100,24 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// From the detectors' own settings, so a fleet total is judged as a
+    /// From the detectors' own settings (`[detect.auth]`, `[detect.rate]`
+    /// and the replay limits of `[jwt]`), so a fleet total is judged as a
     /// local count would be.
-    pub fn from_config(c: &Config) -> Self {
-        let a = &c.detect.auth;
+    pub fn new(a: &AuthConfig, rate: &RateConfig, replay: (usize, Duration)) -> Self {
         Self {
             login_paths: a.login_paths.clone(),
             failure_statuses: a.failure_statuses.clone(),
             username_fields: a.username_fields.clone(),
             bruteforce: (a.bruteforce_failures, a.bruteforce_window),
             stuffing: (a.stuffing_ips_per_username, a.stuffing_window),
-            replay: (c.jwt.replay_max_ips, c.jwt.replay_window),
+            replay,
             token_rate: (
                 usize::try_from(
-                    c.detect
-                        .rate
-                        .ceiling_per_s
-                        .saturating_mul(c.detect.rate.window.as_secs().max(1)),
+                    rate.ceiling_per_s
+                        .saturating_mul(rate.window.as_secs().max(1)),
                 )
                 .unwrap_or(usize::MAX),
-                c.detect.rate.window,
+                rate.window,
             ),
         }
     }

@@ -19,7 +19,7 @@ use std::{
 use futures_util::StreamExt;
 use jwtmon::{
     enforce::{Datapath, DatapathConfig, Maps},
-    fleet::{Fleet, FleetConfig, Op, Parts, tally::Rules},
+    fleet::{Fleet, FleetConfig, Op, Parts},
     observe::Observation,
     parse::{Credentials, Request},
     target::Target,
@@ -105,7 +105,7 @@ async fn main() {
             rx,
             maps,
             findings,
-            rules: Rules::from_config(&jwtmon::config::Config::default()),
+            rules: jwtmon::config::Config::default().fleet_rules(),
             metrics: None,
         };
         let first = jwtmon::fleet::connect(&cfg).await.expect("connect");
@@ -186,7 +186,7 @@ async fn main() {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0)
     };
-    let rules = Rules::from_config(&jwtmon::config::Config::default());
+    let rules = jwtmon::config::Config::default().fleet_rules();
     let count_calls = |nodes: &[Fleet]| -> u64 {
         nodes
             .iter()
