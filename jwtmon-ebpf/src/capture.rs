@@ -229,6 +229,21 @@ struct Piece {
     payload_len: usize,
 }
 
+/// Outputs a record without payload (a fragment report, SYN, FIN, RST).
+#[inline(always)]
+fn bare(kind: u32, l3: &L3, tcp: &Tcp, control: &Control, ifindex: u32, counters: &mut Counters) {
+    let none = Piece {
+        offset: 0,
+        captured: 0,
+        payload_len: 0,
+    };
+    if let Some(now) = admit(control, counters)
+        && let Some(scratch) = header(kind, l3, tcp, none, now, ifindex)
+    {
+        emit(scratch, 0, 0, counters, stat::SAMPLED);
+    }
+}
+
 /// Forwards a client segment arriving on XDP ingress to a monitored port:
 /// its payload (in up to [`MAX_CHUNKS`] records), and SYN, FIN and RST
 /// without one, so userspace can reassemble the connection as the server
@@ -256,32 +271,13 @@ pub fn forward_client<C: EbpfContext>(
     };
     let payload_len = ip_end.saturating_sub(tcp.payload_off);
     if l3.fragment {
-        let none = Piece {
-            offset: 0,
-            captured: 0,
-            payload_len: 0,
-        };
-        if let Some(now) = admit(control, counters)
-            && let Some(scratch) = header(record::FRAGMENT, l3, tcp, none, now, ifindex)
-        {
-            emit(scratch, 0, 0, counters, stat::SAMPLED);
-        }
+        bare(record::FRAGMENT, l3, tcp, control, ifindex, counters);
         return;
     }
     if payload_len == 0 {
-        if tcp.flags & 0x07 == 0 {
-            // A bare ACK: nothing for reassembly.
-            return;
-        }
-        let none = Piece {
-            offset: 0,
-            captured: 0,
-            payload_len: 0,
-        };
-        if let Some(now) = admit(control, counters)
-            && let Some(scratch) = header(record::REQUEST, l3, tcp, none, now, ifindex)
-        {
-            emit(scratch, 0, 0, counters, stat::SAMPLED);
+        // A bare ACK is nothing for reassembly; SYN, FIN and RST are.
+        if tcp.flags & 0x07 != 0 {
+            bare(record::REQUEST, l3, tcp, control, ifindex, counters);
         }
         return;
     }

@@ -154,59 +154,26 @@ impl Conn {
         p.query_async(&mut self.conn).await
     }
 
-    /// Every stored block and allow entry.
-    async fn stored(&mut self) -> redis::RedisResult<Vec<Change>> {
+    /// The JSON values of every key matching `pattern` (SCAN, then MGET in
+    /// chunks); values that do not parse are skipped.
+    async fn values<T: serde::de::DeserializeOwned>(
+        &mut self,
+        pattern: &str,
+    ) -> redis::RedisResult<Vec<T>> {
         let mut out = Vec::new();
-        for kind in ["block", "allow"] {
-            let pattern = format!("{}:{kind}:*", self.prefix);
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut self.conn)
-                    .await?;
-                for chunk in keys.chunks(500) {
-                    let values: Vec<Option<String>> = redis::cmd("MGET")
-                        .arg(chunk)
-                        .query_async(&mut self.conn)
-                        .await?;
-                    out.extend(
-                        values
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|v| serde_json::from_str(&v).ok()),
-                    );
-                }
-                cursor = next;
-                if cursor == 0 {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// The heartbeats of every node.
-    pub async fn nodes(&mut self) -> redis::RedisResult<Vec<serde_json::Value>> {
-        let pattern = format!("{}:node:*", self.prefix);
         let mut cursor: u64 = 0;
-        let mut out = Vec::new();
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(1000)
                 .query_async(&mut self.conn)
                 .await?;
-            if !keys.is_empty() {
+            for chunk in keys.chunks(500) {
                 let values: Vec<Option<String>> = redis::cmd("MGET")
-                    .arg(&keys)
+                    .arg(chunk)
                     .query_async(&mut self.conn)
                     .await?;
                 out.extend(
@@ -218,10 +185,24 @@ impl Conn {
             }
             cursor = next;
             if cursor == 0 {
-                break;
+                return Ok(out);
             }
         }
+    }
+
+    /// Every stored block and allow entry.
+    async fn stored(&mut self) -> redis::RedisResult<Vec<Change>> {
+        let mut out = self.values(&format!("{}:block:*", self.prefix)).await?;
+        out.extend(
+            self.values::<Change>(&format!("{}:allow:*", self.prefix))
+                .await?,
+        );
         Ok(out)
+    }
+
+    /// The heartbeats of every node.
+    pub async fn nodes(&mut self) -> redis::RedisResult<Vec<serde_json::Value>> {
+        self.values(&format!("{}:node:*", self.prefix)).await
     }
 
     /// Block entries stored for the fleet.
