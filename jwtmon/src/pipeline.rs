@@ -255,9 +255,9 @@ pub async fn run(
             observer.push(m, &mut batch);
         }
         if let Some(link) = &fleet {
-            for o in &batch {
-                link.fleet.tallies.record(o, &link.rules, &link.salt);
-            }
+            link.fleet
+                .tallies
+                .record_all(&batch, &link.rules, &link.salt);
         }
         if done {
             // Last pass: what the observer still holds goes out too.

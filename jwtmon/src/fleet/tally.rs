@@ -174,17 +174,27 @@ impl Tallies {
         }
     }
 
-    /// Records what an observation adds to the fleet's counts. Only
-    /// proven observations count. `salt` keys the username hash (the
-    /// fleet's key prefix: the same on every node).
+    /// Records what one observation adds to the fleet's counts.
     pub fn record(&self, obs: &Observation, rules: &Rules, salt: &str) {
-        if !obs.proven() {
-            return;
-        }
+        self.record_all(std::slice::from_ref(obs), rules, salt);
+    }
+
+    /// Records what a batch of observations adds (one lock for the
+    /// batch). Only proven observations count. `salt` keys the username
+    /// hash (the fleet's key prefix: the same on every node).
+    pub fn record_all(&self, batch: &[Observation], rules: &Rules, salt: &str) {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        let endpoint = format!("{} {}", obs.request.method, obs.request.path);
+        for obs in batch.iter().filter(|o| o.proven()) {
+            Self::add(&mut inner, obs, rules, salt);
+        }
+    }
+
+    fn add(inner: &mut Inner, obs: &Observation, rules: &Rules, salt: &str) {
+        // Formatted only for an event that is kept: most requests add none
+        // (a token's pair was sent, or its rate count is aggregated).
+        let endpoint = || format!("{} {}", obs.request.method, obs.request.path);
         let push = |inner: &mut Inner, counter, key: String, token_id: Option<String>| {
             if inner.events.len() >= MAX_EVENTS {
                 inner.dropped += 1;
@@ -195,7 +205,7 @@ impl Tallies {
                 key,
                 ip: obs.client_ip,
                 at: obs.time,
-                endpoint: endpoint.clone(),
+                endpoint: endpoint(),
                 token_id,
                 count: 1,
             });
@@ -210,14 +220,14 @@ impl Tallies {
                 .any(|p| path_matches(p, &obs.request.path))
         {
             push(
-                &mut inner,
+                inner,
                 Counter::LoginFailures,
                 obs.client_ip.to_string(),
                 None,
             );
             if let Some(user) = username(&obs.request, &rules.username_fields) {
                 push(
-                    &mut inner,
+                    inner,
                     Counter::UsernameAddresses,
                     user_key(salt, &user),
                     None,
@@ -234,12 +244,7 @@ impl Tallies {
                     Some(i) if i < inner.events.len() => inner.events[i].count += 1,
                     _ => {
                         let at = inner.events.len();
-                        push(
-                            &mut inner,
-                            Counter::TokenRequests,
-                            key.clone(),
-                            Some(id.clone()),
-                        );
+                        push(inner, Counter::TokenRequests, key.clone(), Some(id.clone()));
                         if inner.events.len() > at {
                             inner.token_requests.insert(key, at);
                         }
@@ -254,7 +259,7 @@ impl Tallies {
                 .is_none_or(|t| obs.time.duration_since(*t).unwrap_or_default() >= window / 2);
             if fresh {
                 inner.seen.put(pair, obs.time);
-                push(&mut inner, Counter::TokenAddresses, id.clone(), Some(id));
+                push(inner, Counter::TokenAddresses, id.clone(), Some(id));
             }
         }
     }
