@@ -39,6 +39,30 @@ pub mod programs {
     pub const TC_EGRESS: &str = "jwtmon_tc_egress";
     /// Pass-everything XDP program: the benchmark's baseline, never attached.
     pub const XDP_BASELINE: &str = "jwtmon_xdp_pass";
+    /// uprobe on `SSL_read`, `SSL_read_ex`, `SSL_write`, `SSL_write_ex`
+    /// (the attach cookie says which, [`super::tls_cookie`]).
+    pub const TLS_ENTER: &str = "jwtmon_tls_enter";
+    /// uretprobe on the same four.
+    pub const TLS_RETURN: &str = "jwtmon_tls_return";
+    /// uprobe on `SSL_set_fd`.
+    pub const TLS_SET_FD: &str = "jwtmon_tls_set_fd";
+    /// Tracepoint `syscalls:sys_enter_accept{,4}`.
+    pub const TLS_ACCEPT_ENTER: &str = "jwtmon_accept_enter";
+    /// Tracepoint `syscalls:sys_exit_accept{,4}`.
+    pub const TLS_ACCEPT_EXIT: &str = "jwtmon_accept_exit";
+    /// Tracepoint `syscalls:sys_enter_close`.
+    pub const TLS_CLOSE: &str = "jwtmon_close_enter";
+    /// Tracepoint on `read`/`write`/`recvfrom`/`sendto` entry: learns the
+    /// fd of a TLS call whose `SSL *` was not seen in `SSL_set_fd`.
+    pub const TLS_SOCKET_IO: &str = "jwtmon_sock_io";
+}
+
+/// Attach cookies of [`programs::TLS_ENTER`]/[`programs::TLS_RETURN`].
+pub mod tls_cookie {
+    /// The call writes (`SSL_write*`); else it reads.
+    pub const WRITE: u64 = 1;
+    /// The `_ex` form: the byte count is written through the last argument.
+    pub const EX: u64 = 2;
 }
 
 /// Names of the maps in the object file (also their pin file names under the
@@ -64,6 +88,14 @@ pub mod maps {
     pub const SCRATCH: &str = "SCRATCH";
     /// Per-connection byte budget of the client-segment forwarder.
     pub const FLOWS: &str = "FLOWS";
+    /// TLS calls between entry and return ([`super::TlsCall`]).
+    pub const TLS_CALLS: &str = "TLS_CALLS";
+    /// `SSL *` → fd ([`super::TlsSession`] → `i32`).
+    pub const TLS_FDS: &str = "TLS_FDS";
+    /// accept() calls in flight ([`super::TlsAccept`]).
+    pub const TLS_ACCEPTS: &str = "TLS_ACCEPTS";
+    /// Accepted connections ([`super::TlsSocket`] → [`super::TlsConn`]).
+    pub const TLS_CONNS: &str = "TLS_CONNS";
     /// Maps that are pinned (state worth keeping across restarts and shared
     /// with the CLI). EVENTS/SAMPLER/SCRATCH belong to one daemon run.
     pub const ALL: [&str; 6] = [
@@ -89,6 +121,12 @@ pub mod sizes {
     pub const SRC_STATS: u32 = 1_000_000;
     /// Connections whose forwarded bytes are budgeted (LRU).
     pub const FLOWS: u32 = 65_536;
+    /// Accepted connections the TLS probes follow (LRU).
+    pub const TLS_CONNS: u32 = 65_536;
+    /// `SSL *` → fd entries (LRU).
+    pub const TLS_FDS: u32 = 65_536;
+    /// Calls and accepts in flight (LRU, one per thread).
+    pub const TLS_THREADS: u32 = 16_384;
 }
 
 /// Value of the single-slot per-CPU global stats array: one `u64` counter per
@@ -129,8 +167,24 @@ pub mod stat {
     /// TCP stacks do not fragment, so these are evasion attempts; passed
     /// unsampled.
     pub const TCP_FRAGMENTS: u32 = 13;
+    /// TLS plaintext records (SSL_read/SSL_write calls, or pieces of one)
+    /// put in the ring buffer.
+    pub const TLS_SAMPLED: u32 = 14;
+    /// TLS calls on a socket whose peer the kernel did not see accepted
+    /// (a client-side call, or a connection older than the daemon): not
+    /// analysed, since no sender could be named.
+    pub const TLS_UNATTRIBUTED: u32 = 15;
+    /// TLS calls whose entry was overwritten before their return ran (the
+    /// thread exited or was cancelled mid-call).
+    pub const TLS_ABANDONED: u32 = 16;
+    /// Plaintext that could not be read from the traced process (paged
+    /// out, or unmapped under us).
+    pub const TLS_COPY_FAILED: u32 = 17;
+    /// Accepted connections whose peer address was not given to accept()
+    /// (a NULL address): their TLS calls cannot be attributed.
+    pub const TLS_ANONYMOUS_ACCEPT: u32 = 18;
     /// Number of slots in the array (room left for later counters).
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 24;
     /// Human-readable names, indexed by slot (empty = unused).
     pub const NAMES: [&str; COUNT as usize] = [
         "passed",
@@ -147,6 +201,14 @@ pub mod stat {
         "flow_cut",
         "sampled_responses",
         "tcp_fragments",
+        "tls_sampled",
+        "tls_unattributed",
+        "tls_abandoned",
+        "tls_copy_failed",
+        "tls_anonymous_accept",
+        "",
+        "",
+        "",
         "",
         "",
     ];
@@ -261,8 +323,9 @@ pub struct Control {
     pub rate_per_cpu: u32,
     /// Client bytes forwarded per connection and second (0 = no cap).
     pub flow_bytes_per_sec: u32,
-    /// Reserved.
-    pub pad: u32,
+    /// Plaintext bytes copied per TLS call, in records of at most
+    /// `MAX_REQUEST_CAPTURE` (0 = TLS capture off).
+    pub tls_bytes: u32,
 }
 
 /// Kinds of ring-buffer records.
@@ -274,6 +337,12 @@ pub mod record {
     pub const RESPONSE: u32 = 2;
     /// The first IP fragment of TCP to a monitored port (no payload).
     pub const FRAGMENT: u32 = 3;
+    /// Plaintext a TLS server read (`SSL_read`): the client's stream, with
+    /// `seq` counting its bytes; or a SYN/FIN without payload.
+    pub const TLS_READ: u32 = 4;
+    /// Plaintext a TLS server wrote that starts an HTTP/1.x response;
+    /// `ack` is how far the server had read.
+    pub const TLS_WRITE: u32 = 5;
 }
 
 /// TCP flags carried in [`RecordHeader::flags`].
@@ -315,6 +384,12 @@ pub struct RecordHeader {
     pub ack: u32,
     /// The segment's [`tcp_flag`]s.
     pub flags: u32,
+    /// TLS records: the process (thread group) that made the call; 0
+    /// otherwise.
+    pub tgid: u32,
+    /// TLS records: the listening socket's fd in that process, which
+    /// names the server address; 0 otherwise.
+    pub listen_fd: u32,
 }
 
 /// A connection as the forwarder budgets it: the client and the server port.
@@ -337,6 +412,76 @@ pub struct FlowBudget {
     pub window_ns: u64,
     /// Bytes forwarded in it.
     pub bytes: u64,
+}
+
+/// A TLS call between its entry and its return, keyed by thread
+/// (`pid_tgid`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsCall {
+    /// The `SSL *`.
+    pub ssl: u64,
+    /// The plaintext buffer.
+    pub buf: u64,
+    /// `SSL_read_ex`/`SSL_write_ex`: where the byte count is written; 0
+    /// for `SSL_read`/`SSL_write` (the return value is the count).
+    pub count_ptr: u64,
+    /// The socket, once known (-1 until then).
+    pub fd: i32,
+    /// [`record::TLS_READ`] or [`record::TLS_WRITE`].
+    pub kind: u32,
+}
+
+/// A process's socket: `(tgid, fd)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsSocket {
+    /// Thread group (process) id.
+    pub tgid: u32,
+    /// File descriptor.
+    pub fd: u32,
+}
+
+/// An `SSL *` of a process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsSession {
+    /// The `SSL *`.
+    pub ssl: u64,
+    /// Thread group (process) id.
+    pub tgid: u32,
+    /// Zero.
+    pub pad: u32,
+}
+
+/// An `accept()` in flight, keyed by thread.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsAccept {
+    /// The caller's `struct sockaddr *` (0: none given).
+    pub addr: u64,
+    /// The listening socket.
+    pub listen_fd: u32,
+    /// Zero.
+    pub pad: u32,
+}
+
+/// An accepted connection, as the TLS probes attribute it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsConn {
+    /// The peer (IPv4-mapped for IPv4).
+    pub peer: Addr,
+    /// Peer port, host order.
+    pub peer_port: u16,
+    /// 1 once the SYN record went out (at the first plaintext).
+    pub opened: u16,
+    /// The listening socket it came from.
+    pub listen_fd: u32,
+    /// Stream offset of the next byte read (starts at 1; 0 is the SYN).
+    pub read_off: u32,
+    /// Stream offset of the next byte written.
+    pub write_off: u32,
 }
 
 /// Per-CPU sampling state (token bucket and 1-in-N counter).
@@ -382,6 +527,11 @@ mod pod {
     unsafe impl aya::Pod for super::SamplerState {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::FlowBudget {}
+    unsafe impl aya::Pod for super::TlsCall {}
+    unsafe impl aya::Pod for super::TlsSocket {}
+    unsafe impl aya::Pod for super::TlsSession {}
+    unsafe impl aya::Pod for super::TlsAccept {}
+    unsafe impl aya::Pod for super::TlsConn {}
 }
 
 const _: () = assert!(size_of::<BlockEntry>() == 8 * 3 + 4 + 2 * 2 + REASON_LEN);
@@ -389,10 +539,15 @@ const _: () = assert!(size_of::<GlobalStats>() == 8 * stat::COUNT as usize);
 const _: () = assert!(size_of::<AllowEntry>() == 16);
 const _: () = assert!(size_of::<SourceStats>() == 48);
 const _: () = assert!(size_of::<Control>() == 64);
-const _: () = assert!(size_of::<RecordHeader>() == 72);
+const _: () = assert!(size_of::<RecordHeader>() == 80);
 const _: () = assert!(size_of::<SamplerState>() == 24);
 const _: () = assert!(size_of::<FlowKey>() == 20);
 const _: () = assert!(size_of::<FlowBudget>() == 16);
+const _: () = assert!(size_of::<TlsCall>() == 32);
+const _: () = assert!(size_of::<TlsSocket>() == 8);
+const _: () = assert!(size_of::<TlsSession>() == 16);
+const _: () = assert!(size_of::<TlsAccept>() == 16);
+const _: () = assert!(size_of::<TlsConn>() == 32);
 /// Size of the per-CPU scratch buffer: the largest record.
 pub const SCRATCH_LEN: usize = size_of::<RecordHeader>() + MAX_REQUEST_CAPTURE as usize;
 const _: () = assert!(size_of::<Addr>() == 16);

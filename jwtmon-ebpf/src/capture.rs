@@ -61,13 +61,13 @@ fn monitored(control: &Control, port: u16) -> bool {
 /// Records a client segment may be copied into: segments larger than
 /// `MAX_CHUNKS` records (a GSO segment on `lo`) leave a hole that
 /// reassembly skips.
-const MAX_CHUNKS: usize = 4;
+pub const MAX_CHUNKS: usize = 4;
 
 /// The per-CPU token bucket: one token per record, refilled at
 /// `rate_per_cpu` per second with one second of burst. Returns the
 /// monotonic time to stamp the record with, or `None` to skip (counted).
 #[inline(always)]
-fn admit(control: &Control, counters: &mut Counters) -> Option<u64> {
+pub fn admit(control: &Control, counters: &mut Counters) -> Option<u64> {
     let state = SAMPLER.get_ptr_mut(0)?;
     // SAFETY: per-CPU slot, only this CPU writes it while we run.
     let state = unsafe { &mut *state };
@@ -92,7 +92,7 @@ fn admit(control: &Control, counters: &mut Counters) -> Option<u64> {
 /// `sample_rate` 1-in-N, by connection: a sampled connection is followed
 /// whole (reassembly needs every segment), an unsampled one not at all.
 #[inline(always)]
-fn flow_sampled(control: &Control, client: &Addr, client_port: u16, server_port: u16) -> bool {
+pub fn flow_sampled(control: &Control, client: &Addr, client_port: u16, server_port: u16) -> bool {
     let rate = control.sample_rate;
     if rate <= 1 {
         return rate == 1;
@@ -153,11 +153,21 @@ fn flow_budget(
     true
 }
 
-/// Fills the scratch header; returns the scratch pointer.
+/// Puts `h` at the start of the scratch buffer; returns the scratch
+/// pointer.
+#[inline(always)]
+pub fn scratch_with(h: RecordHeader) -> Option<*mut u8> {
+    let scratch = SCRATCH.get_ptr_mut(0)? as *mut u8;
+    // SAFETY: the scratch value is SCRATCH_LEN >= HEADER_LEN bytes; unaligned
+    // write because the array has byte alignment.
+    unsafe { core::ptr::write_unaligned(scratch as *mut RecordHeader, h) };
+    Some(scratch)
+}
+
+/// Fills the scratch header of a packet record; returns the scratch pointer.
 #[inline(always)]
 fn header(kind: u32, l3: &L3, tcp: &Tcp, at: Piece, now: u64, ifindex: u32) -> Option<*mut u8> {
-    let scratch = SCRATCH.get_ptr_mut(0)? as *mut u8;
-    let h = RecordHeader {
+    scratch_with(RecordHeader {
         kind,
         captured_len: at.captured as u32,
         payload_len: at.payload_len as u32,
@@ -170,11 +180,9 @@ fn header(kind: u32, l3: &L3, tcp: &Tcp, at: Piece, now: u64, ifindex: u32) -> O
         ifindex,
         ack: tcp.ack,
         flags: (tcp.flags & 0x07) as u32,
-    };
-    // SAFETY: the scratch value is SCRATCH_LEN >= HEADER_LEN bytes; unaligned
-    // write because the array has byte alignment.
-    unsafe { core::ptr::write_unaligned(scratch as *mut RecordHeader, h) };
-    Some(scratch)
+        tgid: 0,
+        listen_fd: 0,
+    })
 }
 
 /// `bpf_ringbuf_query` flag: bytes not yet consumed.
@@ -187,7 +195,7 @@ const WAKE_BYTES: u64 = 32 * 1024;
 
 /// Outputs `HEADER_LEN + captured` scratch bytes; counts the outcome.
 #[inline(always)]
-fn emit(scratch: *mut u8, captured: usize, max: usize, counters: &mut Counters, sampled: u32) {
+pub fn emit(scratch: *mut u8, captured: usize, max: usize, counters: &mut Counters, sampled: u32) {
     if captured > max {
         return;
     }
@@ -407,21 +415,44 @@ fn record<const MAX: usize>(
     sampled: u32,
     load: impl FnOnce(*mut u8, u32) -> i64,
 ) {
+    copy_out::<MAX>(
+        piece.captured,
+        |captured| {
+            let piece = Piece { captured, ..piece };
+            header(kind, l3, tcp, piece, now, ifindex)
+        },
+        counters,
+        sampled,
+        stat::PARSE_ERROR,
+        load,
+    );
+}
+
+/// Copies `captured` (1..=`MAX`) bytes with `load` behind the header that
+/// `header` writes for that length, and outputs the record; counts it in
+/// `sampled`, `ringbuf_full`, or `failed` when the copy fails.
+#[inline(always)]
+pub fn copy_out<const MAX: usize>(
+    captured: usize,
+    header: impl FnOnce(usize) -> Option<*mut u8>,
+    counters: &mut Counters,
+    sampled: u32,
+    failed: u32,
+    load: impl FnOnce(*mut u8, u32) -> i64,
+) {
     const { assert!(MAX.is_power_of_two()) };
-    let captured = piece.captured;
     if captured == 0 || captured > MAX {
         return;
     }
     // An identity for 1..=MAX that the verifier can see is never 0 nor
     // above MAX (range facts do not survive every compiler transformation).
     let captured = ((captured - 1) & (MAX - 1)) + 1;
-    let piece = Piece { captured, ..piece };
-    let Some(scratch) = header(kind, l3, tcp, piece, now, ifindex) else {
+    let Some(scratch) = header(captured) else {
         return;
     };
     // SAFETY: scratch holds SCRATCH_LEN >= HEADER_LEN + MAX bytes.
     if load(unsafe { scratch.add(HEADER_LEN) }, captured as u32) != 0 {
-        counters.bump(stat::PARSE_ERROR);
+        counters.bump(failed);
         return;
     }
     emit(scratch, captured, MAX, counters, sampled);

@@ -11,6 +11,10 @@
 //! monitored ports that start an HTTP/1.x request go into the `EVENTS` ring
 //! buffer (`capture`), and `jwtmon_tc_egress` does the same for response
 //! status lines leaving those ports.
+//!
+//! With TLS capture on, uprobes on OpenSSL and syscall tracepoints (`tls`)
+//! put the plaintext of TLS servers into the same ring, as the same
+//! records, attributed to the peer the kernel accepted.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
@@ -30,6 +34,9 @@ mod xdp;
 
 #[cfg(target_arch = "bpf")]
 mod parse;
+
+#[cfg(target_arch = "bpf")]
+mod tls;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

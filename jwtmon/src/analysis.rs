@@ -86,6 +86,7 @@ impl<'a> Reporter<'a> {
             .map(|c| hex16(c.digest()));
         f.detail = detail;
         f.proven = obs.proven();
+        f.transport = Some(obs.transport);
         self.out.push(f);
         self.out.last_mut().expect("just pushed")
     }

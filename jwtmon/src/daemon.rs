@@ -7,7 +7,7 @@
 
 use std::{
     future::Future,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    capture::config::CaptureConfig,
+    capture::{config::CaptureConfig, tls::TlsProbes},
     config::{Config, Emit},
     decide::PriorBlock,
     enforce::{
@@ -61,6 +61,9 @@ pub enum DaemonError {
     /// The pseudonymization key of stdout lines.
     #[error(transparent)]
     Privacy(#[from] crate::privacy::PrivacyError),
+    /// `[capture.tls]` is on and its probes could not start.
+    #[error("{0} (capture.tls.enabled = true; set it false to run without TLS capture)")]
+    Tls(#[from] crate::capture::tls::TlsError),
 }
 
 /// Interfaces carrying an IPv4 or IPv6 default route.
@@ -96,8 +99,10 @@ struct Attached {
     maps: Maps,
     attached: Vec<Attachment>,
     capture: CaptureConfig,
-    /// The sample ring, when an interface captures.
+    /// The sample ring, when an interface captures or TLS capture is on.
     ring: Option<RingBuf<MapData>>,
+    /// The TLS probes, with `[capture.tls]` on.
+    tls: Option<TlsProbes>,
 }
 
 /// Runs the daemon until `shutdown` resolves. `on_ready` is told what was
@@ -217,7 +222,24 @@ fn attach(mut p: Prepared) -> Result<Attached, DaemonError> {
         }
     }
     let mut capture = p.config.capture.clone();
-    let ring = if attached.iter().any(|a| a.role.captures()) {
+    let tls = if capture.tls.enabled {
+        match TlsProbes::start(p.datapath.ebpf_mut(), &capture.tls, Path::new("/proc")) {
+            Ok(t) => {
+                info!(
+                    libraries = t.libraries(),
+                    "TLS capture on (OpenSSL uprobes)"
+                );
+                Some(t)
+            }
+            Err(e) => {
+                p.datapath.shutdown(false);
+                return Err(e.into());
+            }
+        }
+    } else {
+        None
+    };
+    let ring = if tls.is_some() || attached.iter().any(|a| a.role.captures()) {
         Some(p.datapath.take_events()?)
     } else {
         // Nobody would read the ring: tell any kept program not to fill it.
@@ -231,6 +253,7 @@ fn attach(mut p: Prepared) -> Result<Attached, DaemonError> {
         attached,
         capture,
         ring,
+        tls,
     })
 }
 
@@ -250,6 +273,7 @@ async fn serve(
         attached,
         mut capture,
         ring,
+        mut tls,
     } = a;
     let Prepared {
         config,
@@ -257,7 +281,7 @@ async fn serve(
         metrics,
         events,
         responding,
-        datapath,
+        mut datapath,
         usr1,
         hup,
         config_path,
@@ -347,7 +371,7 @@ async fn serve(
     };
     let pause_toggle = tokio::spawn(toggle_on_sigusr1(usr1, paused));
 
-    shutdown.await;
+    watch_tls(&mut tls, &mut datapath, &capture, &metrics, shutdown).await;
     token.cancel();
     pause_toggle.abort();
     let _ = reloading.await;
@@ -377,6 +401,46 @@ async fn serve(
         info!("stopping; XDP stays attached through the pinned links (--keep-attached)");
     } else {
         info!(interfaces = ?detached, "stopping; XDP detached");
+    }
+}
+
+/// Waits for `shutdown`; meanwhile, with TLS capture on, probes the
+/// libraries that appear (a rescan reads /proc: a few ms every
+/// `rescan_interval`).
+async fn watch_tls(
+    tls: &mut Option<TlsProbes>,
+    datapath: &mut Datapath,
+    capture: &CaptureConfig,
+    metrics: &Metrics,
+    shutdown: impl Future<Output = ()>,
+) {
+    let Some(probes) = tls else {
+        shutdown.await;
+        return;
+    };
+    let publish = |p: &TlsProbes| {
+        metrics
+            .tls_libraries
+            .set(i64::try_from(p.libraries()).unwrap_or(i64::MAX));
+        Metrics::set_counter(
+            &metrics
+                .tls_events
+                .get_or_create(&Metrics::label("event", "attach_failures")),
+            p.stats.attach_failures.load(Ordering::Relaxed),
+        );
+    };
+    publish(probes);
+    let mut tick = tokio::time::interval(capture.tls.rescan_interval);
+    tick.reset();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {
+                probes.rescan(datapath.ebpf_mut());
+                publish(probes);
+            }
+        }
     }
 }
 

@@ -339,6 +339,7 @@ mod tests {
             detail: json!({"alg": "none"}),
             action: Outcome::BlockIp,
             proven: true,
+            transport: None,
         }
     }
 

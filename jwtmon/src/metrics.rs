@@ -105,10 +105,15 @@ pub struct Metrics {
     pub fleet_events: Family<Labels, Counter>,
     /// Changes of this node waiting for Redis.
     pub fleet_queued: Gauge,
+    /// Library files with TLS probes on.
+    pub tls_libraries: Gauge,
+    /// TLS capture counters by event (`attach_failures`,
+    /// `http2_connections`).
+    pub tls_events: Family<Labels, Counter>,
 }
 
 /// The kernel counters exported, with their names and help.
-const KERNEL: [(&str, &str, &str); 7] = [
+const KERNEL: [(&str, &str, &str); 11] = [
     (
         "passed",
         "jwtmon_packets_passed",
@@ -143,6 +148,26 @@ const KERNEL: [(&str, &str, &str); 7] = [
         "ringbuf_full",
         "jwtmon_http_samples_ringbuf_full",
         "HTTP segments lost because the ring buffer was full",
+    ),
+    (
+        "tls_sampled",
+        "jwtmon_tls_records",
+        "TLS plaintext records (SSL_read/SSL_write) put in the ring buffer",
+    ),
+    (
+        "tls_unattributed",
+        "jwtmon_tls_calls_unattributed",
+        "TLS calls on sockets not seen accepted (clients, older connections): not analysed",
+    ),
+    (
+        "tls_abandoned",
+        "jwtmon_tls_calls_abandoned",
+        "TLS calls that never returned (the thread exited mid-call)",
+    ),
+    (
+        "tls_copy_failed",
+        "jwtmon_tls_copy_failures",
+        "TLS plaintext that could not be read from the traced process",
     ),
 ];
 
@@ -186,6 +211,8 @@ impl Metrics {
             fleet_up: Gauge::default(),
             fleet_events: Family::default(),
             fleet_queued: Gauge::default(),
+            tls_libraries: Gauge::default(),
+            tls_events: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -277,6 +304,16 @@ impl Metrics {
             "jwtmon_fleet_queued",
             "Changes of this node waiting for Redis",
             m.fleet_queued.clone(),
+        );
+        r.register(
+            "jwtmon_tls_libraries",
+            "Library files (OpenSSL) with TLS probes on",
+            m.tls_libraries.clone(),
+        );
+        r.register(
+            "jwtmon_tls_events",
+            "TLS capture counters: attach_failures, http2_connections (not analysed)",
+            m.tls_events.clone(),
         );
         Self { registry: r, ..m }
     }

@@ -224,6 +224,12 @@ pub async fn run(
                     };
                     gauge("reassembly", assembler.buffered_bytes());
                     gauge("pending", observer.pending_bytes());
+                    if let Some(t) = &assembler.tls {
+                        Metrics::set_counter(
+                            &m.tls_events.get_or_create(&Metrics::label("event", "http2_connections")),
+                            t.stats.http2_connections,
+                        );
+                    }
                     m.revoked_tokens
                         .set(i64::try_from(engine.analyzer.revocations.len()).unwrap_or(i64::MAX));
                 }
@@ -247,7 +253,9 @@ pub async fn run(
             }
             _ = report.tick() => info!(stats = ?observer.stats, flows = observer.flows(),
                 reassembly = ?assembler.stats(), buffered_bytes = assembler.buffered_bytes(),
-                fragments = assembler.fragments, "capture"),
+                fragments = assembler.fragments,
+                tls = ?assembler.tls.as_ref().map(|t| (&t.stats, t.reassembly(), t.unknown_servers())),
+                "capture"),
             _ = sequence_report.tick() => report_sequences(&engine),
             () = shutdown.cancelled() => done = true,
         }

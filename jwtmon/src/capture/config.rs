@@ -43,6 +43,8 @@ pub struct CaptureConfig {
     /// An untrusted source that forwards for this many distinct clients is
     /// a suspected proxy: never blocked, reported once (0: never).
     pub suspect_proxy_after: usize,
+    /// `[capture.tls]`: TLS plaintext through OpenSSL uprobes.
+    pub tls: super::tls::TlsConfig,
 }
 
 impl Default for CaptureConfig {
@@ -62,6 +64,7 @@ impl Default for CaptureConfig {
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::XForwardedFor,
             suspect_proxy_after: 3,
+            tls: super::tls::TlsConfig::default(),
         }
     }
 }
@@ -141,6 +144,6 @@ impl CaptureConfig {
         if c.response_timeout < Duration::from_millis(100) {
             return Err("capture.response_timeout: at least 100ms".into());
         }
-        Ok(())
+        c.tls.validate()
     }
 }

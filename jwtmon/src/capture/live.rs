@@ -9,6 +9,7 @@
 use std::{
     net::IpAddr,
     num::NonZeroUsize,
+    path::Path,
     time::{Duration, SystemTime},
 };
 
@@ -19,6 +20,7 @@ use serde_json::json;
 use super::{
     Record, RecordKind, Segment,
     reassembly::{Limits, Piece, Reassembly, ReassemblyStats},
+    tls::TlsAssembler,
 };
 use crate::finding::{Finding, Kind};
 
@@ -32,9 +34,39 @@ const FRAGMENT_REPORT_EVERY: Duration = Duration::from_mins(1);
 /// Sources remembered for that.
 const FRAGMENT_SOURCES: usize = 4096;
 
+/// One record of a client stream into `streams`: SYN places the stream,
+/// data goes in sequence order, a record that stands for more than it
+/// carries leaves a hole, FIN/RST close it.
+pub fn feed_client(streams: &mut Reassembly, s: &Segment, flags: u32, out: &mut Vec<Segment>) {
+    let mut seq = s.seq;
+    if flags & tcp_flag::SYN != 0 {
+        streams.open(s.src, s.dst, seq, out);
+        // Data on a SYN (TCP Fast Open) starts after the ISN.
+        seq = seq.wrapping_add(1);
+    }
+    if !s.data.is_empty() {
+        let piece = Piece {
+            seq,
+            ack: s.ack,
+            time: s.time,
+            data: &s.data,
+        };
+        streams.data(s.src, s.dst, piece, out);
+    }
+    if s.payload_len as usize > s.data.len() {
+        streams.lost(s.src, s.dst, seq.wrapping_add(s.payload_len), out);
+    }
+    if flags & (tcp_flag::FIN | tcp_flag::RST) != 0 {
+        streams.close(s.src, s.dst, out);
+    }
+}
+
 /// Ring records to messages.
 pub struct Assembler {
     streams: Reassembly,
+    limits: Limits,
+    /// TLS plaintext, once some arrives (its own streams, same limits).
+    pub tls: Option<TlsAssembler>,
     reported: LruCache<IpAddr, SystemTime>,
     /// Fragment records seen.
     pub fragments: u64,
@@ -45,6 +77,8 @@ impl Assembler {
     pub fn new(limits: Limits) -> Self {
         Self {
             streams: Reassembly::new(limits),
+            limits,
+            tls: None,
             reported: LruCache::new(
                 NonZeroUsize::new(FRAGMENT_SOURCES).unwrap_or(NonZeroUsize::MIN),
             ),
@@ -55,38 +89,24 @@ impl Assembler {
     /// Takes one record: messages (requests reassembled, responses as
     /// sampled) go to `out`, fragment reports to `findings`.
     pub fn push(&mut self, record: Record, out: &mut Vec<Segment>, findings: &mut Vec<Finding>) {
+        if matches!(record.kind, RecordKind::TlsRead | RecordKind::TlsWrite) {
+            let limits = self.limits;
+            self.tls
+                .get_or_insert_with(|| TlsAssembler::new(limits, Path::new("/proc")))
+                .push(record, out);
+            return;
+        }
         let Record {
             kind,
             flags,
             segment: s,
+            ..
         } = record;
         match kind {
+            RecordKind::TlsRead | RecordKind::TlsWrite => {}
             RecordKind::Response => out.push(s),
             RecordKind::Fragment => self.fragment(&s, findings),
-            RecordKind::Client => {
-                let mut seq = s.seq;
-                if flags & tcp_flag::SYN != 0 {
-                    self.streams.open(s.src, s.dst, seq, out);
-                    // Data on a SYN (TCP Fast Open) starts after the ISN.
-                    seq = seq.wrapping_add(1);
-                }
-                if !s.data.is_empty() {
-                    let piece = Piece {
-                        seq,
-                        ack: s.ack,
-                        time: s.time,
-                        data: &s.data,
-                    };
-                    self.streams.data(s.src, s.dst, piece, out);
-                }
-                if s.payload_len as usize > s.data.len() {
-                    self.streams
-                        .lost(s.src, s.dst, seq.wrapping_add(s.payload_len), out);
-                }
-                if flags & (tcp_flag::FIN | tcp_flag::RST) != 0 {
-                    self.streams.close(s.src, s.dst, out);
-                }
-            }
+            RecordKind::Client => feed_client(&mut self.streams, &s, flags, out),
         }
     }
 
@@ -113,16 +133,22 @@ impl Assembler {
     /// Upkeep at `now` (once a second): holes and idle partial messages.
     pub fn expire(&mut self, now: SystemTime, out: &mut Vec<Segment>) {
         self.streams.expire(now, HOLD, IDLE, out);
+        if let Some(t) = &mut self.tls {
+            t.expire(now, out);
+        }
     }
 
     /// End of capture: what is buffered goes out.
     pub fn finish(&mut self, out: &mut Vec<Segment>) {
         self.streams.finish(out);
+        if let Some(t) = &mut self.tls {
+            t.finish(out);
+        }
     }
 
-    /// Bytes held by reassembly.
+    /// Bytes held by reassembly (packet and TLS streams).
     pub fn buffered_bytes(&self) -> usize {
-        self.streams.buffered_bytes()
+        self.streams.buffered_bytes() + self.tls.as_ref().map_or(0, TlsAssembler::buffered_bytes)
     }
 
     /// What reassembly counted.

@@ -7,6 +7,7 @@ pub mod live;
 pub mod pcap;
 pub mod reassembly;
 pub mod ringbuf;
+pub mod tls;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -24,6 +25,17 @@ pub enum Direction {
     Request,
     /// Server to client: starts with a status line.
     Response,
+}
+
+/// How the bytes were seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// TCP segments (packet capture, or a capture file).
+    #[default]
+    Tcp,
+    /// TLS plaintext from the server's `SSL_read`/`SSL_write`.
+    Tls,
 }
 
 /// The start of one TCP segment's payload, with its flow.
@@ -45,6 +57,8 @@ pub struct Segment {
     pub payload_len: u32,
     /// The bytes captured from the start of the payload.
     pub data: Vec<u8>,
+    /// TCP or TLS.
+    pub transport: Transport,
 }
 
 impl Segment {
@@ -104,6 +118,11 @@ pub enum RecordKind {
     Response,
     /// The first IP fragment of TCP to a monitored port.
     Fragment,
+    /// Plaintext a TLS server read (or its SYN/FIN): reassembled like a
+    /// client stream.
+    TlsRead,
+    /// Plaintext a TLS server wrote that starts a response.
+    TlsWrite,
 }
 
 /// One decoded ring-buffer record.
@@ -115,6 +134,10 @@ pub struct Record {
     pub flags: u32,
     /// The bytes and their flow.
     pub segment: Segment,
+    /// TLS records: the process that made the call (0 otherwise).
+    pub tgid: u32,
+    /// TLS records: the listening socket's fd in that process.
+    pub listen_fd: u32,
 }
 
 /// Decodes one ring-buffer record.
@@ -136,6 +159,8 @@ pub fn decode(bytes: &[u8], clock: &Clock) -> Result<Record, RecordError> {
         record::REQUEST => (RecordKind::Client, Direction::Request),
         record::RESPONSE => (RecordKind::Response, Direction::Response),
         record::FRAGMENT => (RecordKind::Fragment, Direction::Request),
+        record::TLS_READ => (RecordKind::TlsRead, Direction::Request),
+        record::TLS_WRITE => (RecordKind::TlsWrite, Direction::Response),
         k => return Err(RecordError::Kind(k)),
     };
     let ip = |a| -> IpAddr { addr_from_key(a) };
@@ -148,11 +173,17 @@ pub fn decode(bytes: &[u8], clock: &Clock) -> Result<Record, RecordError> {
         ack: h.ack,
         payload_len: h.payload_len,
         data: bytes[HDR..HDR + h.captured_len as usize].to_vec(),
+        transport: match kind {
+            RecordKind::TlsRead | RecordKind::TlsWrite => Transport::Tls,
+            _ => Transport::Tcp,
+        },
     };
     Ok(Record {
         kind,
         flags: h.flags,
         segment,
+        tgid: h.tgid,
+        listen_fd: h.listen_fd,
     })
 }
 
@@ -174,6 +205,8 @@ mod tests {
             ifindex: 3,
             ack: 9,
             flags: 0,
+            tgid: 0,
+            listen_fd: 0,
         };
         let mut v = vec![0u8; size_of::<RecordHeader>()];
         // SAFETY: v has room for the header.

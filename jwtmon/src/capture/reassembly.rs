@@ -483,6 +483,7 @@ fn cut(
             ack: mark.map_or(0, |m| m.ack),
             payload_len: u32::try_from(message_len).unwrap_or(u32::MAX),
             data: s.buf[..shown].to_vec(),
+            transport: super::Transport::Tcp,
         });
         s.consume(take);
         s.discard = (message_len - take) as u64;

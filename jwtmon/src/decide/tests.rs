@@ -33,6 +33,7 @@ fn finding(kind: &str, ip: &str, t: u64) -> Finding {
         detail: json!({}),
         action: Outcome::Log,
         proven: true,
+        transport: None,
     }
 }
 

@@ -42,6 +42,7 @@ pub(crate) fn obs(
         status: Some(status),
         latency: None,
         unanswered: false,
+        transport: crate::capture::Transport::Tcp,
     }
 }
 

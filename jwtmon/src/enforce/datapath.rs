@@ -310,6 +310,12 @@ impl Datapath {
         })
     }
 
+    /// The loaded object, for the programs other stages attach (TLS
+    /// probes); they share its maps and go when it is dropped.
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
     /// What is attached so far.
     pub fn attachments(&self) -> &[Attachment] {
         &self.attachments

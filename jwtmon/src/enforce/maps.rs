@@ -317,6 +317,11 @@ impl Maps {
         control.request_len = c.request_bytes;
         control.response_len = c.response_bytes;
         control.flow_bytes_per_sec = c.flow_bytes_per_second;
+        control.tls_bytes = if c.tls.enabled && c.sample_rate > 0 {
+            c.tls.copy_bytes
+        } else {
+            0
+        };
         let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1)) as u32;
         control.rate_per_cpu = c.max_records_per_second.div_ceil(cpus);
         self.control

@@ -131,6 +131,8 @@ pub struct Finding {
     /// proxy that names it). Unproven findings are never enforced: one
     /// spoofed packet must not get anybody blocked.
     pub proven: bool,
+    /// How the request was seen, for findings made from one.
+    pub transport: Option<crate::capture::Transport>,
 }
 
 impl Finding {
@@ -148,12 +150,13 @@ impl Finding {
             detail: Value::Null,
             action: Outcome::Log,
             proven: false,
+            transport: None,
         }
     }
 
     /// The JSON line form.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "type": "finding",
             "time": humantime::format_rfc3339_millis(self.time).to_string(),
             "kind": self.kind,
@@ -164,7 +167,11 @@ impl Finding {
             "endpoint": self.endpoint,
             "detail": self.detail,
             "action": self.action,
-        })
+        });
+        if let Some(t) = self.transport {
+            v["transport"] = json!(t);
+        }
+        v
     }
 }
 

@@ -273,6 +273,7 @@ mod tests {
             detail: json!({"failures": 12, "window_s": 60, "decision": {"ttl_s": 600}}),
             action: action.parse().unwrap(),
             proven: true,
+            transport: None,
         }
     }
 

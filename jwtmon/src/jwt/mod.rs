@@ -409,6 +409,7 @@ impl JwtAnalyzer {
             );
             f.token_id = Some(crate::parse::hex16(&digest));
             f.proven = obs.proven();
+            f.transport = Some(obs.transport);
             f
         };
         let verdict = if let Some(v) = self.cache.get(&digest) {

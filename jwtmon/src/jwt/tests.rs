@@ -146,6 +146,7 @@ fn obs(tok: &str, ip: &str, ua: &str, time: SystemTime) -> Observation {
         status: Some(200),
         latency: None,
         unanswered: false,
+        transport: crate::capture::Transport::Tcp,
     }
 }
 

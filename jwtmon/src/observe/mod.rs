@@ -17,7 +17,7 @@ use lru::LruCache;
 use serde_json::{Value, json};
 
 use crate::{
-    capture::{Direction, Segment, config::CaptureConfig},
+    capture::{Direction, Segment, Transport, config::CaptureConfig},
     parse::{self, Request},
     target::Target,
 };
@@ -57,6 +57,8 @@ pub struct Observation {
     pub latency: Option<Duration>,
     /// No response within the timeout (or before shutdown / eviction).
     pub unanswered: bool,
+    /// Seen in TCP segments, or as TLS plaintext.
+    pub transport: Transport,
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -109,6 +111,7 @@ impl Observation {
             "status": self.status,
             "latency_ms": self.latency.map(|d| d.as_secs_f64() * 1000.0),
             "unanswered": self.unanswered,
+            "transport": self.transport,
         });
         if !self.attributed {
             v["client_attributed"] = json!(false);
@@ -222,6 +225,7 @@ impl Observer {
                 status: None,
                 latency: None,
                 unanswered: false,
+                transport: seg.transport,
             };
             if !self.flows.contains(&key)
                 && let Some((_, evicted)) = self.flows.push(key, Flow::default())

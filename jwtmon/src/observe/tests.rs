@@ -12,6 +12,7 @@ fn seg(dir: Direction, src: &str, dst: &str, seq: u32, ack: u32, t: u64, data: &
         ack,
         payload_len: data.len() as u32,
         data: data.to_vec(),
+        transport: Transport::Tcp,
     }
 }
 

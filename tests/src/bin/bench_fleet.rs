@@ -77,6 +77,7 @@ fn observation(i: u64) -> Observation {
         status: Some(if failed { 401 } else { 200 }),
         latency: None,
         unanswered: false,
+        transport: jwtmon::capture::Transport::Tcp,
     }
 }
 

@@ -80,6 +80,7 @@ fn obs(token: &str, i: usize) -> Observation {
         status: Some(200),
         latency: None,
         unanswered: false,
+        transport: jwtmon::capture::Transport::Tcp,
     }
 }
 

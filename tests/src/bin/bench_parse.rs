@@ -100,6 +100,7 @@ fn main() {
                 ack: 1,
                 payload_len: len,
                 data,
+                transport: jwtmon::capture::Transport::Tcp,
             },
             &mut out,
         );
@@ -113,6 +114,7 @@ fn main() {
                 ack: 1 + len,
                 payload_len: 40,
                 data: resp.to_vec(),
+                transport: jwtmon::capture::Transport::Tcp,
             },
             &mut out,
         );

@@ -143,6 +143,7 @@ fn segments(i: usize, req: &[u8], status: u16, t: SystemTime) -> [Segment; 2] {
             ack: 1,
             payload_len: len,
             data: req.to_vec(),
+            transport: jwtmon::capture::Transport::Tcp,
         },
         Segment {
             dir: Direction::Response,
@@ -153,6 +154,7 @@ fn segments(i: usize, req: &[u8], status: u16, t: SystemTime) -> [Segment; 2] {
             ack: 1 + len,
             payload_len: resp.len() as u32,
             data: resp,
+            transport: jwtmon::capture::Transport::Tcp,
         },
     ]
 }

@@ -103,6 +103,7 @@ fn main() {
             status: Some(200),
             latency: None,
             unanswered: false,
+            transport: jwtmon::capture::Transport::Tcp,
         })
         .collect();
     let start = SystemTime::now();

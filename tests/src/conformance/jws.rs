@@ -159,6 +159,7 @@ fn observation(token: &str) -> Observation {
         status: Some(200),
         latency: None,
         unanswered: false,
+        transport: jwtmon::capture::Transport::Tcp,
     }
 }
 
