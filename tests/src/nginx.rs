@@ -30,6 +30,17 @@ impl Nginx {
     /// Like [`Nginx::start`]; `listen_extra` is appended to each `listen`
     /// line (e.g. `ssl`), and `server_extra` joins the server block.
     pub fn start_with(port: u16, listen_extra: &str, server: &str) -> Result<Self> {
+        Self::start_env(port, listen_extra, server, &[])
+    }
+
+    /// Like [`Nginx::start_with`], with extra environment variables (e.g.
+    /// `LD_LIBRARY_PATH` to make it load another copy of OpenSSL).
+    pub fn start_env(
+        port: u16,
+        listen_extra: &str,
+        server: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         if !std::path::Path::new(NGINX).exists() {
             bail!("{NGINX} is missing: run `cargo xtask setup` (Debian package nginx-light)");
         }
@@ -59,6 +70,7 @@ impl Nginx {
             .arg(dir.join("nginx.conf"))
             .arg("-e")
             .arg(dir.join("error.log"))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -76,6 +88,11 @@ impl Nginx {
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(n)
+    }
+
+    /// Its process id (with `master_process off`, the one that serves).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Its error log.

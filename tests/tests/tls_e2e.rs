@@ -301,3 +301,78 @@ fn https_attacks_are_seen_through_openssl_and_their_senders_dropped() {
     assert!(left.is_empty(), "programs left loaded: {left:?}");
     drop(nginx);
 }
+
+#[test]
+fn a_library_that_appears_later_is_probed_and_a_file_without_openssl_is_reported_once() {
+    let net = TestNet::new().expect("test network");
+    let pin = PinDir::new("tls-late");
+    let cert = Cert::new();
+    // A copy of OpenSSL that no process maps yet and ldconfig does not
+    // know: only a rescan can find it.
+    let lib_dir = cert.dir.join("lib");
+    std::fs::create_dir_all(&lib_dir).unwrap();
+    let system = [
+        "/lib/x86_64-linux-gnu/libssl.so.3",
+        "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("Debian's libssl3");
+    std::fs::copy(system, lib_dir.join("libssl.so.3")).unwrap();
+    let metrics_port = jwtmon_tests::free_port();
+    // /bin/true has no SSL_read: reported once, never retried, no crash.
+    let cfg = TempFile::new(
+        "tls-late",
+        &format!(
+            "[daemon]\nemit = \"findings\"\n[capture]\nports = []\nresponse_timeout = \"2s\"\n\
+             [capture.tls]\nenabled = true\nlibraries = [\"auto\", \"/bin/true\"]\n\
+             rescan_interval = \"1s\"\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+        ),
+    );
+    let mut d =
+        Daemon::start(&pin, &["--config", cfg.path(), "--iface", &net.host_if], 1).expect("daemon");
+    let metric = |series: &str| sample(&scrape(metrics_port), series);
+    let before = metric("jwtmon_tls_libraries");
+    let failures = "jwtmon_tls_events_total{event=\"attach_failures\"}";
+    assert_eq!(metric(failures), 1.0);
+
+    // nginx starts after the daemon, on the copy.
+    let port = jwtmon_tests::free_port();
+    let lib = lib_dir.display().to_string();
+    let nginx = Nginx::start_env(
+        port,
+        "ssl",
+        &cert.server_block(),
+        &[("LD_LIBRARY_PATH", &lib)],
+    )
+    .expect("nginx");
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", nginx.pid())).unwrap();
+    assert!(
+        maps.contains(&format!("{lib}/libssl.so.3")),
+        "nginx maps the copy"
+    );
+    let end = Instant::now() + Duration::from_secs(5);
+    while metric("jwtmon_tls_libraries") < before + 1.0 {
+        assert!(
+            Instant::now() < end,
+            "the copy was not probed:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let attacker = net.add_peer_addr(41).expect("address");
+    let url = format!("https://{}:{port}/search?q=%27%20OR%201%3D1--", net.host_ip);
+    assert_eq!(curl(&net, &attacker, &url, &[], 5).as_deref(), Some("ok\n"));
+    let mut seen = Vec::new();
+    let f = wait_line(&mut d, &mut seen, "SQLi finding", |v| {
+        v["kind"] == "injection_sqli" && v["src_ip"] == attacker.as_str()
+    });
+    assert_eq!(f["transport"], "tls", "{f}");
+    // Several rescans later: still one failure, logged once.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(metric(failures), 1.0);
+    let log = d.stop_with_log();
+    assert_eq!(log.matches("TLS probes not attached").count(), 1, "{log}");
+    assert!(log.contains("/bin/true"), "{log}");
+    drop(nginx);
+}
