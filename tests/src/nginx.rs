@@ -113,3 +113,67 @@ impl Drop for Nginx {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A throwaway key and self-signed certificate, removed on drop.
+pub struct Cert {
+    dir: PathBuf,
+}
+
+impl Cert {
+    /// Makes one (P-256, one day, CN api.test).
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "jwtmon-tls-cert-{}-{}",
+            std::process::id(),
+            crate::unique()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=api.test",
+                "-keyout",
+            ])
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem"))
+            .output()
+            .expect("openssl (cargo xtask setup installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { dir }
+    }
+
+    /// Its directory (`cert.pem`, `key.pem`).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// An nginx `server` block body that serves TLS with it and answers
+    /// 200 "ok" everywhere.
+    pub fn server_block(&self) -> String {
+        format!(
+            "ssl_certificate {0}/cert.pem;\n ssl_certificate_key {0}/key.pem;\n\
+             location / {{ return 200 \"ok\\n\"; }}",
+            self.dir.display()
+        )
+    }
+}
+
+impl Drop for Cert {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

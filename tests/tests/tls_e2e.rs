@@ -8,76 +8,16 @@
 //! HTTPS raises nothing, an HTTP/2 connection is counted and not parsed,
 //! and no probe is left once the daemon stops. Needs root.
 
-use std::{
-    path::PathBuf,
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use jwtmon_tests::{
     PinDir, TempFile,
     daemon::{Daemon, list_targets},
     metrics::{sample, scrape},
     netns::TestNet,
-    nginx::Nginx,
+    nginx::{Cert, Nginx},
 };
 use serde_json::Value;
-
-/// A throwaway key and self-signed certificate, removed on drop.
-struct Cert {
-    dir: PathBuf,
-}
-
-impl Cert {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "jwtmon-tls-cert-{}-{}",
-            std::process::id(),
-            jwtmon_tests::unique()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=api.test",
-                "-keyout",
-            ])
-            .arg(dir.join("key.pem"))
-            .arg("-out")
-            .arg(dir.join("cert.pem"))
-            .output()
-            .expect("openssl (cargo xtask setup installs it)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self { dir }
-    }
-
-    fn server_block(&self) -> String {
-        format!(
-            "ssl_certificate {0}/cert.pem;\n ssl_certificate_key {0}/key.pem;\n\
-             location / {{ return 200 \"ok\\n\"; }}",
-            self.dir.display()
-        )
-    }
-}
-
-impl Drop for Cert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// curl over HTTPS from `src` in the namespace; the body, or `None` when
 /// it did not get an answer within `secs`.
@@ -309,7 +249,7 @@ fn a_library_that_appears_later_is_probed_and_a_file_without_openssl_is_reported
     let cert = Cert::new();
     // A copy of OpenSSL that no process maps yet and ldconfig does not
     // know: only a rescan can find it.
-    let lib_dir = cert.dir.join("lib");
+    let lib_dir = cert.dir().join("lib");
     std::fs::create_dir_all(&lib_dir).unwrap();
     let system = [
         "/lib/x86_64-linux-gnu/libssl.so.3",

@@ -90,6 +90,10 @@ enum Task {
     /// Print the live capture ceiling: wrk against a namespace server with
     /// and without the daemon, ring-buffer loss and the daemon's CPU.
     BenchCapture,
+    /// Print HTTPS throughput through a real nginx with TLS capture off and
+    /// on (wrk from a namespace, same run), and the probes' cost per
+    /// request. Needs root.
+    BenchTls,
     /// Print fleet propagation (a block on node A into the kernel maps of
     /// B and C, p50/p99, next to a raw Redis pub/sub round trip) and the
     /// Redis commands per 1k requests/s, on a real redis-server. Needs root.
@@ -217,6 +221,7 @@ fn main() -> Result<()> {
             &["--scale".into(), scale.to_string()],
         ),
         Task::BenchCapture => run_root_bench(&root, "bench-capture", &[]),
+        Task::BenchTls => run_root_bench(&root, "bench-tls", &[]),
         Task::BenchStart => run_root_bench(&root, "bench-start", &[]),
         Task::BenchFleet => run_root_bench(&root, "bench-fleet", &[]),
         Task::Demo => run_root_bench(&root, "demo", &[]),

@@ -1,0 +1,198 @@
+//! `cargo xtask bench-tls`: what seeing HTTPS costs. A real nginx (Debian's,
+//! OpenSSL 3, one worker) serves TLS on the host end of a veth pair; `wrk`
+//! in the namespace drives it over keep-alive HTTPS connections. Three
+//! configurations, interleaved over rounds so drift hits all alike: no
+//! jwtmon (the anchor), jwtmon enforcing in XDP without capture, and
+//! jwtmon with `[capture.tls]` on, analysing every request. It prints the
+//! request rates and their ratios, and what the probes cost per request:
+//! the kernel's own run time of the TLS programs (`bpf_stats_enabled`),
+//! and the daemon's CPU. Needs root, nginx, wrk.
+
+use std::{process::Command, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use jwtmon_tests::{
+    PinDir, TempFile,
+    daemon::Daemon,
+    netns::TestNet,
+    nginx::{Cert, Nginx},
+};
+
+const SECS: u32 = 5;
+const ROUNDS: usize = 3;
+const CONNS: u32 = 16;
+const JWT: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInJvbGUiOiJ1c2VyIiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjE5MDAwMDAwMDB9.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmUtc2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmUtc2lnbmF0dXJl";
+
+/// wrk over HTTPS from the namespace: requests completed and requests/s.
+fn wrk(net: &TestNet, port: u16) -> Result<(u64, f64)> {
+    let url = format!("https://{}:{port}/api/v1/accounts/42/balance", net.host_ip);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &net.ns, "wrk", "-t1"])
+        .arg(format!("-c{CONNS}"))
+        .arg(format!("-d{SECS}s"))
+        .args(["--timeout", "2s", "-H"])
+        .arg(format!("Authorization: Bearer {JWT}"))
+        .arg(&url)
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "wrk failed: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .context("wrk printed no request count")?;
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("wrk printed no rate")?;
+    Ok((requests, rps))
+}
+
+/// User + system CPU seconds of a process.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime (fields 14 and 15), in USER_HZ ticks.
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+}
+
+/// Kernel run time (ns) and runs of the TLS programs so far.
+fn probe_runs() -> (u64, u64) {
+    let mut ns = 0;
+    let mut runs = 0;
+    for p in aya::programs::loaded_programs().flatten() {
+        let name = p.name_as_str().unwrap_or("");
+        if [
+            "jwtmon_tls",
+            "jwtmon_accept",
+            "jwtmon_close",
+            "jwtmon_sock_io",
+        ]
+        .iter()
+        .any(|n| name.starts_with(n))
+        {
+            ns += u64::try_from(p.run_time().as_nanos()).unwrap_or(u64::MAX);
+            runs += p.run_count();
+        }
+    }
+    (ns, runs)
+}
+
+/// Sets `kernel.bpf_stats_enabled`; returns the old value.
+fn bpf_stats(on: bool) -> String {
+    let path = "/proc/sys/kernel/bpf_stats_enabled";
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "0".into());
+    let _ = std::fs::write(path, if on { "1" } else { "0" });
+    old.trim().to_string()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> Result<()> {
+    if !jwtmon_tests::is_root() {
+        bail!("bench-tls needs root (namespaces, XDP, uprobes)");
+    }
+    let net = TestNet::new()?;
+    let cert = Cert::new();
+    let port = jwtmon_tests::free_port();
+    let _nginx = Nginx::start_with(port, "ssl", &cert.server_block())?;
+    let old_stats = bpf_stats(true);
+    let pin = PinDir::new("bench-tls");
+    let enforce_cfg = TempFile::new("bench-tls-enforce", "[capture]\nports = []\n");
+    let tls_cfg = TempFile::new(
+        "bench-tls-on",
+        "[capture]\nports = []\n[capture.tls]\nenabled = true\n[detect.rate]\nceiling_per_s = 0\n",
+    );
+    let iface = net.host_if.clone();
+    let mut off = Vec::new();
+    let mut enforce = Vec::new();
+    let mut on = Vec::new();
+    let (mut probe_ns, mut probe_runs_total, mut on_requests, mut daemon_cpu) = (0, 0, 0, 0.0);
+    for _ in 0..ROUNDS {
+        off.push(wrk(&net, port)?.1);
+        let d = Daemon::start(
+            &pin,
+            &[
+                "--config",
+                enforce_cfg.path(),
+                "--iface",
+                &iface,
+                "--emit",
+                "none",
+            ],
+            1,
+        )?;
+        enforce.push(wrk(&net, port)?.1);
+        d.stop();
+        let d = Daemon::start(
+            &pin,
+            &[
+                "--config",
+                tls_cfg.path(),
+                "--iface",
+                &iface,
+                "--emit",
+                "none",
+            ],
+            1,
+        )?;
+        let pid = d.pid().context("daemon pid")?;
+        let (ns0, runs0) = probe_runs();
+        let cpu0 = cpu_s(pid);
+        let (requests, rps) = wrk(&net, port)?;
+        std::thread::sleep(Duration::from_millis(300));
+        let (ns1, runs1) = probe_runs();
+        daemon_cpu += cpu_s(pid) - cpu0;
+        probe_ns += ns1.saturating_sub(ns0);
+        probe_runs_total += runs1.saturating_sub(runs0);
+        on_requests += requests;
+        on.push(rps);
+        d.stop();
+    }
+    bpf_stats(old_stats == "1");
+    let (off, enforce, on) = (median(off), median(enforce), median(on));
+    println!(
+        "nginx (1 worker, OpenSSL 3, TLS 1.3, keep-alive) on a veth; wrk -t1 -c{CONNS} for {SECS} s; \
+         median of {ROUNDS} interleaved rounds; nginx, wrk and jwtmon share the 2 cores"
+    );
+    println!();
+    println!("| configuration | req/s | vs. no jwtmon |");
+    println!("|---|---:|---:|");
+    println!("| no jwtmon (anchor) | {off:.0} | 1.00x |");
+    println!(
+        "| jwtmon, XDP enforce only | {enforce:.0} | {:.2}x |",
+        enforce / off
+    );
+    println!(
+        "| jwtmon, TLS capture on (every request analysed) | {on:.0} | {:.2}x |",
+        on / off
+    );
+    println!();
+    let per_req = |v: f64| v / on_requests.max(1) as f64;
+    println!(
+        "TLS capture cost per request: kernel programs {:.2} µs ({:.1} program runs: server and wrk's own SSL calls, accept, close, socket I/O), \
+         daemon CPU {:.2} µs (parse + analysis); uprobe trap overhead is inside the throughput ratio",
+        per_req(probe_ns as f64) / 1000.0,
+        per_req(probe_runs_total as f64),
+        per_req(daemon_cpu * 1e6),
+    );
+    println!(
+        "goal: TLS capture on >= 0.95x of no jwtmon: {}",
+        if on / off >= 0.95 { "met" } else { "not met" }
+    );
+    Ok(())
+}
