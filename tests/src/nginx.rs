@@ -120,8 +120,8 @@ pub struct Cert {
 }
 
 impl Cert {
-    /// Makes one (P-256, one day, CN api.test).
-    pub fn new() -> Self {
+    /// Makes one with `openssl req` (P-256, one day, CN api.test).
+    pub fn generate() -> Self {
         let dir = std::env::temp_dir().join(format!(
             "jwtmon-tls-cert-{}-{}",
             std::process::id(),

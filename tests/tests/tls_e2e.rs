@@ -82,7 +82,7 @@ fn https_attacks_are_seen_through_openssl_and_their_senders_dropped() {
     let net = TestNet::new().expect("test network");
     let pin = PinDir::new("tls");
     let port = jwtmon_tests::free_port();
-    let cert = Cert::new();
+    let cert = Cert::generate();
     let nginx = Nginx::start_with(port, "ssl http2", &cert.server_block()).expect("nginx");
     // No plain-HTTP port is monitored: whatever is seen comes from TLS.
     let metrics_port = jwtmon_tests::free_port();
@@ -246,7 +246,7 @@ fn https_attacks_are_seen_through_openssl_and_their_senders_dropped() {
 fn a_library_that_appears_later_is_probed_and_a_file_without_openssl_is_reported_once() {
     let net = TestNet::new().expect("test network");
     let pin = PinDir::new("tls-late");
-    let cert = Cert::new();
+    let cert = Cert::generate();
     // A copy of OpenSSL that no process maps yet and ldconfig does not
     // know: only a rescan can find it.
     let lib_dir = cert.dir().join("lib");
