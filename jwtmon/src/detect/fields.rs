@@ -21,6 +21,8 @@ pub enum Place {
     Body,
     /// A cookie name or value.
     Cookie,
+    /// A header value (`User-Agent`, `Referer`, custom headers).
+    Header,
 }
 
 impl Place {
@@ -31,6 +33,7 @@ impl Place {
             Place::Query => "query",
             Place::Body => "body",
             Place::Cookie => "cookie",
+            Place::Header => "header",
         }
     }
 
@@ -183,10 +186,61 @@ fn cut_to(s: Cow<'_, str>, max: usize) -> Cow<'_, str> {
     Cow::Owned(s[..end].to_string())
 }
 
+/// Headers with a fixed grammar (media types, languages, dates, tokens,
+/// client hints, trace ids): not free text, so not judged as text.
+fn structured(name: &str) -> bool {
+    name.starts_with("accept")
+        || name.starts_with("sec-")
+        || name.starts_with("if-")
+        || matches!(
+            name,
+            "cache-control"
+                | "pragma"
+                | "te"
+                | "dnt"
+                | "priority"
+                | "range"
+                | "origin"
+                | "upgrade-insecure-requests"
+                | "x-requested-with"
+                | "x-forwarded-proto"
+                | "x-forwarded-host"
+                | "x-forwarded-port"
+                | "x-real-ip"
+                | "via"
+                | "traceparent"
+                | "tracestate"
+                | "baggage"
+                | "content-encoding"
+                | "keep-alive"
+                | "expect"
+        )
+}
+
+/// Header values that are free text (`User-Agent`, `Referer`, custom
+/// headers), and, with `all`, the structured ones too (for families that
+/// ride any header, such as JNDI lookups).
+pub fn header_values(req: &Request, all: bool) -> Vec<Cow<'_, str>> {
+    let mut out: Vec<Cow<'_, str>> = req
+        .user_agent
+        .iter()
+        .map(|u| Cow::Borrowed(u.as_str()))
+        .collect();
+    out.extend(
+        req.headers
+            .iter()
+            .filter(|(n, _)| all || !structured(n))
+            .map(|(_, v)| crate::detect::decode::deep(&v.0)),
+    );
+    out
+}
+
 /// Every value an injection could ride in: the decoded path, each query
-/// and cookie name and value, and the body's values (form fields, JSON keys
-/// and strings, XML attributes and text, or the raw text). Each is cut to
-/// `max` bytes.
+/// and cookie name and value, the free-text header values, and the body's
+/// values (form fields, JSON keys and strings, XML attributes and text,
+/// or the raw text; nothing of a binary upload). Percent-encoding is
+/// undone to a fixed point and character references resolved. Each is cut
+/// to `max` bytes.
 pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
     let mut out = vec![(
         Place::Path,
@@ -198,8 +252,13 @@ pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
     if let Some(c) = &req.cookies {
         cookie_values(&c.0, &mut out);
     }
+    out.extend(
+        header_values(req, false)
+            .into_iter()
+            .map(|v| (Place::Header, v)),
+    );
     let body = &req.body;
-    if !body.is_empty() {
+    if !body.is_empty() && !binary(req) {
         if is_json(req)
             && let Ok(v) = serde_json::from_slice::<Value>(body)
         {
@@ -213,7 +272,38 @@ pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
         }
     }
     // Same element type: the cut reuses the vector.
-    out.into_iter().map(|(p, v)| (p, cut_to(v, max))).collect()
+    out.into_iter()
+        .map(|(p, v)| {
+            let v = cut_to(v, max);
+            let d = crate::detect::decode::deep(&v);
+            let v = match d {
+                Cow::Owned(d) => Cow::Owned(d),
+                Cow::Borrowed(_) => v,
+            };
+            (p, v)
+        })
+        .collect()
+}
+
+/// A body that is not text: images, audio, video, archives, fonts,
+/// octet streams. Its bytes "contain" anything; they are not judged.
+fn binary(req: &Request) -> bool {
+    req.content_type.as_deref().is_some_and(|c| {
+        let c = c.to_ascii_lowercase();
+        ["image/", "audio/", "video/", "font/"]
+            .iter()
+            .any(|p| c.starts_with(p))
+            || [
+                "application/octet-stream",
+                "application/zip",
+                "application/gzip",
+                "application/pdf",
+                "application/x-protobuf",
+                "application/grpc",
+            ]
+            .iter()
+            .any(|p| c.starts_with(p))
+    })
 }
 
 /// The username a login attempt names: Basic auth, else the first of

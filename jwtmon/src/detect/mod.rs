@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod decode;
 pub mod fields;
 pub mod inject;
 pub mod profile;

@@ -165,6 +165,36 @@ catalogue! {
     InjectionPathTraversal = "injection_path_traversal", High, ABUSE;
     /// A shell separator with a command, command substitution or a shell path.
     InjectionCommand = "injection_command", High, ABUSE;
+    /// CR/LF followed by a header or a status line in a value: header injection, response splitting.
+    InjectionCrlf = "injection_crlf", High, ABUSE;
+    /// A JNDI lookup (`${jndi:ldap://...}`, Log4Shell), obfuscated lookups resolved first.
+    InjectionJndi = "injection_jndi", High, ABUSE;
+    /// Server-side template syntax that computes or reaches objects (`{{7*7}}`, `${...}`, `<%= %>`).
+    InjectionSsti = "injection_ssti", High, ABUSE;
+    /// An XML document that declares external entities (`<!ENTITY ... SYSTEM`, parameter entities).
+    InjectionXxe = "injection_xxe", High, ABUSE;
+    /// A URL value naming a loopback, private, link-local or metadata address, or a gopher/dict/file URL.
+    InjectionSsrf = "injection_ssrf", High, ABUSE;
+    /// LDAP filter syntax in a value (`*)(uid=*`, `)(|(`).
+    InjectionLdap = "injection_ldap", High, ABUSE;
+    /// A server-side include directive (`<!--#exec`, `<!--#include`).
+    InjectionSsi = "injection_ssi", High, ABUSE;
+    /// CR/LF followed by an SMTP or IMAP command in a value (mail command injection).
+    InjectionMail = "injection_mail", High, ABUSE;
+    /// A parameter that names a remote or wrapper URL to include (`http://1.2.3.4/x?`, `php://`, `expect://`).
+    InjectionRfi = "injection_rfi", High, ABUSE;
+    /// PHP code or PHP object syntax in a value (`<?php`, `system(`, `O:8:"stdClass"`, wrappers).
+    InjectionPhp = "injection_php", High, ABUSE;
+    /// Java gadget classes, OGNL/EL expressions or a serialized Java object in a value.
+    InjectionJava = "injection_java", High, ABUSE;
+    /// Server-side script code (Node.js `child_process`, `process.mainModule`, Perl `@{[ ]}`, Python `__import__`).
+    InjectionCode = "injection_code", High, ABUSE;
+    /// `__proto__` or `constructor.prototype` in a parameter name or JSON key.
+    InjectionPrototypePollution = "injection_prototype_pollution", Medium, ALERT;
+    /// A session identifier set from the request (a session parameter, or a cookie set in a value).
+    SessionFixation = "session_fixation", Medium, ALERT;
+    /// A request for a backup, editor or leftover file (`.bak`, `~`, `.git/`, `.env`).
+    ProbeLeftoverFile = "probe_leftover_file", Medium, ALERT;
     /// A verified subject active far from its usual hours.
     UnusualHour = "unusual_hour", Medium, ALERT;
     /// A verified subject from a network (or country) it never used.

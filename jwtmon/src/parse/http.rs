@@ -126,12 +126,19 @@ pub struct Request {
     pub forwarded_for: Vec<String>,
     /// `Forwarded: for=` hops, leftmost first.
     pub forwarded: Vec<String>,
+    /// The other headers (lower-cased name, value), in order, for the
+    /// detectors; values may be credentials, so `Debug` hides them. At
+    /// most [`MAX_OTHER_HEADERS`].
+    pub headers: Vec<(String, Hidden)>,
     /// The captured start of the body.
     pub body: Vec<u8>,
     /// The header block was cut by the capture limit (what was parsed is
     /// still usable).
     pub truncated: bool,
 }
+
+/// Headers kept beyond the ones parsed into fields.
+pub const MAX_OTHER_HEADERS: usize = 32;
 
 /// Why a request is malformed. Names are stable (metrics labels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -328,6 +335,11 @@ impl Request {
                 .chain(&self.forwarded)
                 .map(String::len)
                 .sum::<usize>()
+            + self
+                .headers
+                .iter()
+                .map(|(n, v)| n.len() + v.0.len() + 48)
+                .sum::<usize>()
             + self.body.len()
     }
 
@@ -455,6 +467,11 @@ fn build(req: &httparse::Request<'_, '_>, truncated: bool) -> Result<Request, Ma
                     }
                 }
             }
+        } else if r.headers.len() < MAX_OTHER_HEADERS {
+            r.headers.push((
+                name.to_ascii_lowercase(),
+                Hidden(str_of(h.value).into_owned()),
+            ));
         }
     }
     r.upgrade = (connection_upgrade && upgrade) || r.method == "CONNECT" || r.method == "PRI";

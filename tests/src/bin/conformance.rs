@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use jwtmon_tests::conformance::{corpus, jws, llhttp, sqli};
+use jwtmon_tests::conformance::{corpus, crs, jws, llhttp, sqli};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -53,6 +53,21 @@ fn main() -> Result<()> {
         if (crs.is_some() && r.recall() < 90.0) || (benign.is_some() && r.fp_rate() > 2.0) {
             println!("SQLi goals not met (recall >= 90%, false positives <= 2%)");
             disagreements += 1;
+        }
+    }
+    if let Some(p) = corpus(&dir, "crs-attacks") {
+        let (report, families) = crs::run(&p)?;
+        print!("{report}");
+        for f in &families {
+            if std::env::var_os("JWTMON_CONFORMANCE_VERBOSE").is_some() {
+                for m in &f.missed {
+                    println!("  {m}");
+                }
+            }
+            if f.recall() < 90.0 {
+                println!("crs-{}: goal not met (recall >= 90%)", f.family);
+                disagreements += 1;
+            }
         }
     }
     if disagreements > 0 {

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod crs;
 pub mod jws;
 pub mod llhttp;
 pub mod sqli;

@@ -1,18 +1,25 @@
-//! Injection payloads in the path, query and cookie values and the sampled
-//! body:
+//! Injection payloads in the path, query, cookie and free-text header
+//! values and the sampled body, each decoded first ([`super::decode`]):
 //! `injection_sqli` (tokenizer-based, [`sqli`]), `injection_xss`,
-//! `injection_path_traversal` and `injection_command` ([`patterns`]). One
-//! finding per kind per request.
+//! `injection_path_traversal` and `injection_command` ([`patterns`]), and
+//! the other families ([`families`]: CRLF, JNDI, SSTI, XXE, SSRF, LDAP,
+//! SSI, mail, RFI, PHP, Java, code, prototype pollution, session fixation,
+//! leftover files). A value that is base64 is inspected decoded as well.
+//! One finding per kind per request.
 
+pub mod families;
 pub mod patterns;
 pub mod sqli;
+
+use std::sync::LazyLock;
 
 use serde_json::json;
 
 use super::{
     Detector,
     config::InjectionConfig,
-    fields::{Place, values},
+    decode,
+    fields::{Place, header_values, values},
 };
 use crate::{analysis::Reporter, finding::Kind, parse::Request};
 
@@ -41,31 +48,84 @@ fn plain(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-'))
 }
 
-/// Every injection in a request, at most one per kind.
-pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
-    let mut hits: Vec<Hit> = Vec::new();
-    for (place, v) in values(req, cfg.max_value_bytes) {
-        if plain(&v) {
-            continue;
+/// Java gadget vocabulary: suspicious only inside a base64 value (a
+/// serialized payload), where no ordinary text would put it.
+static BASE64_JAVA: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(
+        r"java\.|runtime|processbuilder|classloader|transformer|(?:for|while)closure|serializationfactory|clonefactory|instantiatefactory|templatesimpl|lazymap|invocationhandler",
+    )
+    .expect("pattern compiles")
+});
+
+/// What one request's inspection found so far.
+struct Found {
+    hits: Vec<Hit>,
+}
+
+impl Found {
+    fn add(&mut self, kind: Kind, shape: &'static str, place: Place, v: &str) {
+        if self.hits.iter().any(|h| h.kind == kind) {
+            return;
         }
+        self.hits.push(Hit {
+            kind,
+            shape,
+            place,
+            sample: place.quotable().then(|| v.chars().take(SAMPLE).collect()),
+        });
+    }
+
+    /// Every family on one decoded value.
+    fn value(&mut self, place: Place, v: &str) {
         let lower = v.to_ascii_lowercase();
-        let mut found = patterns::detect(&lower);
-        if let Some(shape) = sqli::detect(&v) {
-            found.push((Kind::InjectionSqli, shape));
+        for (kind, shape) in families::detect(place, &lower) {
+            self.add(kind, shape, place, v);
         }
-        for (kind, shape) in found {
-            if hits.iter().any(|h| h.kind == kind) {
-                continue;
-            }
-            hits.push(Hit {
-                kind,
-                shape,
-                place,
-                sample: place.quotable().then(|| v.chars().take(SAMPLE).collect()),
-            });
+        if plain(v) {
+            return;
+        }
+        for (kind, shape) in patterns::detect(&lower) {
+            self.add(kind, shape, place, v);
+        }
+        if let Some(shape) = sqli::detect(v) {
+            self.add(Kind::InjectionSqli, shape, place, v);
         }
     }
-    hits
+}
+
+/// Every injection in a request, at most one per kind.
+pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
+    let mut found = Found { hits: Vec::new() };
+    for (place, v) in values(req, cfg.max_value_bytes) {
+        found.value(place, &v);
+        for bytes in decode::base64_bytes(&v) {
+            if decode::java_serialized(&bytes) {
+                found.add(
+                    Kind::InjectionJava,
+                    "serialized java object (base64)",
+                    place,
+                    &v,
+                );
+            } else if let Some(text) = decode::printable(&bytes) {
+                if BASE64_JAVA.is_match(&text.to_ascii_lowercase()) {
+                    found.add(Kind::InjectionJava, "java gadget name (base64)", place, &v);
+                }
+                found.value(place, &text);
+            }
+        }
+    }
+    // Lookups ride any header, structured ones included.
+    for v in header_values(req, true) {
+        let lower = v.to_ascii_lowercase();
+        if lower.contains("${")
+            && let Some((kind, shape)) = families::detect(Place::Header, &lower)
+                .into_iter()
+                .find(|(k, _)| *k == Kind::InjectionJndi)
+        {
+            found.add(kind, shape, Place::Header, &v);
+        }
+    }
+    found.hits
 }
 
 /// The injection detector: stateless, a finding per kind per request.

