@@ -84,7 +84,9 @@ impl Found {
         if plain(v) {
             return;
         }
-        for (kind, shape) in patterns::detect(&lower) {
+        let prose =
+            matches!(place, Place::Body | Place::Header) && v.split_whitespace().nth(2).is_some();
+        for (kind, shape) in patterns::detect(&lower, prose) {
             self.add(kind, shape, place, v);
         }
         if let Some(shape) = sqli::detect(v) {

