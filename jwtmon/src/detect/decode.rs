@@ -16,6 +16,9 @@ use base64::{
 const ROUNDS: usize = 3;
 /// Shortest value tried as base64.
 const MIN_BASE64: usize = 6;
+/// Shortest base64 value whose decoded text is inspected (shorter ones
+/// are only checked for a serialized Java object).
+pub const MIN_BASE64_TEXT: usize = 8;
 /// Longest value tried as base64.
 const MAX_BASE64: usize = 64 << 10;
 

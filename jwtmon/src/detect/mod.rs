@@ -70,7 +70,7 @@ pub const DETECTORS: &[Build] = &[
     |c| on(scan::Scan::new(&c.scan, c.max_tracked_keys)),
     |c| {
         if c.injection.enabled {
-            on(inject::Injection(c.injection.clone()))
+            on(inject::Injection::new(c.injection.clone()))
         } else {
             Ok(None)
         }

@@ -123,6 +123,8 @@ catalogue! {
     JwtUntrustedX5u = "jwt_untrusted_x5u", High, FORGERY;
     /// The `kid` carries path traversal, a system path, SQL or shell metacharacters.
     JwtKidInjection = "jwt_kid_injection", High, FORGERY;
+    /// Two or more different JWTs in one request (two `Authorization` headers, a header and a cookie, ...); each is analysed.
+    JwtMultipleTokens = "jwt_multiple_tokens", Medium, ALERT;
     /// An HS* token verifies with an empty or dictionary secret.
     JwtWeakSecret = "jwt_weak_secret", Critical, ALERT;
     /// `exp` plus leeway is before the observation time.

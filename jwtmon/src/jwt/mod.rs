@@ -33,6 +33,7 @@ use crate::{
     endpoint::endpoint,
     finding::{Finding, Kind},
     observe::Observation,
+    parse::Credentials,
 };
 use checks::Raw;
 use config::{IssuerConfig, JwtConfig};
@@ -382,20 +383,47 @@ impl JwtAnalyzer {
         self.revocations.unrevoke_token_id(token_id)
     }
 
-    /// Analyses one observation; appends its findings. Returns what the
-    /// behaviour detectors need to know of the token.
+    /// Analyses one observation: every JWT it carries ([`carried`]), each
+    /// on its own; more than one distinct token is a finding in itself.
+    /// Appends the findings and returns what the behaviour detectors need
+    /// to know of the first token.
     pub fn analyze(&mut self, obs: &Observation, out: &mut Vec<Finding>) -> TokenFacts {
-        let Some(cred) = &obs.request.credentials else {
-            return TokenFacts::default();
-        };
-        if !cred.scheme.eq_ignore_ascii_case("bearer") {
-            return TokenFacts::default();
-        }
-        let raw_token = cred.expose_secret();
-        if !raw_token.starts_with("eyJ") {
+        let found = carried(&obs.request);
+        if found.opaque_bearer {
             self.stats.opaque += 1;
-            return TokenFacts::default();
         }
+        if found.tokens.len() > 1 {
+            let mut f = Finding::new(
+                Kind::JwtMultipleTokens,
+                obs.time,
+                obs.client_ip,
+                endpoint(&obs.request.method, &obs.request.path),
+            );
+            f.proven = obs.proven();
+            f.transport = Some(obs.transport);
+            f.detail = json!({
+                "tokens": found.tokens.len(),
+                "places": found.tokens.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+                "token_ids": found.tokens.iter().map(|(_, c)| c.token_id()).collect::<Vec<_>>(),
+            });
+            out.push(f);
+        }
+        let mut facts: Option<TokenFacts> = None;
+        for (_, cred) in &found.tokens {
+            let f = self.analyze_token(obs, cred, out);
+            facts.get_or_insert(f);
+        }
+        facts.unwrap_or_default()
+    }
+
+    /// One token of an observation.
+    fn analyze_token(
+        &mut self,
+        obs: &Observation,
+        cred: &Credentials,
+        out: &mut Vec<Finding>,
+    ) -> TokenFacts {
+        let raw_token = cred.expose_secret();
         self.stats.tokens += 1;
         let digest = *cred.digest();
         // The request context of a finding, built only when one is made.
@@ -501,6 +529,71 @@ impl JwtAnalyzer {
             session: verdict.sid.clone().or_else(|| verdict.jti.clone()),
         }
     }
+}
+
+/// The JWTs a request carries, where, and whether it had a bearer
+/// credential that is not one.
+#[derive(Default)]
+pub struct Carried {
+    /// (place, token), distinct tokens only, `Authorization` first.
+    pub tokens: Vec<(&'static str, Credentials)>,
+    /// A `Bearer` credential that is not a JWT (an opaque token).
+    pub opaque_bearer: bool,
+}
+
+/// A compact JWS: three base64url parts, the header a JSON object.
+pub fn looks_like_jws(s: &str) -> bool {
+    s.starts_with("eyJ")
+        && s.bytes().filter(|b| *b == b'.').count() == 2
+        && s.len() <= 16 << 10
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=' | b'+' | b'/')
+        })
+}
+
+/// Every JWT in a request: `Authorization` with any scheme or none (each
+/// such header), any cookie whose value is a JWS, any other header whose
+/// value is one (with or without a scheme), and the `access_token`,
+/// `id_token`, `token` and `jwt` query parameters (RFC 6750 2.3).
+pub fn carried(req: &crate::parse::Request) -> Carried {
+    let mut c = Carried::default();
+    let add = |place: &'static str, value: &str, c: &mut Carried| {
+        let value = value.trim().trim_matches('"');
+        let token = value.rsplit(' ').next().unwrap_or(value);
+        if looks_like_jws(token)
+            && !c.tokens.iter().any(|(_, t)| t.expose_secret() == token)
+            && c.tokens.len() < 8
+        {
+            c.tokens
+                .push((place, Credentials::new(&format!("{place} {token}"))));
+        }
+    };
+    for cred in req.other_credentials.iter().chain(&req.credentials) {
+        let secret = cred.expose_secret();
+        if looks_like_jws(secret) {
+            add("authorization", secret, &mut c);
+        } else if cred.scheme.eq_ignore_ascii_case("bearer") {
+            c.opaque_bearer = true;
+        }
+    }
+    if let Some(cookies) = &req.cookies {
+        for pair in cookies.0.split(';') {
+            if let Some((_, v)) = pair.split_once('=') {
+                add("cookie", v, &mut c);
+            }
+        }
+    }
+    for (_, v) in &req.headers {
+        add("header", &v.0, &mut c);
+    }
+    if let Some(q) = &req.query {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            if matches!(k.as_ref(), "access_token" | "id_token" | "token" | "jwt") {
+                add("query", &v, &mut c);
+            }
+        }
+    }
+    c
 }
 
 #[cfg(test)]

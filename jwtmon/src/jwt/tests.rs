@@ -641,3 +641,75 @@ fn times_at_the_ends_of_i64_never_overflow() {
         assert!(!k.is_empty(), "times this far off are findings: {k:?}");
     }
 }
+
+#[test]
+fn tokens_are_found_wherever_they_travel_and_two_are_a_finding() {
+    let none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none"}"#),
+        b64(claims().to_string().as_bytes())
+    );
+    let cfg = rsa_cfg();
+    let analyse = |req: Request| -> Vec<&'static str> {
+        let mut a = JwtAnalyzer::new(&cfg).unwrap();
+        let mut o = obs("x", "10.0.0.9", "ua", at(1_700_000_000));
+        o.request = req;
+        let mut out = Vec::new();
+        a.analyze(&o, &mut out);
+        out.iter().map(|f| f.kind.name()).collect()
+    };
+    let base = || Request {
+        method: "GET".into(),
+        path: "/api/me".into(),
+        ..Request::default()
+    };
+    // Another scheme, no scheme, a cookie, a custom header, a query token.
+    for req in [
+        Request {
+            credentials: Some(Credentials::new(&format!("JWT {none}"))),
+            ..base()
+        },
+        Request {
+            credentials: Some(Credentials::new(&none)),
+            ..base()
+        },
+        Request {
+            cookies: Some(crate::parse::Hidden(format!("theme=dark; session={none}"))),
+            ..base()
+        },
+        Request {
+            headers: vec![("x-auth-token".into(), crate::parse::Hidden(none.clone()))],
+            ..base()
+        },
+        Request {
+            query: Some(format!("access_token={none}")),
+            ..base()
+        },
+    ] {
+        assert_eq!(analyse(req.clone()), ["jwt_alg_none"], "{req:?}");
+    }
+    // Two Authorization headers with different tokens: each analysed, and
+    // the pair reported.
+    let rs = rs256(claims());
+    let two = Request {
+        other_credentials: vec![Credentials::new(&format!("Bearer {rs}"))],
+        credentials: Some(Credentials::new(&format!("Bearer {none}"))),
+        ..base()
+    };
+    let k = analyse(two);
+    assert!(k.contains(&"jwt_multiple_tokens"), "{k:?}");
+    assert!(k.contains(&"jwt_alg_none"), "{k:?}");
+    // The same token twice is one token; an opaque bearer is not a JWT.
+    let same = Request {
+        credentials: Some(Credentials::new(&format!("Bearer {rs}"))),
+        cookies: Some(crate::parse::Hidden(format!("jwt={rs}"))),
+        ..base()
+    };
+    assert!(!analyse(same).contains(&"jwt_multiple_tokens"));
+    let opaque = Request {
+        credentials: Some(Credentials::new("Bearer 2YotnFZFEjr1zCsicMWpAA")),
+        cookies: Some(crate::parse::Hidden("sid=eyJhbGciOi".into())),
+        ..base()
+    };
+    assert!(analyse(opaque).is_empty());
+}

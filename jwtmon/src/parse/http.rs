@@ -106,8 +106,11 @@ pub struct Request {
     pub host: Option<String>,
     /// `User-Agent`.
     pub user_agent: Option<String>,
-    /// `Authorization`, hashed for display.
+    /// `Authorization`, hashed for display (the last one sent).
     pub credentials: Option<Credentials>,
+    /// Earlier `Authorization` headers of the same request (a second one
+    /// is a smuggling attempt: each is analysed). At most 4.
+    pub other_credentials: Vec<Credentials>,
     /// The raw `Cookie` header (values are credentials: `Debug` hides it;
     /// use [`Request::cookie_names`] or [`Request::cookie`]).
     pub cookies: Option<Hidden>,
@@ -336,6 +339,11 @@ impl Request {
                 .map(String::len)
                 .sum::<usize>()
             + self
+                .other_credentials
+                .iter()
+                .map(|c| c.expose_secret().len() + 64)
+                .sum::<usize>()
+            + self
                 .headers
                 .iter()
                 .map(|(n, v)| n.len() + v.0.len() + 48)
@@ -426,6 +434,11 @@ fn build(req: &httparse::Request<'_, '_>, truncated: bool) -> Result<Request, Ma
         } else if name.eq_ignore_ascii_case("user-agent") {
             r.user_agent = Some(text(h.value));
         } else if name.eq_ignore_ascii_case("authorization") {
+            if let Some(prev) = r.credentials.take()
+                && r.other_credentials.len() < 4
+            {
+                r.other_credentials.push(prev);
+            }
             r.credentials = Some(Credentials::new(&str_of(h.value)));
         } else if name.eq_ignore_ascii_case("cookie") {
             r.cookies = Some(Hidden(match r.cookies.take() {

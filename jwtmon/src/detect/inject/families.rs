@@ -289,15 +289,51 @@ static SESSION_NAMES: LazyLock<Regex> = LazyLock::new(|| {
     .expect("pattern compiles")
 });
 
+/// Every family's patterns in one set (one pass over a value), each
+/// pattern with its family.
+struct Combined {
+    set: RegexSet,
+    owner: Vec<(usize, usize)>,
+}
+
+static COMBINED: LazyLock<Combined> = LazyLock::new(|| {
+    let mut patterns = Vec::new();
+    let mut owner = Vec::new();
+    for (fi, f) in FAMILIES.iter().enumerate() {
+        for (pi, p) in f.set.patterns().iter().enumerate() {
+            patterns.push(p.clone());
+            owner.push((fi, pi));
+        }
+    }
+    Combined {
+        set: RegexSet::new(patterns).expect("patterns compile"),
+        owner,
+    }
+});
+
+/// Compiles every pattern now, so the first request does not pay for it.
+pub fn warm() {
+    LazyLock::force(&COMBINED);
+    LazyLock::force(&SESSION_NAMES);
+    let _ = jndi("${x}");
+    let _ = leftover("/a.b");
+}
+
+/// True when `lower` is the name of a session identifier parameter.
+pub fn session_parameter(lower: &str) -> bool {
+    lower.len() <= 32 && SESSION_NAMES.is_match(lower)
+}
+
 /// Every `(kind, shape)` family the value at `place` matches.
 pub fn detect(place: Place, lower: &str) -> Vec<(Kind, &'static str)> {
     let mut out: Vec<(Kind, &'static str)> = Vec::new();
-    for f in FAMILIES.iter().filter(|f| f.places.contains(&place)) {
-        if out.iter().any(|(k, _)| *k == f.kind) {
-            continue;
-        }
-        if let Some(i) = f.set.matches(lower).iter().next() {
-            out.push((f.kind, f.names[i]));
+    // Most values match nothing: a plain match is cheaper than the set.
+    let any = COMBINED.set.is_match(lower);
+    for i in any.then(|| COMBINED.set.matches(lower)).iter().flatten() {
+        let (fi, pi) = COMBINED.owner[i];
+        let f = &FAMILIES[fi];
+        if f.places.contains(&place) && !out.iter().any(|(k, _)| *k == f.kind) {
+            out.push((f.kind, f.names[pi]));
         }
     }
     if lower.contains("${") && jndi(lower) {
@@ -308,7 +344,7 @@ pub fn detect(place: Place, lower: &str) -> Vec<(Kind, &'static str)> {
     {
         out.push(shape);
     }
-    if place == Place::Query && SESSION_NAMES.is_match(lower) {
+    if place == Place::Query && session_parameter(lower) {
         out.push((Kind::SessionFixation, "session parameter in the url"));
     }
     if place == Place::Path

@@ -75,14 +75,24 @@ impl Found {
         });
     }
 
-    /// Every family on one decoded value.
+    /// Every family on one decoded value. A plain value (letters, digits,
+    /// `-`) carries no syntax: only a session parameter's name is looked
+    /// for in it.
     fn value(&mut self, place: Place, v: &str) {
+        if plain(v) {
+            if place == Place::Query && families::session_parameter(&v.to_ascii_lowercase()) {
+                self.add(
+                    Kind::SessionFixation,
+                    "session parameter in the url",
+                    place,
+                    v,
+                );
+            }
+            return;
+        }
         let lower = v.to_ascii_lowercase();
         for (kind, shape) in families::detect(place, &lower) {
             self.add(kind, shape, place, v);
-        }
-        if plain(v) {
-            return;
         }
         let prose =
             matches!(place, Place::Body | Place::Header) && v.split_whitespace().nth(2).is_some();
@@ -108,7 +118,9 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
                     place,
                     &v,
                 );
-            } else if let Some(text) = decode::printable(&bytes) {
+            } else if v.len() >= decode::MIN_BASE64_TEXT
+                && let Some(text) = decode::printable(&bytes)
+            {
                 if BASE64_JAVA.is_match(&text.to_ascii_lowercase()) {
                     found.add(Kind::InjectionJava, "java gadget name (base64)", place, &v);
                 }
@@ -132,6 +144,18 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
 
 /// The injection detector: stateless, a finding per kind per request.
 pub struct Injection(pub InjectionConfig);
+
+impl Injection {
+    /// The detector, its patterns compiled (a first request must not wait
+    /// for that: it is the one an attacker's first probe lands on).
+    pub fn new(cfg: InjectionConfig) -> Self {
+        families::warm();
+        patterns::warm();
+        LazyLock::force(&BASE64_JAVA);
+        let _ = sqli::detect("' or 1=1--");
+        Self(cfg)
+    }
+}
 
 impl Detector for Injection {
     fn name(&self) -> &'static str {

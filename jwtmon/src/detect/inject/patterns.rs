@@ -90,7 +90,9 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
             &[
                 (
                     "separator and command",
-                    &format!(r"(?:^|[;&|`\n]|\$\()\s*(?:/(?:usr/)?(?:local/)?s?bin/)?{TOOLS}{ARGS}"),
+                    &format!(
+                        r"(?:^|[;&|`\n]|\$\()\s*(?:/(?:usr/)?(?:local/)?s?bin/)?{TOOLS}{ARGS}"
+                    ),
                 ),
                 (
                     "separator and shell word",
@@ -116,6 +118,13 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
         ),
     ]
 });
+
+/// Compiles every pattern now, so the first request does not pay for it.
+pub fn warm() {
+    LazyLock::force(&SETS);
+    let _ = without_js_comments("/**/");
+    let _ = shell_words("$");
+}
 
 /// The value without JavaScript comments (`/* ... */`).
 fn without_js_comments(s: &str) -> Cow<'_, str> {
@@ -153,18 +162,15 @@ pub fn detect(lower: &str, prose: bool) -> Vec<(Kind, &'static str)> {
     let shell = shell_words(lower);
     SETS.iter()
         .filter_map(|s| {
-            let m = match s.kind {
-                Kind::InjectionXss => s.set.matches(&script),
-                Kind::InjectionCommand => {
-                    let m = s.set.matches(lower);
-                    if m.matched_any() {
-                        m
-                    } else {
-                        s.set.matches(&shell)
-                    }
-                }
-                _ => s.set.matches(lower),
+            let hay: &str = match s.kind {
+                Kind::InjectionXss => &script,
+                Kind::InjectionCommand if !s.set.is_match(lower) => &shell,
+                _ => lower,
             };
+            if !s.set.is_match(hay) {
+                return None;
+            }
+            let m = s.set.matches(hay);
             m.iter()
                 .find(|i| {
                     !(prose
