@@ -449,6 +449,36 @@ mod tests {
     }
 
     #[test]
+    fn free_text_headers_are_values_and_binary_bodies_are_not() {
+        let mut r = req("image/png", "\u{0}\u{1}; rm -rf / | sh ../../etc");
+        r.user_agent = Some("Mozilla/5.0".into());
+        r.headers = vec![
+            (
+                "referer".into(),
+                crate::parse::Hidden("https://x.test/a%3Fb".into()),
+            ),
+            (
+                "accept".into(),
+                crate::parse::Hidden("text/html,*/*;q=0.8".into()),
+            ),
+            ("x-note".into(), crate::parse::Hidden("%2527hi".into())),
+        ];
+        let v: Vec<(Place, String)> = values(&r, 100)
+            .into_iter()
+            .map(|(p, s)| (p, s.into()))
+            .collect();
+        let headers: Vec<&str> = v
+            .iter()
+            .filter(|(p, _)| *p == Place::Header)
+            .map(|(_, s)| s.as_str())
+            .collect();
+        // Decoded to a fixed point; the structured Accept is not text.
+        assert_eq!(headers, ["Mozilla/5.0", "https://x.test/a?b", "'hi"]);
+        assert!(v.iter().all(|(p, _)| *p != Place::Body), "{v:?}");
+        assert_eq!(header_values(&r, true).len(), 4);
+    }
+
+    #[test]
     fn cookies_and_xml_are_values() {
         let mut r = req(
             "text/xml",
