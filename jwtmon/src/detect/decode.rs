@@ -203,6 +203,29 @@ pub fn printable(bytes: &[u8]) -> Option<String> {
     })
 }
 
+/// The value with `/* ... */` comments removed (not replaced by a
+/// space): how a filter that strips comments, or a keyword split by
+/// them (`UN/**/ION SEL/**/ECT`), reads it.
+pub fn without_inline_comments(s: &str) -> Option<String> {
+    if !s.contains("/*") {
+        return None;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("/*") {
+        out.push_str(&rest[..at]);
+        match rest[at + 2..].find("*/") {
+            Some(end) => rest = &rest[at + 2 + end + 2..],
+            None => {
+                rest = "";
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
 /// The Java serialization stream magic (`0xACED0005`).
 pub fn java_serialized(bytes: &[u8]) -> bool {
     bytes.windows(4).any(|w| w == [0xac, 0xed, 0x00, 0x05])
@@ -250,5 +273,10 @@ mod tests {
                 .any(|t| t.contains("<script>"))
         );
         assert_eq!(printable(&[0xff, 0xfe, 0x00, 0x01, 0x02]), None);
+        assert_eq!(
+            without_inline_comments("1 UN/**/ION SEL/*x*/ECT a/*").as_deref(),
+            Some("1 UNION SELECT a")
+        );
+        assert_eq!(without_inline_comments("plain"), None);
     }
 }

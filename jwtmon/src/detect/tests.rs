@@ -165,6 +165,24 @@ fn injections_are_found_and_bodies_never_quoted() {
         0,
     );
     assert_eq!(kinds(&run(&mut d, &[t])), ["injection_path_traversal"]);
+    // Comment-split keywords, double encoding, a header: the same SQLi.
+    for (query, ua) in [
+        (
+            "q=1%20UN/**/ION%20SEL/**/ECT%20password%20FROM%20users",
+            "curl/8",
+        ),
+        ("q=1%2527%2520OR%25201%253D1--", "curl/8"),
+        ("q=tea", "x' UNION SELECT password FROM users--"),
+    ] {
+        let mut o = obs("10.0.0.3", "GET", "/search", "", 200, 0);
+        o.request.query = Some(query.into());
+        o.request.user_agent = Some(ua.into());
+        assert_eq!(
+            kinds(&run(&mut d, &[o])),
+            ["injection_sqli"],
+            "{query} / {ua}"
+        );
+    }
     let clean = obs("10.0.0.2", "GET", "/api/v1/accounts/42/balance", "", 200, 0);
     assert!(run(&mut d, &[clean]).is_empty());
 }

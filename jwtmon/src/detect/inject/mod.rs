@@ -99,7 +99,8 @@ impl Found {
         for (kind, shape) in patterns::detect(&lower, prose) {
             self.add(kind, shape, place, v);
         }
-        if let Some(shape) = sqli::detect(v) {
+        let split = || decode::without_inline_comments(v).and_then(|w| sqli::detect(&w));
+        if let Some(shape) = sqli::detect(v).or_else(split) {
             self.add(Kind::InjectionSqli, shape, place, v);
         }
     }
