@@ -76,7 +76,7 @@ fn crs_attack_families_recall_floors() {
         ("934", 42.0),
         ("941", 59.0),
         ("943", 60.0),
-        ("944", 62.0),
+        ("944", 60.0),
     ] {
         let f = families
             .iter()

@@ -15,7 +15,7 @@ use base64::{
 /// Most decoding rounds (a fourth level of encoding is left as it is).
 const ROUNDS: usize = 3;
 /// Shortest value tried as base64.
-const MIN_BASE64: usize = 6;
+const MIN_BASE64: usize = 8;
 /// Shortest base64 value whose decoded text is inspected (shorter ones
 /// are only checked for a serialized Java object).
 pub const MIN_BASE64_TEXT: usize = 8;
@@ -154,7 +154,7 @@ pub fn base64_bytes(v: &str) -> Vec<Vec<u8>> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
         || t.bytes().all(|b| b.is_ascii_lowercase())
-        || t.bytes().all(|b| b.is_ascii_digit())
+        || t.bytes().all(|b| b.is_ascii_hexdigit())
     {
         return Vec::new();
     }
@@ -214,12 +214,11 @@ pub fn without_inline_comments(s: &str) -> Option<String> {
     let mut rest = s;
     while let Some(at) = rest.find("/*") {
         out.push_str(&rest[..at]);
-        match rest[at + 2..].find("*/") {
-            Some(end) => rest = &rest[at + 2 + end + 2..],
-            None => {
-                rest = "";
-                break;
-            }
+        if let Some(end) = rest[at + 2..].find("*/") {
+            rest = &rest[at + 2 + end + 2..];
+        } else {
+            rest = "";
+            break;
         }
     }
     out.push_str(rest);
@@ -262,7 +261,7 @@ mod tests {
             .collect();
         assert!(texts.iter().any(|t| t.contains("runtime")), "{texts:?}");
         assert!(base64_bytes("rO0ABXNy").iter().any(|b| java_serialized(b)));
-        assert!(base64_bytes("KztAAU").iter().any(|b| java_serialized(b)));
+        assert!(base64_bytes("KztAAUdz").iter().any(|b| java_serialized(b)));
         assert!(base64_bytes("helloworld").is_empty(), "a plain word");
         assert!(base64_bytes("123456789").is_empty(), "a number");
         assert!(base64_bytes("a b").is_empty());

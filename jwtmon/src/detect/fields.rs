@@ -189,32 +189,36 @@ fn cut_to(s: Cow<'_, str>, max: usize) -> Cow<'_, str> {
 /// Headers with a fixed grammar (media types, languages, dates, tokens,
 /// client hints, trace ids): not free text, so not judged as text.
 fn structured(name: &str) -> bool {
-    name.starts_with("accept")
-        || name.starts_with("sec-")
-        || name.starts_with("if-")
-        || matches!(
-            name,
-            "cache-control"
-                | "pragma"
-                | "te"
-                | "dnt"
-                | "priority"
-                | "range"
-                | "origin"
-                | "upgrade-insecure-requests"
-                | "x-requested-with"
-                | "x-forwarded-proto"
-                | "x-forwarded-host"
-                | "x-forwarded-port"
-                | "x-real-ip"
-                | "via"
-                | "traceparent"
-                | "tracestate"
-                | "baggage"
-                | "content-encoding"
-                | "keep-alive"
-                | "expect"
-        )
+    const NAMES: [&str; 20] = [
+        "cache-control",
+        "pragma",
+        "te",
+        "dnt",
+        "priority",
+        "range",
+        "origin",
+        "upgrade-insecure-requests",
+        "x-requested-with",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-real-ip",
+        "via",
+        "traceparent",
+        "tracestate",
+        "baggage",
+        "content-encoding",
+        "keep-alive",
+        "expect",
+    ];
+    let prefix = |p: &str| {
+        name.get(..p.len())
+            .is_some_and(|n| n.eq_ignore_ascii_case(p))
+    };
+    prefix("accept")
+        || prefix("sec-")
+        || prefix("if-")
+        || NAMES.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// Header values that are free text (`User-Agent`, `Referer`, custom
@@ -227,10 +231,9 @@ pub fn header_values(req: &Request, all: bool) -> Vec<Cow<'_, str>> {
         .map(|u| Cow::Borrowed(u.as_str()))
         .collect();
     out.extend(
-        req.headers
-            .iter()
+        req.other_headers()
             .filter(|(n, _)| all || !structured(n))
-            .map(|(_, v)| crate::detect::decode::deep(&v.0)),
+            .map(|(_, v)| crate::detect::decode::deep(v)),
     );
     out
 }
@@ -452,17 +455,9 @@ mod tests {
     fn free_text_headers_are_values_and_binary_bodies_are_not() {
         let mut r = req("image/png", "\u{0}\u{1}; rm -rf / | sh ../../etc");
         r.user_agent = Some("Mozilla/5.0".into());
-        r.headers = vec![
-            (
-                "referer".into(),
-                crate::parse::Hidden("https://x.test/a%3Fb".into()),
-            ),
-            (
-                "accept".into(),
-                crate::parse::Hidden("text/html,*/*;q=0.8".into()),
-            ),
-            ("x-note".into(), crate::parse::Hidden("%2527hi".into())),
-        ];
+        r.headers = crate::parse::Hidden(
+            "Referer:https://x.test/a%3Fb\nAccept:text/html,*/*;q=0.8\nX-Note:%2527hi\n".into(),
+        );
         let v: Vec<(Place, String)> = values(&r, 100)
             .into_iter()
             .map(|(p, s)| (p, s.into()))

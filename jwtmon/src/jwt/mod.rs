@@ -19,6 +19,7 @@ pub mod token;
 pub mod verify;
 
 use std::{
+    borrow::Cow,
     num::NonZeroUsize,
     sync::{Arc, mpsc},
     time::{SystemTime, UNIX_EPOCH},
@@ -534,9 +535,11 @@ impl JwtAnalyzer {
 /// The JWTs a request carries, where, and whether it had a bearer
 /// credential that is not one.
 #[derive(Default)]
-pub struct Carried {
-    /// (place, token), distinct tokens only, `Authorization` first.
-    pub tokens: Vec<(&'static str, Credentials)>,
+pub struct Carried<'a> {
+    /// (place, token), distinct tokens only, `Authorization` first (the
+    /// request's own credentials are borrowed: their digest is computed
+    /// once).
+    pub tokens: Vec<(&'static str, Cow<'a, Credentials>)>,
     /// A `Bearer` credential that is not a JWT (an opaque token).
     pub opaque_bearer: bool,
 }
@@ -555,38 +558,43 @@ pub fn looks_like_jws(s: &str) -> bool {
 /// such header), any cookie whose value is a JWS, any other header whose
 /// value is one (with or without a scheme), and the `access_token`,
 /// `id_token`, `token` and `jwt` query parameters (RFC 6750 2.3).
-pub fn carried(req: &crate::parse::Request) -> Carried {
+pub fn carried(req: &crate::parse::Request) -> Carried<'_> {
     let mut c = Carried::default();
-    let add = |place: &'static str, value: &str, c: &mut Carried| {
+    for cred in req.other_credentials.iter().chain(&req.credentials) {
+        let secret = cred.expose_secret();
+        if looks_like_jws(secret) {
+            if !c.tokens.iter().any(|(_, t)| t.expose_secret() == secret) {
+                c.tokens.push(("authorization", Cow::Borrowed(cred)));
+            }
+        } else if cred.scheme.eq_ignore_ascii_case("bearer") {
+            c.opaque_bearer = true;
+        }
+    }
+    let add = |place: &'static str, value: &str, c: &mut Carried<'_>| {
         let value = value.trim().trim_matches('"');
         let token = value.rsplit(' ').next().unwrap_or(value);
         if looks_like_jws(token)
             && !c.tokens.iter().any(|(_, t)| t.expose_secret() == token)
             && c.tokens.len() < 8
         {
-            c.tokens
-                .push((place, Credentials::new(&format!("{place} {token}"))));
+            c.tokens.push((
+                place,
+                Cow::Owned(Credentials::new(&format!("{place} {token}"))),
+            ));
         }
     };
-    for cred in req.other_credentials.iter().chain(&req.credentials) {
-        let secret = cred.expose_secret();
-        if looks_like_jws(secret) {
-            add("authorization", secret, &mut c);
-        } else if cred.scheme.eq_ignore_ascii_case("bearer") {
-            c.opaque_bearer = true;
-        }
-    }
-    if let Some(cookies) = &req.cookies {
+    // Most requests carry no second token: look only where one could be.
+    if let Some(cookies) = req.cookies.as_ref().filter(|k| k.0.contains("eyJ")) {
         for pair in cookies.0.split(';') {
             if let Some((_, v)) = pair.split_once('=') {
                 add("cookie", v, &mut c);
             }
         }
     }
-    for (_, v) in &req.headers {
-        add("header", &v.0, &mut c);
+    for (_, v) in req.other_headers().filter(|(_, v)| v.contains("eyJ")) {
+        add("header", v, &mut c);
     }
-    if let Some(q) = &req.query {
+    if let Some(q) = req.query.as_ref().filter(|q| q.contains("eyJ")) {
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
             if matches!(k.as_ref(), "access_token" | "id_token" | "token" | "jwt") {
                 add("query", &v, &mut c);

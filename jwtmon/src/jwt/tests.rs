@@ -678,7 +678,7 @@ fn tokens_are_found_wherever_they_travel_and_two_are_a_finding() {
             ..base()
         },
         Request {
-            headers: vec![("x-auth-token".into(), crate::parse::Hidden(none.clone()))],
+            headers: crate::parse::Hidden(format!("X-Auth-Token:{none}\n")),
             ..base()
         },
         Request {

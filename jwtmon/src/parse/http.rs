@@ -129,10 +129,11 @@ pub struct Request {
     pub forwarded_for: Vec<String>,
     /// `Forwarded: for=` hops, leftmost first.
     pub forwarded: Vec<String>,
-    /// The other headers (lower-cased name, value), in order, for the
-    /// detectors; values may be credentials, so `Debug` hides them. At
-    /// most [`MAX_OTHER_HEADERS`].
-    pub headers: Vec<(String, Hidden)>,
+    /// The other headers, for the detectors: `name: value` lines in one
+    /// buffer (one allocation per request), read with
+    /// [`Request::other_headers`]. Values may be credentials, so `Debug`
+    /// hides them. At most [`MAX_OTHER_HEADERS`].
+    pub headers: Hidden,
     /// The captured start of the body.
     pub body: Vec<u8>,
     /// The header block was cut by the capture limit (what was parsed is
@@ -316,6 +317,11 @@ fn text(v: &[u8]) -> String {
 }
 
 impl Request {
+    /// The other headers as `(name, value)`, names as sent.
+    pub fn other_headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.0.lines().filter_map(|l| l.split_once(':'))
+    }
+
     /// Heap bytes its fields hold (what a waiting request costs besides
     /// its fixed size).
     pub fn held_bytes(&self) -> usize {
@@ -343,11 +349,7 @@ impl Request {
                 .iter()
                 .map(|c| c.expose_secret().len() + 64)
                 .sum::<usize>()
-            + self
-                .headers
-                .iter()
-                .map(|(n, v)| n.len() + v.0.len() + 48)
-                .sum::<usize>()
+            + self.headers.0.len()
             + self.body.len()
     }
 
@@ -421,6 +423,7 @@ fn build(req: &httparse::Request<'_, '_>, truncated: bool) -> Result<Request, Ma
     };
     let mut te: Option<String> = None;
     let (mut connection_upgrade, mut upgrade) = (false, false);
+    let mut others = 0;
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("connection") {
@@ -480,11 +483,16 @@ fn build(req: &httparse::Request<'_, '_>, truncated: bool) -> Result<Request, Ma
                     }
                 }
             }
-        } else if r.headers.len() < MAX_OTHER_HEADERS {
-            r.headers.push((
-                name.to_ascii_lowercase(),
-                Hidden(str_of(h.value).into_owned()),
-            ));
+        } else if others < MAX_OTHER_HEADERS {
+            others += 1;
+            let v = str_of(h.value);
+            let b = &mut r.headers.0;
+            b.reserve(name.len() + v.len() + 2);
+            b.push_str(name);
+            b.push(':');
+            // A value never holds a line break (the parser refuses them).
+            b.push_str(v.trim());
+            b.push('\n');
         }
     }
     r.upgrade = (connection_upgrade && upgrade) || r.method == "CONNECT" || r.method == "PRI";

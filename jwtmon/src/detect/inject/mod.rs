@@ -129,8 +129,14 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
             }
         }
     }
-    // Lookups ride any header, structured ones included.
-    for v in header_values(req, true) {
+    // Lookups ride any header, structured ones included (only a header
+    // block with a `$` or `%` can hold one).
+    let lookups = req
+        .user_agent
+        .as_deref()
+        .is_some_and(|u| u.contains(['$', '%']))
+        || req.headers.0.contains(['$', '%']);
+    for v in header_values(req, true).into_iter().filter(|_| lookups) {
         let lower = v.to_ascii_lowercase();
         if lower.contains("${")
             && let Some((kind, shape)) = families::detect(Place::Header, &lower)
