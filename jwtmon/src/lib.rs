@@ -45,3 +45,4 @@ pub mod respond;
 pub mod secret;
 pub mod sequence;
 pub mod target;
+pub mod transport;

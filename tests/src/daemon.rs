@@ -273,3 +273,34 @@ impl Drop for Daemon {
         let _ = std::fs::remove_file(&self.stderr_path);
     }
 }
+
+/// Waits (5 s at most) until `ip` is in the block list; panics otherwise.
+pub fn wait_blocked(pin: &PinDir, ip: &str) {
+    let end = Instant::now() + Duration::from_secs(5);
+    while !list_targets(pin, "blocks").contains(&ip.to_string()) {
+        assert!(Instant::now() < end, "{ip} was not blocked");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Reads the daemon's JSON lines into `seen` until one satisfies `want`
+/// (10 s at most); panics with what was seen otherwise.
+pub fn wait_line(
+    d: &mut Daemon,
+    seen: &mut Vec<serde_json::Value>,
+    what: &str,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = seen.iter().find(|v| want(v)) {
+            return v.clone();
+        }
+        assert!(
+            Instant::now() < end,
+            "no {what}; saw {seen:#?}\n{}",
+            d.log()
+        );
+        seen.extend(d.json_lines(1, Duration::from_millis(200)));
+    }
+}

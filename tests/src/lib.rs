@@ -16,6 +16,7 @@ pub mod nginx;
 pub mod pcapgen;
 pub mod redis;
 pub mod smtp;
+pub mod wrk;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -15,7 +15,7 @@ use std::{
 
 use jwtmon_tests::{
     PinDir, TempFile,
-    daemon::{Daemon, list_targets},
+    daemon::{Daemon, list_targets, wait_blocked, wait_line},
     frames::{Frame, send_raw},
     netns::{TestNet, in_netns},
     nginx::Nginx,
@@ -98,26 +98,9 @@ fn statuses(bytes: &[u8]) -> Vec<u16> {
 
 /// Waits for a finding of `kind` from `ip`.
 fn finding_from(d: &mut Daemon, seen: &mut Vec<Value>, kind: &str, ip: &str) -> Value {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(f) = seen.iter().find(|v| v["kind"] == kind && v["src_ip"] == ip) {
-            return f.clone();
-        }
-        assert!(
-            Instant::now() < end,
-            "no {kind} from {ip}; saw {seen:#?}\n{}",
-            d.log()
-        );
-        seen.extend(d.json_lines(1, Duration::from_millis(200)));
-    }
-}
-
-fn wait_blocked(pin: &PinDir, ip: &str) {
-    let end = Instant::now() + Duration::from_secs(5);
-    while !list_targets(pin, "blocks").contains(&ip.to_string()) {
-        assert!(Instant::now() < end, "{ip} was not blocked");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_line(d, seen, &format!("{kind} from {ip}"), |v| {
+        v["kind"] == kind && v["src_ip"] == ip
+    })
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use jwtmon_tests::{
     PinDir, TempFile,
-    daemon::{Daemon, list_targets},
+    daemon::{Daemon, list_targets, wait_blocked, wait_line},
     metrics::{sample, scrape},
     netns::TestNet,
     nginx::{Cert, Nginx},
@@ -38,35 +38,6 @@ fn curl(net: &TestNet, src: &str, url: &str, extra: &[&str], secs: u32) -> Optio
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Reads daemon lines until `want` matches one (within 10 s).
-fn wait_line(
-    d: &mut Daemon,
-    seen: &mut Vec<Value>,
-    what: &str,
-    want: impl Fn(&Value) -> bool,
-) -> Value {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = seen.iter().find(|v| want(v)) {
-            return v.clone();
-        }
-        assert!(
-            Instant::now() < end,
-            "no {what}; saw {seen:#?}\n{}",
-            d.log()
-        );
-        seen.extend(d.json_lines(1, Duration::from_millis(200)));
-    }
-}
-
-fn wait_blocked(pin: &PinDir, ip: &str) {
-    let end = Instant::now() + Duration::from_secs(5);
-    while !list_targets(pin, "blocks").contains(&ip.to_string()) {
-        assert!(Instant::now() < end, "{ip} was not blocked");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Names of the loaded kernel programs (15 characters at most).

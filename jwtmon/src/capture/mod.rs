@@ -27,16 +27,7 @@ pub enum Direction {
     Response,
 }
 
-/// How the bytes were seen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// TCP segments (packet capture, or a capture file).
-    #[default]
-    Tcp,
-    /// TLS plaintext from the server's `SSL_read`/`SSL_write`.
-    Tls,
-}
+pub use crate::transport::Transport;
 
 /// The start of one TCP segment's payload, with its flow.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -132,7 +132,7 @@ pub struct Finding {
     /// spoofed packet must not get anybody blocked.
     pub proven: bool,
     /// How the request was seen, for findings made from one.
-    pub transport: Option<crate::capture::Transport>,
+    pub transport: Option<crate::transport::Transport>,
 }
 
 impl Finding {

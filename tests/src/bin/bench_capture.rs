@@ -6,7 +6,7 @@
 //! daemon's CPU use; at the end, whether userspace parsed everything the
 //! kernel sampled. Needs root and `wrk`.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use jwtmon_tests::{
@@ -25,46 +25,16 @@ const JWT: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInJv
 /// Runs wrk from the namespace; returns requests completed and requests/s.
 fn wrk(net: &TestNet, conns: u32) -> Result<(u64, f64)> {
     let url = format!("http://{}:{PORT}/api/v1/accounts/42/balance", net.host_ip);
-    let out = Command::new("ip")
-        .args(["netns", "exec", &net.ns, "wrk", "-t1"])
-        .arg(format!("-c{conns}"))
-        .arg(format!("-d{SECS}s"))
-        .args(["--timeout", "2s", "-H"])
-        .arg(format!("Authorization: Bearer {JWT}"))
-        .arg(&url)
-        .output()
-        .context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!(
-            "wrk failed: {text} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let requests = text
-        .lines()
-        .find_map(|l| l.trim().split_once(" requests in "))
-        .and_then(|(n, _)| n.trim().parse().ok())
-        .context("wrk printed no request count")?;
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context("wrk printed no rate")?;
-    Ok((requests, rps))
-}
-
-/// User + system CPU time of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are
-    // fields 14 and 15 of the whole line.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+    let args = [
+        "-t1".to_string(),
+        format!("-c{conns}"),
+        format!("-d{SECS}s"),
+        "--timeout".into(),
+        "2s".into(),
+        "-H".into(),
+        format!("Authorization: Bearer {JWT}"),
+    ];
+    jwtmon_tests::wrk::run(&net.ns, &args, &url)
 }
 
 fn counters(pin: &PinDir) -> Value {
@@ -86,7 +56,6 @@ fn main() -> Result<()> {
     }
     let net = TestNet::new()?;
     let server = TestServer::start(&net.host_ip, PORT)?;
-    let ticks_per_s = 100.0; // USER_HZ on Linux
 
     let mut baseline = Vec::new();
     for c in LEVELS {
@@ -116,11 +85,11 @@ fn main() -> Result<()> {
     for (i, c) in LEVELS.into_iter().enumerate() {
         let (base, enforce) = (baseline[i], enforce_only[i]);
         let before = counters(&pin);
-        let t0 = cpu_ticks(pid);
+        let t0 = jwtmon_tests::wrk::cpu_seconds(pid);
         let (requests, rps) = wrk(&net, c)?;
         // Let the reader drain before reading counters.
         std::thread::sleep(Duration::from_millis(300));
-        let cpu_s = (cpu_ticks(pid) - t0) as f64 / ticks_per_s;
+        let cpu_s = jwtmon_tests::wrk::cpu_seconds(pid) - t0;
         let after = counters(&pin);
         let sampled = delta(&after, &before, "sampled");
         let full = delta(&after, &before, "ringbuf_full");

@@ -8,7 +8,7 @@
 //! the kernel's own run time of the TLS programs (`bpf_stats_enabled`),
 //! and the daemon's CPU. Needs root, nginx, wrk.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use jwtmon_tests::{
@@ -26,45 +26,16 @@ const JWT: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInJv
 /// wrk over HTTPS from the namespace: requests completed and requests/s.
 fn wrk(net: &TestNet, port: u16) -> Result<(u64, f64)> {
     let url = format!("https://{}:{port}/api/v1/accounts/42/balance", net.host_ip);
-    let out = Command::new("ip")
-        .args(["netns", "exec", &net.ns, "wrk", "-t1"])
-        .arg(format!("-c{CONNS}"))
-        .arg(format!("-d{SECS}s"))
-        .args(["--timeout", "2s", "-H"])
-        .arg(format!("Authorization: Bearer {JWT}"))
-        .arg(&url)
-        .output()
-        .context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!(
-            "wrk failed: {text} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let requests = text
-        .lines()
-        .find_map(|l| l.trim().split_once(" requests in "))
-        .and_then(|(n, _)| n.trim().parse().ok())
-        .context("wrk printed no request count")?;
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context("wrk printed no rate")?;
-    Ok((requests, rps))
-}
-
-/// User + system CPU seconds of a process.
-fn cpu_s(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // utime and stime (fields 14 and 15), in USER_HZ ticks.
-    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+    let args = [
+        "-t1".to_string(),
+        format!("-c{CONNS}"),
+        format!("-d{SECS}s"),
+        "--timeout".into(),
+        "2s".into(),
+        "-H".into(),
+        format!("Authorization: Bearer {JWT}"),
+    ];
+    jwtmon_tests::wrk::run(&net.ns, &args, &url)
 }
 
 /// Kernel run time (ns) and runs of the TLS programs so far.
@@ -149,7 +120,7 @@ fn main() -> Result<()> {
             )?;
             let pid = d.pid().context("daemon pid")?;
             let (ns0, runs0) = probe_runs();
-            let cpu0 = cpu_s(pid);
+            let cpu0 = jwtmon_tests::wrk::cpu_seconds(pid);
             let (requests, rps) = wrk(&net, port)?;
             std::thread::sleep(Duration::from_millis(300));
             let (ns1, runs1) = probe_runs();
@@ -157,7 +128,7 @@ fn main() -> Result<()> {
             c.0 += requests;
             c.1 += ns1.saturating_sub(ns0);
             c.2 += runs1.saturating_sub(runs0);
-            c.3 += cpu_s(pid) - cpu0;
+            c.3 += jwtmon_tests::wrk::cpu_seconds(pid) - cpu0;
             rates[i].push(rps);
             d.stop();
         }

@@ -107,7 +107,11 @@ pub struct TlsProbes {
     pub stats: Arc<TlsProbeStats>,
 }
 
-fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, TlsError> {
+/// The loaded object's program `name` as its type.
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, TlsError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
     ebpf.program_mut(name)
         .ok_or(TlsError::Load {
             name,
@@ -117,14 +121,12 @@ fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, 
         .map_err(|error| TlsError::Load { name, error })
 }
 
+fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, TlsError> {
+    program(ebpf, name)
+}
+
 fn tracepoint<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut TracePoint, TlsError> {
-    ebpf.program_mut(name)
-        .ok_or(TlsError::Load {
-            name,
-            error: ProgramError::NotLoaded,
-        })?
-        .try_into()
-        .map_err(|error| TlsError::Load { name, error })
+    program(ebpf, name)
 }
 
 /// Mounts tracefs on /sys/kernel/tracing when nothing is there (tracepoints
