@@ -562,11 +562,14 @@ pub fn carried(req: &crate::parse::Request) -> Carried<'_> {
     let mut c = Carried::default();
     for cred in req.other_credentials.iter().chain(&req.credentials) {
         let secret = cred.expose_secret();
-        if looks_like_jws(secret) {
+        let bearer = cred.scheme.eq_ignore_ascii_case("bearer");
+        // A bearer credential that starts like a JWT is judged as one, so
+        // a malformed token is `jwt_malformed`; elsewhere only a JWS is.
+        if looks_like_jws(secret) || (bearer && secret.starts_with("eyJ")) {
             if !c.tokens.iter().any(|(_, t)| t.expose_secret() == secret) {
                 c.tokens.push(("authorization", Cow::Borrowed(cred)));
             }
-        } else if cred.scheme.eq_ignore_ascii_case("bearer") {
+        } else if bearer {
             c.opaque_bearer = true;
         }
     }

@@ -712,4 +712,10 @@ fn tokens_are_found_wherever_they_travel_and_two_are_a_finding() {
         ..base()
     };
     assert!(analyse(opaque).is_empty());
+    // A bearer token that only starts like a JWT is still judged as one.
+    let broken = Request {
+        credentials: Some(Credentials::new("Bearer eyJmb28iOiJiYXIifQ.garbage")),
+        ..base()
+    };
+    assert_eq!(analyse(broken), ["jwt_malformed"]);
 }
