@@ -40,6 +40,11 @@ fn curl(net: &TestNet, src: &str, url: &str, extra: &[&str], secs: u32) -> Optio
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// TLS probes sit on library files for every process: two daemons with
+/// TLS capture would each see the other test's traffic (and its
+/// programs). The tests of this file take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Names of the loaded kernel programs (15 characters at most).
 fn loaded_programs() -> Vec<String> {
     aya::programs::loaded_programs()
@@ -50,6 +55,9 @@ fn loaded_programs() -> Vec<String> {
 
 #[test]
 fn https_attacks_are_seen_through_openssl_and_their_senders_dropped() {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let net = TestNet::new().expect("test network");
     let pin = PinDir::new("tls");
     let port = jwtmon_tests::free_port();
@@ -215,6 +223,9 @@ fn https_attacks_are_seen_through_openssl_and_their_senders_dropped() {
 
 #[test]
 fn a_library_that_appears_later_is_probed_and_a_file_without_openssl_is_reported_once() {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let net = TestNet::new().expect("test network");
     let pin = PinDir::new("tls-late");
     let cert = Cert::generate();
