@@ -5,7 +5,10 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    for r in jwtmon::parse::parse_requests(data, true).into_iter().flatten() {
+    for r in jwtmon::parse::parse_requests(data, true)
+        .into_iter()
+        .flatten()
+    {
         for (place, v) in jwtmon::detect::fields::values(&r, 4096) {
             let _ = (place.as_str(), v.len());
         }

@@ -13,10 +13,22 @@ fuzz_target!(|data: &[u8]| {
         forwarded: hops,
         ..Default::default()
     };
-    let trusted = ["127.0.0.0/8".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+    let trusted = [
+        "127.0.0.0/8".parse().unwrap(),
+        "10.0.0.0/8".parse().unwrap(),
+    ];
     for header in [ForwardedHeader::XForwardedFor, ForwardedHeader::Forwarded] {
-        let _ = jwtmon::observe::client::client_ip("127.0.0.1".parse().unwrap(), &req, &trusted, header);
+        let _ = jwtmon::observe::client::client_ip(
+            "127.0.0.1".parse().unwrap(),
+            &req,
+            &trusted,
+            header,
+        );
     }
     let mut s = jwtmon::observe::client::SuspectedProxies::new(3, 8);
-    let _ = s.suspect("192.0.2.1".parse().unwrap(), &req, ForwardedHeader::XForwardedFor);
+    let _ = s.suspect(
+        "192.0.2.1".parse().unwrap(),
+        &req,
+        ForwardedHeader::XForwardedFor,
+    );
 });

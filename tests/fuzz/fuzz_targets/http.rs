@@ -6,7 +6,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     for complete in [true, false] {
-        for r in jwtmon::parse::parse_requests(data, complete).into_iter().flatten() {
+        for r in jwtmon::parse::parse_requests(data, complete)
+            .into_iter()
+            .flatten()
+        {
             let _ = jwtmon::endpoint::endpoint(&r.method, &r.path);
             let _ = r.cookie_names();
             let _ = r.held_bytes();

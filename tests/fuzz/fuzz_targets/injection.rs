@@ -12,7 +12,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = inject::sqli::detect(&decoded);
     let _ = inject::patterns::detect(&lower, false);
     let _ = inject::patterns::detect(&lower, true);
-    for place in [Place::Path, Place::Query, Place::Body, Place::Cookie, Place::Header] {
+    for place in [
+        Place::Path,
+        Place::Query,
+        Place::Body,
+        Place::Cookie,
+        Place::Header,
+    ] {
         let _ = inject::families::detect(place, &lower);
     }
     let _ = decode::without_inline_comments(&value);

@@ -24,7 +24,12 @@ fuzz_target!(|data: &[u8]| {
             _ => DataLink::IPV6,
         };
         t += 1;
-        r.packet(link, std::time::Duration::from_millis(t), &tail[..len], &mut segments);
+        r.packet(
+            link,
+            std::time::Duration::from_millis(t),
+            &tail[..len],
+            &mut segments,
+        );
         for s in segments.drain(..) {
             observer.push(s, &mut out);
         }

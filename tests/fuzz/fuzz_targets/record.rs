@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
             asm.push(r, &mut messages, &mut findings);
         }
     }
-    asm.expire(std::time::SystemTime::now() + std::time::Duration::from_secs(60), &mut messages);
+    asm.expire(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(60),
+        &mut messages,
+    );
     asm.finish(&mut messages);
     for m in messages {
         observer.push(m, &mut out);
