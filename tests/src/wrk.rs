@@ -3,6 +3,20 @@
 
 use anyhow::{Context, Result, bail};
 
+/// One thread, `conns` connections for `secs` seconds, a 2 s timeout and
+/// one extra header: the benchmarks' load.
+pub fn load(conns: u32, secs: u32, header: &str) -> Vec<String> {
+    vec![
+        "-t1".into(),
+        format!("-c{conns}"),
+        format!("-d{secs}s"),
+        "--timeout".into(),
+        "2s".into(),
+        "-H".into(),
+        header.into(),
+    ]
+}
+
 /// Runs `wrk ARGS... URL` in namespace `ns`; returns requests completed
 /// and requests/s as wrk printed them.
 pub fn run(ns: &str, args: &[String], url: &str) -> Result<(u64, f64)> {

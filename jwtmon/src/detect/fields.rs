@@ -223,7 +223,7 @@ fn structured(name: &str) -> bool {
 
 /// Header values that are free text (`User-Agent`, `Referer`, custom
 /// headers), and, with `all`, the structured ones too (for families that
-/// ride any header, such as JNDI lookups).
+/// ride any header, such as JNDI lookups). Raw: [`values`] decodes them.
 pub fn header_values(req: &Request, all: bool) -> Vec<Cow<'_, str>> {
     let mut out: Vec<Cow<'_, str>> = req
         .user_agent
@@ -233,7 +233,7 @@ pub fn header_values(req: &Request, all: bool) -> Vec<Cow<'_, str>> {
     out.extend(
         req.other_headers()
             .filter(|(n, _)| all || !structured(n))
-            .map(|(_, v)| crate::detect::decode::deep(v)),
+            .map(|(_, v)| Cow::Borrowed(v)),
     );
     out
 }

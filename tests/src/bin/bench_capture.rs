@@ -25,15 +25,7 @@ const JWT: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInJv
 /// Runs wrk from the namespace; returns requests completed and requests/s.
 fn wrk(net: &TestNet, conns: u32) -> Result<(u64, f64)> {
     let url = format!("http://{}:{PORT}/api/v1/accounts/42/balance", net.host_ip);
-    let args = [
-        "-t1".to_string(),
-        format!("-c{conns}"),
-        format!("-d{SECS}s"),
-        "--timeout".into(),
-        "2s".into(),
-        "-H".into(),
-        format!("Authorization: Bearer {JWT}"),
-    ];
+    let args = jwtmon_tests::wrk::load(conns, SECS, &format!("Authorization: Bearer {JWT}"));
     jwtmon_tests::wrk::run(&net.ns, &args, &url)
 }
 

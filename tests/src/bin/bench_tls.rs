@@ -26,15 +26,7 @@ const JWT: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInJv
 /// wrk over HTTPS from the namespace: requests completed and requests/s.
 fn wrk(net: &TestNet, port: u16) -> Result<(u64, f64)> {
     let url = format!("https://{}:{port}/api/v1/accounts/42/balance", net.host_ip);
-    let args = [
-        "-t1".to_string(),
-        format!("-c{CONNS}"),
-        format!("-d{SECS}s"),
-        "--timeout".into(),
-        "2s".into(),
-        "-H".into(),
-        format!("Authorization: Bearer {JWT}"),
-    ];
+    let args = jwtmon_tests::wrk::load(CONNS, SECS, &format!("Authorization: Bearer {JWT}"));
     jwtmon_tests::wrk::run(&net.ns, &args, &url)
 }
 

@@ -137,6 +137,7 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
         .is_some_and(|u| u.contains(['$', '%']))
         || req.headers.0.contains(['$', '%']);
     for v in header_values(req, true).into_iter().filter(|_| lookups) {
+        let v = decode::deep(&v);
         let lower = v.to_ascii_lowercase();
         if lower.contains("${")
             && let Some((kind, shape)) = families::detect(Place::Header, &lower)
