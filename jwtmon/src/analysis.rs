@@ -23,6 +23,8 @@ pub struct TokenFacts {
     pub verified: bool,
     /// The token's session claim (`sid`, else `jti`): sequence identity.
     pub session: Option<String>,
+    /// The JWT analyser reported something about this request.
+    pub flagged: bool,
 }
 
 /// Builds findings in the context of one observation.
@@ -30,12 +32,29 @@ pub struct Reporter<'a> {
     obs: &'a Observation,
     facts: &'a TokenFacts,
     out: &'a mut Vec<Finding>,
+    since: usize,
 }
 
 impl<'a> Reporter<'a> {
     /// Findings about `obs` go to `out`.
     pub fn new(obs: &'a Observation, facts: &'a TokenFacts, out: &'a mut Vec<Finding>) -> Self {
-        Self { obs, facts, out }
+        let since = out.len();
+        Self {
+            obs,
+            facts,
+            out,
+            since,
+        }
+    }
+
+    /// Whether anything was reported about this request before the
+    /// caller's own findings: by the JWT analyser or an earlier detector.
+    /// (What learns from traffic learns only from requests without.)
+    pub fn raised_elsewhere(&self) -> bool {
+        self.facts.flagged
+            || self.out[self.since..]
+                .iter()
+                .any(|f| !f.kind.name().starts_with("schema_"))
     }
 
     /// The observation's time.

@@ -359,6 +359,7 @@ async fn serve(
                     rules: config.fleet_rules(),
                     salt: config.fleet.key_prefix.clone(),
                 }),
+                save_interval: config.detect.schema.save_interval,
             };
             Some(tokio::spawn(crate::pipeline::run(
                 ring,

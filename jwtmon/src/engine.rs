@@ -64,7 +64,9 @@ pub struct Engine {
 impl Engine {
     /// Runs the token checks and the detectors on one observation.
     pub fn analyze(&mut self, obs: &Observation, findings: &mut Vec<Finding>) {
-        let facts = self.analyzer.analyze(obs, findings);
+        let before = findings.len();
+        let mut facts = self.analyzer.analyze(obs, findings);
+        facts.flagged = findings.len() > before;
         self.detectors.observe(obs, &facts, findings);
         self.sequences.observe(obs, &facts, findings);
     }
@@ -115,7 +117,29 @@ impl Engine {
     }
 }
 
+/// `[detect]` for `usage`: live, the schema model is saved to its state
+/// file under `daemon.state_dir` (offline runs save nothing unless the
+/// caller sets `schema.save_to`).
+fn detect_config(config: &Config, usage: Use) -> crate::detect::config::DetectConfig {
+    let mut d = config.detect.clone();
+    d.schema.save_to = (usage == Use::Live).then(|| config.state_path(&d.schema.state_file));
+    d
+}
+
 impl Engine {
+    /// Saves what the detectors learnt (the schema model), logging the
+    /// outcome; never fails the caller.
+    pub fn save_learnt(&mut self) {
+        match self.detectors.save() {
+            Ok(files) => {
+                for f in files {
+                    tracing::debug!(file = %f.display(), "learnt state saved");
+                }
+            }
+            Err(e) => warn!(error = %e, "learnt state not saved"),
+        }
+    }
+
     /// Builds every stage from `config`, loading the files it names.
     pub fn from_config(config: &Config, usage: Use) -> Result<Self, EngineError> {
         let decide = match usage {
@@ -131,7 +155,7 @@ impl Engine {
         }
         Ok(Self {
             analyzer: JwtAnalyzer::new(&config.jwt)?,
-            detectors: Detectors::new(&config.detect)?,
+            detectors: Detectors::new(&detect_config(config, usage))?,
             sequences: Sequencer::new(&config.sequence)?,
             decider,
             orders: None,

@@ -1,7 +1,7 @@
 //! jwtmon protects HTTP APIs from the kernel up.
 //!
 //! The modules follow the data, each importing only those below it:
-//! - vocabulary: `finding` (the typed catalogue), `target`, `clock`,
+//! - vocabulary: `finding` (the typed catalogue), `target`, `clock`, `openapi`,
 //!   `endpoint`, `secret`, `metrics`, `event`, `privacy`;
 //! - `capture` (kernel ring buffer or pcap) → `parse` (HTTP) → `observe`
 //!   (pairing, client address);
@@ -37,6 +37,7 @@ pub mod jwt;
 pub mod metrics;
 pub mod observe;
 pub mod offline;
+pub mod openapi;
 pub mod parse;
 pub mod pipeline;
 pub mod privacy;

@@ -57,6 +57,8 @@ pub struct Links {
     pub stdout_privacy: Pseudonymizer,
     /// The fleet's shared counts, with `[fleet]`.
     pub fleet: Option<FleetLink>,
+    /// How often learnt state is saved (`detect.schema.save_interval`).
+    pub save_interval: Duration,
 }
 
 /// The pipeline's side of the fleet: observations add to the shared
@@ -177,6 +179,7 @@ pub async fn run(
         requests: mut commands,
         stdout_privacy,
         mut fleet,
+        save_interval,
     } = links;
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let stats = Arc::new(ReaderStats::default());
@@ -187,6 +190,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut report = tokio::time::interval(Duration::from_mins(1));
     let mut sequence_report = tokio::time::interval(engine.sequences.report_interval());
+    let mut save = tokio::time::interval(save_interval.max(Duration::from_secs(1)));
     let stdout = std::io::stdout();
     let mut batch = Vec::new();
     let mut findings = Vec::new();
@@ -257,6 +261,7 @@ pub async fn run(
                 tls = ?assembler.tls.as_ref().map(|t| (&t.stats, t.reassembly(), t.unknown_servers())),
                 "capture"),
             _ = sequence_report.tick() => report_sequences(&engine),
+            _ = save.tick() => engine.save_learnt(),
             () = shutdown.cancelled() => done = true,
         }
         for m in messages.drain(..) {
@@ -293,6 +298,7 @@ pub async fn run(
         }
     }
     report_sequences(&engine);
+    engine.save_learnt();
     let bad = stats.bad_records.load(std::sync::atomic::Ordering::Relaxed);
     if bad > 0 {
         warn!(bad_records = bad, "ring records that did not decode");

@@ -1,7 +1,7 @@
 //! `[detect]`: thresholds and windows of the behaviour detectors. Every
 //! default is in the documented `config/jwtmon.toml`.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,8 @@ pub struct DetectConfig {
     pub injection: InjectionConfig,
     /// Per-subject profiles.
     pub profile: ProfileConfig,
+    /// The API's schema: learned, or declared by an OpenAPI document.
+    pub schema: SchemaConfig,
 }
 
 impl Default for DetectConfig {
@@ -33,6 +35,7 @@ impl Default for DetectConfig {
             scan: ScanConfig::default(),
             injection: InjectionConfig::default(),
             profile: ProfileConfig::default(),
+            schema: SchemaConfig::default(),
         }
     }
 }
@@ -195,7 +198,7 @@ pub struct ProfileConfig {
     /// Endpoint classes remembered per subject.
     pub max_endpoints: usize,
     /// Optional GeoIP2/GeoLite2 country MMDB for country changes.
-    pub geoip_mmdb: Option<std::path::PathBuf>,
+    pub geoip_mmdb: Option<PathBuf>,
 }
 
 impl Default for ProfileConfig {
@@ -212,6 +215,71 @@ impl Default for ProfileConfig {
             max_networks: 32,
             max_endpoints: 256,
             geoip_mmdb: None,
+        }
+    }
+}
+
+/// `[detect.schema]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchemaConfig {
+    /// Judge requests against the API's schema.
+    pub enabled: bool,
+    /// Learn the schema from traffic (2xx answers that raised nothing);
+    /// `false` keeps the model as loaded.
+    pub learn: bool,
+    /// A model learnt by `jwtmon schema learn` to start from. Without it
+    /// the daemon starts from its own saved model, if any.
+    pub learned: Option<PathBuf>,
+    /// An OpenAPI 3 document (JSON or YAML) declaring the API: its
+    /// violations are stronger evidence than the learned model's.
+    pub openapi: Option<PathBuf>,
+    /// Where the daemon saves what it learns (relative: under
+    /// `daemon.state_dir`).
+    pub state_file: PathBuf,
+    /// How often the daemon saves it (and at shutdown).
+    #[serde(with = "humantime_serde")]
+    pub save_interval: Duration,
+    /// An endpoint is judged once this many requests taught it...
+    pub warmup_requests: u64,
+    /// ...from at least this many principals (verified subjects, API
+    /// keys, else addresses).
+    pub min_principals: usize,
+    /// A parameter's values are judged once it was learnt this often.
+    pub min_parameter_samples: u64,
+    /// A name (or a wider shape) is accepted only after this many
+    /// distinct principals used it: one client cannot teach the model.
+    pub promote_after: usize,
+    /// Endpoints modelled at most.
+    pub max_endpoints: usize,
+    /// An endpoint with more distinct parameter names than this is
+    /// marked unmodellable (and never judged).
+    pub max_parameters_per_endpoint: usize,
+    /// Parameters modelled at most, over all endpoints (about 600 bytes
+    /// each at most).
+    pub max_parameters: usize,
+    /// Set by the engine (not configurable): where `save` writes.
+    #[serde(skip)]
+    pub save_to: Option<PathBuf>,
+}
+
+impl Default for SchemaConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            learn: true,
+            learned: None,
+            openapi: None,
+            state_file: PathBuf::from("schema-model.json"),
+            save_interval: Duration::from_mins(5),
+            warmup_requests: 100,
+            min_principals: 5,
+            min_parameter_samples: 30,
+            promote_after: 3,
+            max_endpoints: 2_000,
+            max_parameters_per_endpoint: 64,
+            max_parameters: 20_000,
+            save_to: None,
         }
     }
 }

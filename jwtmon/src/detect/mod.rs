@@ -11,9 +11,11 @@ pub mod config;
 pub mod decode;
 pub mod fields;
 pub mod inject;
+pub mod params;
 pub mod profile;
 pub mod rate;
 pub mod scan;
+pub mod schema;
 pub mod window;
 
 use crate::{
@@ -36,6 +38,12 @@ pub trait Detector: Send {
     fn tracked(&self) -> usize {
         0
     }
+
+    /// Writes learnt state to its file, if it keeps one and it changed
+    /// (the schema model); returns the file written.
+    fn save(&mut self) -> Result<Option<std::path::PathBuf>, String> {
+        Ok(None)
+    }
 }
 
 /// Why the detectors cannot be built.
@@ -44,6 +52,9 @@ pub enum DetectError {
     /// `detect.profile.geoip_mmdb` cannot be read.
     #[error(transparent)]
     GeoIp(#[from] profile::GeoIpError),
+    /// `detect.schema`'s model or OpenAPI document.
+    #[error(transparent)]
+    Schema(#[from] schema::SchemaError),
 }
 
 /// Builds a detector from `[detect]`; `None` when it is switched off.
@@ -76,6 +87,8 @@ pub const DETECTORS: &[Build] = &[
         }
     },
     profile::build,
+    // Last: it learns only from requests the others found nothing in.
+    schema::build,
 ];
 
 /// All behaviour detectors, built from [`DETECTORS`].
@@ -100,6 +113,16 @@ impl Detectors {
             .iter()
             .find(|d| d.name() == name)
             .map(|d| d.tracked())
+    }
+
+    /// Saves what the detectors learnt (each that keeps a file, if it
+    /// changed); returns the files written, or the first error.
+    pub fn save(&mut self) -> Result<Vec<std::path::PathBuf>, String> {
+        let mut out = Vec::new();
+        for d in &mut self.list {
+            out.extend(d.save()?);
+        }
+        Ok(out)
     }
 
     /// Looks at one observation; appends findings to `out`.

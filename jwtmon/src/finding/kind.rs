@@ -203,6 +203,16 @@ catalogue! {
     NewNetworkForSubject = "new_network_for_subject", Medium, ALERT;
     /// A verified subject calling an endpoint it never called.
     EndpointUnusualForSubject = "endpoint_unusual_for_subject", Medium, ALERT;
+    /// A query or body parameter the endpoint's schema does not know (learned from enough principals, or declared).
+    SchemaUnknownParameter = "schema_unknown_parameter", Medium, ALERT;
+    /// A parameter value of a kind the schema never accepts there (text for an integer, an object for a string).
+    SchemaTypeMismatch = "schema_type_mismatch", Medium, ALERT;
+    /// A parameter value outside its learned or declared shape (length, range, enumeration, control characters).
+    SchemaValueAnomalous = "schema_value_anomalous", Medium, ALERT;
+    /// A parameter every learned request carried (or the document requires) is missing.
+    SchemaMissingRequired = "schema_missing_required", Low, ALERT;
+    /// The server answered an operation the OpenAPI document does not declare (a shadow endpoint).
+    SchemaUndeclaredEndpoint = "schema_undeclared_endpoint", Low, ALERT;
     /// A `[[sequence.rules]]` rule was broken.
     SequenceRuleViolation = "sequence_rule_violation", Medium, ALERT;
     /// A session's recent calls are improbable under the learnt call-order model.

@@ -528,6 +528,7 @@ impl JwtAnalyzer {
             subject: verdict.sub.clone(),
             verified: verdict.verified,
             session: verdict.sid.clone().or_else(|| verdict.jti.clone()),
+            flagged: false,
         }
     }
 }

@@ -9,85 +9,18 @@
 use std::{
     collections::HashMap,
     hash::{BuildHasher, Hasher},
-    path::{Path, PathBuf},
+    path::Path,
 };
 
-use serde_json::Value;
-
-use crate::endpoint::{endpoint, hash_endpoint};
-
-/// An OpenAPI file that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenApiError {
-    /// Unreadable.
-    #[error("OpenAPI file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// Neither JSON nor YAML, or no `paths`.
-    #[error("OpenAPI file {path}: {message}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-/// One OpenAPI path template, split into segments.
-struct Template {
-    method: String,
-    segments: Vec<Option<String>>,
-    name: String,
-}
-
-const METHODS: [&str; 8] = [
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];
-
-/// Reads the `paths` of an OpenAPI 3 document (JSON or YAML).
-fn load_templates(path: &Path) -> Result<Vec<Template>, OpenApiError> {
-    let text = std::fs::read_to_string(path).map_err(|source| OpenApiError::Read {
-        path: path.into(),
-        source,
-    })?;
-    let invalid = |message: String| OpenApiError::Invalid {
-        path: path.into(),
-        message,
-    };
-    let doc: Value = serde_json::from_str(&text)
-        .or_else(|_| serde_yaml_ng::from_str(&text))
-        .map_err(|e| invalid(format!("neither JSON nor YAML: {e}")))?;
-    let paths = doc["paths"]
-        .as_object()
-        .ok_or_else(|| invalid("no `paths` object".into()))?;
-    let mut out = Vec::new();
-    for (p, ops) in paths {
-        let segments: Vec<Option<String>> = p
-            .trim_start_matches('/')
-            .split('/')
-            .map(|s| (!(s.starts_with('{') && s.ends_with('}'))).then(|| s.to_string()))
-            .collect();
-        for m in METHODS.iter().filter(|m| ops.get(**m).is_some()) {
-            let method = m.to_ascii_uppercase();
-            out.push(Template {
-                name: format!("{method} {p}"),
-                method,
-                segments: segments.clone(),
-            });
-        }
-    }
-    // Most literal segments first: `/users/me` before `/users/{id}`.
-    out.sort_by_key(|t| std::cmp::Reverse(t.segments.iter().flatten().count()));
-    Ok(out)
-}
+pub use crate::openapi::OpenApiError;
+use crate::{
+    endpoint::{endpoint, hash_endpoint},
+    openapi::{Document, Operation},
+};
 
 /// Interned endpoint names.
 pub struct Endpoints {
-    templates: Vec<Template>,
+    templates: Document,
     by_hash: HashMap<u64, u16, ahash::RandomState>,
     names: Vec<String>,
     cap: usize,
@@ -101,8 +34,8 @@ impl Endpoints {
     /// At most `cap` names (and `{other}`), optionally from an OpenAPI file.
     pub fn new(cap: usize, openapi: Option<&Path>) -> Result<Self, OpenApiError> {
         let templates = match openapi {
-            Some(p) => load_templates(p)?,
-            None => Vec::new(),
+            Some(p) => Document::load(p)?,
+            None => Document::default(),
         };
         Ok(Self {
             templates,
@@ -113,16 +46,8 @@ impl Endpoints {
         })
     }
 
-    fn template(&self, method: &str, path: &str) -> Option<&Template> {
-        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        self.templates.iter().find(|t| {
-            t.method == method
-                && t.segments.len() == segs.len()
-                && t.segments
-                    .iter()
-                    .zip(&segs)
-                    .all(|(lit, s)| lit.as_deref().is_none_or(|l| l == *s))
-        })
+    fn template(&self, method: &str, path: &str) -> Option<&Operation> {
+        self.templates.find(method, path)
     }
 
     /// The id of a request's endpoint, naming it on first sight when
