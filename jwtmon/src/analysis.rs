@@ -72,6 +72,26 @@ impl<'a> Reporter<'a> {
         self.facts
     }
 
+    /// A finding about another participant of what this request is part
+    /// of (a campaign, a network's scan): the same, but for `ip`, without
+    /// this request's subject and token. `ip` must have been seen sending
+    /// answered requests (it is then as proven as this one's sender).
+    pub fn finding_for(
+        &mut self,
+        ip: std::net::IpAddr,
+        kind: Kind,
+        first: SystemTime,
+        detail: Value,
+    ) -> &mut Finding {
+        let f = self.finding(kind, first, detail);
+        if f.src_ip != ip {
+            f.src_ip = ip;
+            f.subject = None;
+            f.token_id = None;
+        }
+        f
+    }
+
     /// Appends a finding at its kind's catalogue severity and returns it
     /// (to raise the severity, say); `first` is the first request that
     /// counted towards it (its detail gets `first_seen` and

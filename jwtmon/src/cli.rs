@@ -106,6 +106,31 @@ pub enum SequencesAction {
     },
 }
 
+/// `jwtmon schema` subcommands.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum SchemaAction {
+    /// Learn a model from capture files (in the order given, as one
+    /// stream of traffic) and write it. With `learned` set in the config,
+    /// learning continues from that model.
+    Learn {
+        /// A pcap/pcapng capture; repeat for several.
+        #[arg(long, value_name = "FILE", required = true)]
+        pcap: Vec<PathBuf>,
+        /// The model file to write.
+        #[arg(long, value_name = "MODEL")]
+        out: PathBuf,
+    },
+    /// Print a model: per endpoint its state (learning, judging,
+    /// unmodellable) and its parameters' shapes.
+    Show {
+        /// The model file.
+        model: PathBuf,
+        /// The model as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// `jwtmon fleet` subcommands.
 #[derive(Clone, Debug, clap::Subcommand)]
 pub enum FleetAction {
@@ -259,6 +284,25 @@ pub enum Command {
         /// `suggest`: propose rules.
         #[command(subcommand)]
         action: Option<SequencesAction>,
+    },
+    /// The API schema model ([detect.schema]): learn it from captures, or
+    /// look at one.
+    ///
+    /// The model holds, per endpoint (`METHOD /template`), the parameter
+    /// names and the shape of their values (kind, characters, length,
+    /// range, small enumerations), learnt only from 2xx answers that raised
+    /// no finding; values themselves are never stored (enumerations keep
+    /// hashes). The daemon learns live and saves its model under
+    /// daemon.state_dir; `learned = "MODEL"` in [detect.schema] starts it
+    /// from one of these files.
+    ///
+    /// Examples: `jwtmon schema learn --pcap monday.pcap --pcap tuesday.pcap
+    /// --out /etc/jwtmon/schema-model.json`, `jwtmon schema show
+    /// /etc/jwtmon/schema-model.json`.
+    Schema {
+        /// What to do.
+        #[command(subcommand)]
+        action: SchemaAction,
     },
     /// The fleet ([fleet] in the config): the nodes sharing one Redis.
     ///

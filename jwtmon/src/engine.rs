@@ -119,10 +119,12 @@ impl Engine {
 
 /// `[detect]` for `usage`: live, the schema model is saved to its state
 /// file under `daemon.state_dir` (offline runs save nothing unless the
-/// caller sets `schema.save_to`).
+/// caller set `schema.save_to`, as `jwtmon schema learn` does).
 fn detect_config(config: &Config, usage: Use) -> crate::detect::config::DetectConfig {
     let mut d = config.detect.clone();
-    d.schema.save_to = (usage == Use::Live).then(|| config.state_path(&d.schema.state_file));
+    if usage == Use::Live {
+        d.schema.save_to = Some(config.state_path(&d.schema.state_file));
+    }
     d
 }
 

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 
 mod fleet;
 mod incidents;
+mod schema;
 
 use serde_json::json;
 
@@ -132,6 +133,7 @@ pub fn execute(cli: Cli) -> Result<()> {
             output: AnalyzeOutput::Observations,
         } => analyze(&config, &pcap, format),
         Command::Analyze { pcap, format, .. } => analyze_findings(&config, &pcap, format),
+        Command::Schema { action } => schema::execute(&config, &action),
         Command::Sequences {
             action: Some(SequencesAction::Suggest { pcap, max }),
             ..

@@ -12,12 +12,19 @@ pub struct DetectConfig {
     /// Keys (addresses, tokens, subjects, usernames) each detector tracks
     /// at most; the least recently seen is forgotten first.
     pub max_tracked_keys: usize,
+    /// The network a scan or stuffing is also counted per: IPv4 prefix
+    /// length...
+    pub ipv4_prefix: u8,
+    /// ...and IPv6 prefix length.
+    pub ipv6_prefix: u8,
     /// Authentication failures.
     pub auth: AuthConfig,
     /// Request-rate spikes.
     pub rate: RateConfig,
     /// Endpoint scans.
     pub scan: ScanConfig,
+    /// Object-id enumeration (BOLA).
+    pub objects: ObjectsConfig,
     /// Injection payloads.
     pub injection: InjectionConfig,
     /// Per-subject profiles.
@@ -30,9 +37,12 @@ impl Default for DetectConfig {
     fn default() -> Self {
         Self {
             max_tracked_keys: 100_000,
+            ipv4_prefix: 24,
+            ipv6_prefix: 48,
             auth: AuthConfig::default(),
             rate: RateConfig::default(),
             scan: ScanConfig::default(),
+            objects: ObjectsConfig::default(),
             injection: InjectionConfig::default(),
             profile: ProfileConfig::default(),
             schema: SchemaConfig::default(),
@@ -72,6 +82,29 @@ pub struct AuthConfig {
     /// JSON or form body fields that carry the username (Basic auth is
     /// always read).
     pub username_fields: Vec<String>,
+    /// Low and slow: more than this many failed logins from one address,
+    /// or for one username from any addresses...
+    pub long_failures: usize,
+    /// ...within this long window.
+    #[serde(with = "humantime_serde")]
+    pub long_window: Duration,
+    /// `credential_stuffing` per network: addresses of one /ipv4_prefix
+    /// (/ipv6_prefix) failing for more than this many usernames within
+    /// `stuffing_window`; every participating address is named.
+    pub stuffing_usernames_per_network: usize,
+    /// Service-wide campaign (`login_campaign`): failed logins over all
+    /// addresses within `campaign_window` above this floor...
+    pub campaign_failures: usize,
+    /// ...and above this many times their own baseline (the average of
+    /// earlier windows)...
+    pub campaign_factor: f64,
+    /// ...for more than this many usernames...
+    pub campaign_usernames: usize,
+    /// ...from more than this many addresses.
+    pub campaign_addresses: usize,
+    /// The campaign window.
+    #[serde(with = "humantime_serde")]
+    pub campaign_window: Duration,
 }
 
 impl Default for AuthConfig {
@@ -91,6 +124,14 @@ impl Default for AuthConfig {
             username_fields: ["username", "user", "email", "login", "user_name"]
                 .map(String::from)
                 .to_vec(),
+            long_failures: 50,
+            long_window: Duration::from_hours(1),
+            stuffing_usernames_per_network: 10,
+            campaign_failures: 40,
+            campaign_factor: 5.0,
+            campaign_usernames: 20,
+            campaign_addresses: 10,
+            campaign_window: Duration::from_mins(10),
         }
     }
 }
@@ -147,6 +188,33 @@ impl Default for ScanConfig {
             distinct_paths: 20,
             window: Duration::from_mins(1),
             statuses: vec![404, 405],
+        }
+    }
+}
+
+/// `[detect.objects]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectsConfig {
+    /// Look for object-id enumeration.
+    pub enabled: bool,
+    /// `object_enumeration`: more than this many distinct ids under one
+    /// template that are not the principal's...
+    pub distinct_ids: usize,
+    /// ...within this window.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Statuses that mean "exists, but not yours".
+    pub forbidden_statuses: Vec<u16>,
+}
+
+impl Default for ObjectsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            distinct_ids: 20,
+            window: Duration::from_mins(10),
+            forbidden_statuses: vec![403],
         }
     }
 }

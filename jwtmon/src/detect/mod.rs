@@ -7,10 +7,12 @@
 //! [`DETECTORS`]; its `[detect.*]` section lives in `config.rs`.
 
 pub mod auth;
+pub mod campaign;
 pub mod config;
 pub mod decode;
 pub mod fields;
 pub mod inject;
+pub mod objects;
 pub mod params;
 pub mod profile;
 pub mod rate;
@@ -77,8 +79,22 @@ pub const DETECTORS: &[Build] = &[
         )))
     },
     |c| on(rate::PerToken(rate::Rate::new(&c.rate, c.max_tracked_keys))),
-    |c| on(auth::Auth::new(&c.auth, c.max_tracked_keys)),
-    |c| on(scan::Scan::new(&c.scan, c.max_tracked_keys)),
+    |c| {
+        on(auth::Auth::new(
+            &c.auth,
+            c.max_tracked_keys,
+            (c.ipv4_prefix, c.ipv6_prefix),
+        ))
+    },
+    |c| {
+        on(scan::Scan::new(
+            &c.scan,
+            c.max_tracked_keys,
+            (c.ipv4_prefix, c.ipv6_prefix),
+        ))
+    },
+    |c| on(campaign::Campaign::new(&c.auth)),
+    |c| on(objects::Objects::new(&c.objects, c.max_tracked_keys)),
     |c| {
         if c.injection.enabled {
             on(inject::Injection::new(c.injection.clone()))
@@ -136,5 +152,7 @@ impl Detectors {
 
 #[cfg(test)]
 mod profile_tests;
+#[cfg(test)]
+mod spread_tests;
 #[cfg(test)]
 pub(crate) mod tests;

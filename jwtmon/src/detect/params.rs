@@ -41,7 +41,7 @@ pub fn fold(name: &str) -> Cow<'_, str> {
     let b = name.as_bytes();
     let id = (!b.is_empty() && b.iter().all(u8::is_ascii_digit))
         || (b.len() >= 16 && b.iter().all(u8::is_ascii_hexdigit))
-        || (b.len() == 36 && b.iter().filter(|c| **c == b'-').count() == 4);
+        || super::schema::shape::fits(kind::UUID, name);
     if id {
         return Cow::Borrowed("{id}");
     }
@@ -140,7 +140,7 @@ fn disposition_param<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 
 /// The parts of a `multipart/form-data` body (at most 64; a part cut by
 /// the capture ends at the data's end).
-pub fn multipart<'a>(req: &'a Request) -> Vec<Part<'a>> {
+pub fn multipart(req: &Request) -> Vec<Part<'_>> {
     let Some(ct) = req.content_type.as_deref() else {
         return Vec::new();
     };

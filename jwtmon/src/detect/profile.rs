@@ -145,13 +145,7 @@ impl Profiles {
 
     /// The network `ip` belongs to, at the configured prefix lengths.
     fn network(&self, ip: IpAddr) -> IpNetwork {
-        let prefix = match ip {
-            IpAddr::V4(_) => self.cfg.ipv4_prefix.min(32),
-            IpAddr::V6(_) => self.cfg.ipv6_prefix.min(128),
-        };
-        IpNetwork::new(ip, prefix)
-            .and_then(|n| IpNetwork::new(n.network(), prefix))
-            .unwrap_or_else(|_| IpNetwork::from(ip))
+        super::window::network_of(ip, (self.cfg.ipv4_prefix, self.cfg.ipv6_prefix))
     }
 
     /// Subjects profiled.

@@ -1,27 +1,40 @@
-//! `endpoint_scan`: one address hitting many distinct paths that do not
-//! exist (404/405 by default) within a window.
+//! `endpoint_scan`: one address, or the addresses of one network (/24,
+//! /48), hitting many distinct endpoints that do not exist (404/405 by
+//! default) within a window. Endpoints are templated (`/users/{id}`), so
+//! repeated misses on one id-bearing template are lookups, not a scan.
 
-use std::{
-    hash::{DefaultHasher, Hash, Hasher},
-    net::IpAddr,
-};
+use std::net::IpAddr;
 
+use ipnetwork::IpNetwork;
 use serde_json::json;
 
-use super::{Detector, config::ScanConfig, window::Window};
-use crate::{analysis::Reporter, finding::Kind};
+use super::{
+    Detector,
+    config::ScanConfig,
+    window::{Window, network_of},
+};
+use crate::{analysis::Reporter, endpoint::hash_endpoint, finding::Kind};
+
+/// Participants remembered per network.
+const PARTICIPANTS: usize = 64;
 
 /// Scan state.
 pub struct Scan {
     cfg: ScanConfig,
+    prefixes: (u8, u8),
     paths: Window<IpAddr, u64>,
+    net_paths: Window<IpNetwork, u64>,
+    net_addrs: Window<IpNetwork, IpAddr>,
 }
 
 impl Scan {
-    /// Empty state for at most `keys` addresses.
-    pub fn new(cfg: &ScanConfig, keys: usize) -> Self {
+    /// Empty state for at most `keys` addresses; networks at `prefixes`.
+    pub fn new(cfg: &ScanConfig, keys: usize, prefixes: (u8, u8)) -> Self {
         Self {
             paths: Window::distinct(keys, cfg.window, cfg.distinct_paths),
+            net_paths: Window::distinct(keys, cfg.window, cfg.distinct_paths),
+            net_addrs: Window::distinct(keys, cfg.window, PARTICIPANTS),
+            prefixes,
             cfg: cfg.clone(),
         }
     }
@@ -39,15 +52,45 @@ impl Detector for Scan {
         if !self.cfg.statuses.contains(&status) {
             return;
         }
-        let mut h = DefaultHasher::new();
-        obs.request.path.hash(&mut h);
-        if let Some(c) = self.paths.hit(obs.client_ip, h.finish(), obs.time) {
+        let mut h = std::hash::DefaultHasher::new();
+        hash_endpoint(&obs.request.method, &obs.request.path, &mut h);
+        let template = std::hash::Hasher::finish(&h);
+        let (ip, t) = (obs.client_ip, obs.time);
+        if let Some(c) = self.paths.hit(ip, template, t) {
             emit.finding(
                 Kind::EndpointScan,
                 c.first,
                 json!({ "distinct_paths": c.count, "window_s": self.cfg.window.as_secs(),
                         "last_status": status }),
             );
+            return;
+        }
+        if !obs.proven() {
+            return;
+        }
+        let net = network_of(ip, self.prefixes);
+        self.net_addrs.hit(net, ip, t);
+        if let Some(c) = self.net_paths.hit(net, template, t) {
+            // Named: addresses that missed at least two endpoints themselves
+            // (a neighbour's one stale link is no part in a scan), and did
+            // not already cross the threshold on their own.
+            let mut addrs: Vec<IpAddr> = self
+                .net_addrs
+                .values(&net, t)
+                .into_iter()
+                .copied()
+                .collect();
+            addrs
+                .retain(|a| (2..=self.cfg.distinct_paths).contains(&self.paths.values(a, t).len()));
+            if addrs.len() < 2 {
+                return;
+            }
+            let detail = json!({ "distinct_paths": c.count, "window_s": self.cfg.window.as_secs(),
+                                 "last_status": status, "shape": "one network",
+                                 "network": net.to_string(), "addresses": addrs.len() });
+            for a in addrs {
+                emit.finding_for(a, Kind::EndpointScan, c.first, detail.clone());
+            }
         }
     }
 }

@@ -11,7 +11,20 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use ipnetwork::IpNetwork;
 use lru::LruCache;
+
+/// The network `ip` belongs to at prefix lengths `v4`/`v6` (the /24 or
+/// /48 that scans and stuffing are also counted per).
+pub fn network_of(ip: std::net::IpAddr, (v4, v6): (u8, u8)) -> IpNetwork {
+    let prefix = match ip {
+        std::net::IpAddr::V4(_) => v4.min(32),
+        std::net::IpAddr::V6(_) => v6.min(128),
+    };
+    IpNetwork::new(ip, prefix)
+        .and_then(|n| IpNetwork::new(n.network(), prefix))
+        .unwrap_or_else(|_| IpNetwork::from(ip))
+}
 
 /// What a window reports when its key crosses the threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +103,20 @@ impl<K: Hash + Eq, V: PartialEq> Window<K, V> {
         Some(Crossing {
             count: track.events.len(),
             first: track.events.front().map_or(t, |(at, _)| *at),
+        })
+    }
+
+    /// The values (distinct, or one per event) in `key`'s window at `t`,
+    /// at most threshold + 1 of them, newest last.
+    pub fn values(&mut self, key: &K, t: SystemTime) -> Vec<&V> {
+        let horizon = t.checked_sub(self.window).unwrap_or(SystemTime::UNIX_EPOCH);
+        self.map.get(key).map_or_else(Vec::new, |track| {
+            track
+                .events
+                .iter()
+                .filter(|(at, _)| *at > horizon)
+                .map(|(_, v)| v)
+                .collect()
         })
     }
 

@@ -157,8 +157,12 @@ catalogue! {
     RateSpikeIp = "rate_spike_ip", Medium, ALERT;
     /// A token's request rate far above its own average or a ceiling.
     RateSpikeToken = "rate_spike_token", Medium, ALERT;
-    /// Many distinct paths answered 404/405 for one address.
+    /// Many distinct paths answered 404/405 for one address, or for the addresses of one network.
     EndpointScan = "endpoint_scan", Medium, ALERT;
+    /// Failed logins over the whole service far above their baseline, for many usernames from many addresses: each participant is named.
+    LoginCampaign = "login_campaign", High, ABUSE;
+    /// One principal reaching many object ids under one template that are not its own (403, or first served to another).
+    ObjectEnumeration = "object_enumeration", High, ALERT;
     /// A request value tokenizes into an SQL injection shape.
     InjectionSqli = "injection_sqli", High, ABUSE;
     /// Script tags, event handlers, `javascript:` URLs or DOM sinks in a request value.

@@ -80,18 +80,17 @@ impl Param {
     /// Records `principal`'s vote for `key`; whether it now has `needed`
     /// principals (the vote is then settled).
     pub fn vote(&mut self, key: u64, principal: u32, needed: usize) -> bool {
-        let at = match self.votes.iter().position(|v| v.key == key) {
-            Some(i) => i,
-            None => {
-                if self.votes.len() >= MAX_VOTES {
-                    self.votes.remove(0);
-                }
-                self.votes.push(Vote {
-                    key,
-                    principals: Vec::new(),
-                });
-                self.votes.len() - 1
+        let at = if let Some(i) = self.votes.iter().position(|v| v.key == key) {
+            i
+        } else {
+            if self.votes.len() >= MAX_VOTES {
+                self.votes.remove(0);
             }
+            self.votes.push(Vote {
+                key,
+                principals: Vec::new(),
+            });
+            self.votes.len() - 1
         };
         add_principal(&mut self.votes[at].principals, principal, needed);
         if self.votes[at].principals.len() >= needed {

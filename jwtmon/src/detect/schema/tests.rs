@@ -258,7 +258,7 @@ fn a_saved_model_judges_at_once_after_a_restart() {
     for round in 0..10 {
         run(&mut d, &legit(round));
     }
-    assert_eq!(d.save().unwrap(), [file.clone()]);
+    assert_eq!(d.save().unwrap(), std::slice::from_ref(&file));
     // Nothing changed since: nothing written.
     assert_eq!(d.save().unwrap(), Vec::<PathBuf>::new());
     let mut cfg = DetectConfig::default();
@@ -291,7 +291,7 @@ fn an_openapi_document_is_stronger_evidence() {
     let spec = dir.path().join("api.yaml");
     std::fs::write(
         &spec,
-        r#"
+        r"
 openapi: 3.0.3
 paths:
   /api/v1/accounts/{id}/transactions:
@@ -300,7 +300,7 @@ paths:
         - {name: id, in: path, schema: {type: integer}}
         - {name: limit, in: query, schema: {type: integer, maximum: 100}}
         - {name: sort, in: query, schema: {type: string, enum: [asc, desc]}}
-"#,
+",
     )
     .unwrap();
     let mut cfg = DetectConfig::default();
