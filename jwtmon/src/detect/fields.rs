@@ -57,6 +57,14 @@ fn is_form(req: &Request) -> bool {
     })
 }
 
+fn is_multipart(req: &Request) -> bool {
+    req.content_type.as_deref().is_some_and(|c| {
+        c.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("multipart/")
+    })
+}
+
 fn is_xml(req: &Request, body: &[u8]) -> bool {
     req.content_type
         .as_deref()
@@ -240,8 +248,9 @@ pub fn header_values(req: &Request, all: bool) -> Vec<Cow<'_, str>> {
 
 /// Every value an injection could ride in: the decoded path, each query
 /// and cookie name and value, the free-text header values, and the body's
-/// values (form fields, JSON keys and strings, XML attributes and text,
-/// or the raw text; nothing of a binary upload). Percent-encoding is
+/// values (form fields, JSON keys and strings, multipart text fields, XML
+/// attributes and text, or the raw text; nothing of a binary upload or a
+/// file part). Percent-encoding is
 /// undone to a fixed point and character references resolved. Each is cut
 /// to `max` bytes.
 pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
@@ -266,6 +275,13 @@ pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
             && let Ok(v) = serde_json::from_slice::<Value>(body)
         {
             json_strings(&v, &mut out);
+        } else if is_multipart(req) {
+            // Text fields are values; files are not text.
+            for part in crate::detect::params::multipart(req) {
+                if !part.file {
+                    out.push((Place::Body, String::from_utf8_lossy(part.body)));
+                }
+            }
         } else if is_xml(req, body) {
             xml_values(&String::from_utf8_lossy(body), &mut out);
         } else if is_form(req) || (!is_json(req) && body.contains(&b'=')) {

@@ -3,9 +3,10 @@
 //! default) within a window. Endpoints are templated (`/users/{id}`), so
 //! repeated misses on one id-bearing template are lookups, not a scan.
 
-use std::net::IpAddr;
+use std::{collections::HashSet, net::IpAddr, num::NonZeroUsize, time::SystemTime};
 
 use ipnetwork::IpNetwork;
+use lru::LruCache;
 use serde_json::json;
 
 use super::{
@@ -25,6 +26,8 @@ pub struct Scan {
     paths: Window<IpAddr, u64>,
     net_paths: Window<IpNetwork, u64>,
     net_addrs: Window<IpNetwork, IpAddr>,
+    /// Networks whose scan is on: until when, and who was named.
+    active: LruCache<IpNetwork, (SystemTime, HashSet<IpAddr>)>,
 }
 
 impl Scan {
@@ -34,6 +37,7 @@ impl Scan {
             paths: Window::distinct(keys, cfg.window, cfg.distinct_paths),
             net_paths: Window::distinct(keys, cfg.window, cfg.distinct_paths),
             net_addrs: Window::distinct(keys, cfg.window, PARTICIPANTS),
+            active: LruCache::new(NonZeroUsize::new(1_000).unwrap_or(NonZeroUsize::MIN)),
             prefixes,
             cfg: cfg.clone(),
         }
@@ -70,27 +74,44 @@ impl Detector for Scan {
         }
         let net = network_of(ip, self.prefixes);
         self.net_addrs.hit(net, ip, t);
+        // Named: addresses that missed at least two endpoints themselves
+        // (a neighbour's one stale link is no part in a scan), and did not
+        // cross the threshold on their own.
+        let max = self.cfg.distinct_paths;
+        let part = |n: usize| (2..=max).contains(&n);
+        let own = self.paths.values(&ip, t).len();
+        if let Some((until, named)) = self.active.get_mut(&net)
+            && t < *until
+        {
+            // The scan is on: each new participant is named as it shows.
+            if part(own) && named.len() < PARTICIPANTS && named.insert(ip) {
+                let detail = json!({ "window_s": self.cfg.window.as_secs(), "last_status": status,
+                                     "shape": "one network", "network": net.to_string(),
+                                     "addresses": named.len() });
+                emit.finding(Kind::EndpointScan, t, detail);
+            }
+            self.net_paths.hit(net, template, t);
+            return;
+        }
         if let Some(c) = self.net_paths.hit(net, template, t) {
-            // Named: addresses that missed at least two endpoints themselves
-            // (a neighbour's one stale link is no part in a scan), and did
-            // not already cross the threshold on their own.
             let mut addrs: Vec<IpAddr> = self
                 .net_addrs
                 .values(&net, t)
                 .into_iter()
                 .copied()
                 .collect();
-            addrs
-                .retain(|a| (2..=self.cfg.distinct_paths).contains(&self.paths.values(a, t).len()));
+            addrs.retain(|a| part(self.paths.values(a, t).len()));
             if addrs.len() < 2 {
                 return;
             }
             let detail = json!({ "distinct_paths": c.count, "window_s": self.cfg.window.as_secs(),
                                  "last_status": status, "shape": "one network",
                                  "network": net.to_string(), "addresses": addrs.len() });
-            for a in addrs {
-                emit.finding_for(a, Kind::EndpointScan, c.first, detail.clone());
+            for a in &addrs {
+                emit.finding_for(*a, Kind::EndpointScan, c.first, detail.clone());
             }
+            self.active
+                .put(net, (t + self.cfg.window, addrs.into_iter().collect()));
         }
     }
 }

@@ -25,6 +25,8 @@ struct SubjectTrack {
     items: Vec<(String, SystemTime)>,
     /// Sizes of the privilege sets presented, with when.
     sizes: Vec<(usize, SystemTime)>,
+    /// The latest `iat` of a verified token of this subject.
+    iat: Option<i64>,
 }
 
 /// Values that grant more than any ordinary role whatever the claim.
@@ -177,6 +179,21 @@ impl Behaviour {
     /// when they grant more than what the subject showed in the window:
     /// new items that are admin-like (`admin`, `root`, `write`, `*`, ...)
     /// or a larger set than any presented before.
+    /// Whether `sub`'s verified token was issued after every verified
+    /// token it showed before (a re-issue: a refresh, or a consent that
+    /// granted more scopes); remembers its `iat`.
+    pub fn issued_later(&mut self, sub: &str, iat: Option<i64>) -> bool {
+        let Some(iat) = iat else { return false };
+        let track = self
+            .subjects
+            .get_or_insert_mut(sub.to_string(), SubjectTrack::default);
+        let later = track.iat.is_some_and(|prev| iat > prev);
+        if track.iat.is_none_or(|prev| iat > prev) {
+            track.iat = Some(iat);
+        }
+        later
+    }
+
     pub fn subject_privileges(
         &mut self,
         sub: &str,
@@ -297,5 +314,11 @@ mod tests {
         // Outside the window, the old privileges are forgotten.
         assert!(b.subject_privileges("bob", &admin, at(0)).is_none());
         assert!(b.subject_privileges("bob", &admin, at(5000)).is_none());
+        // Re-issues: only a later iat of a verified token counts.
+        assert!(!b.issued_later("carol", Some(100)));
+        assert!(!b.issued_later("carol", Some(100)));
+        assert!(b.issued_later("carol", Some(700)));
+        assert!(!b.issued_later("carol", Some(400)));
+        assert!(!b.issued_later("carol", None));
     }
 }

@@ -517,12 +517,20 @@ impl JwtAnalyzer {
         {
             emit(kind, detail, out);
         }
-        if let Some(sub) = &verdict.sub
-            && let Some(detail) =
+        if let Some(sub) = &verdict.sub {
+            let reissued = verdict.verified && self.behaviour.issued_later(sub, verdict.iat);
+            if let Some(mut detail) =
                 self.behaviour
                     .subject_privileges(sub, &verdict.privileges, obs.time)
-        {
-            emit(Kind::JwtClaimsEscalation, detail, out);
+            {
+                // A validly signed token issued later (incremental
+                // consent, a role granted): worth a look, not an attack.
+                detail["reissued"] = json!(reissued);
+                emit(Kind::JwtClaimsEscalation, detail, out);
+                if reissued && let Some(f) = out.last_mut() {
+                    f.severity = crate::finding::Severity::Low;
+                }
+            }
         }
         TokenFacts {
             subject: verdict.sub.clone(),
