@@ -25,6 +25,8 @@ pub struct TokenFacts {
     pub session: Option<String>,
     /// The JWT analyser reported something about this request.
     pub flagged: bool,
+    /// The request's opaque credential (API key, Basic user), by id.
+    pub api_key: Option<crate::detect::api_keys::ApiKey>,
 }
 
 /// Builds findings in the context of one observation.

@@ -342,16 +342,29 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "md")]
         format: ReportFormat,
     },
-    /// Revoke a token by its token_id (the 16-hex id findings show): the
-    /// running daemon reports every later use as `jwt_revoked`.
+    /// Revoke a token by its token_id (the 16-hex id findings show), or an
+    /// API key by its api_key_id: the running daemon reports every later
+    /// use as `jwt_revoked` / `api_key_revoked` (and blocks the sender of
+    /// a revoked key by policy).
+    ///
+    /// Examples: `jwtmon revoke 3f2a9c0d1e4b5a67`, `jwtmon revoke
+    /// --api-key-id 9b1c2d3e4f5a6b7c`.
     Revoke {
         /// The token_id (never the token itself).
-        token_id: String,
+        #[arg(required_unless_present = "api_key_id")]
+        token_id: Option<String>,
+        /// An API key's id (from an api_key_* finding; never the key).
+        #[arg(long, value_name = "ID", conflicts_with = "token_id")]
+        api_key_id: Option<String>,
     },
-    /// Lift a token_id revocation.
+    /// Lift a token_id (or --api-key-id) revocation.
     Unrevoke {
         /// The token_id.
-        token_id: String,
+        #[arg(required_unless_present = "api_key_id")]
+        token_id: Option<String>,
+        /// An API key's id.
+        #[arg(long, value_name = "ID", conflicts_with = "token_id")]
+        api_key_id: Option<String>,
     },
     /// Validate a config file and print the effective configuration.
     CheckConfig {

@@ -3,14 +3,16 @@
 //! the configuration for the daemon, offline analysis and `check-config`
 //! alike, so a bad file a config names fails the same way everywhere.
 
+use serde_json::json;
 use tracing::warn;
 
 use crate::{
+    analysis::Reporter,
     config::Config,
     decide::{Decider, Enforcement, config::DecideConfig},
-    detect::{DetectError, Detectors},
+    detect::{DetectError, Detectors, api_keys::identify, config::ApiKeysConfig},
     enforce::enforcer::Orders,
-    finding::Finding,
+    finding::{Finding, Kind},
     jwt::{JwtAnalyzer, JwtError},
     observe::Observation,
     sequence::{Sequencer, endpoints::OpenApiError},
@@ -59,6 +61,8 @@ pub struct Engine {
     pub max_revoked_tokens: usize,
     /// Automatic revocations refused because the list was full.
     pub revocations_refused: u64,
+    /// Where requests carry opaque credentials.
+    pub api_keys: ApiKeysConfig,
 }
 
 impl Engine {
@@ -66,6 +70,15 @@ impl Engine {
     pub fn analyze(&mut self, obs: &Observation, findings: &mut Vec<Finding>) {
         let before = findings.len();
         let mut facts = self.analyzer.analyze(obs, findings);
+        facts.api_key = identify(&obs.request, &self.api_keys);
+        if let Some(key) = &facts.api_key
+            && self.analyzer.revocations.has_id(&key.id)
+        {
+            let detail = json!({ "source": key.source });
+            Reporter::new(obs, &facts, findings)
+                .finding(Kind::ApiKeyRevoked, obs.time, detail)
+                .api_key_id = Some(key.id.clone());
+        }
         facts.flagged = findings.len() > before;
         self.detectors.observe(obs, &facts, findings);
         self.sequences.observe(obs, &facts, findings);
@@ -164,6 +177,7 @@ impl Engine {
             orders_dropped: 0,
             max_revoked_tokens: config.decide.max_revoked_tokens,
             revocations_refused: 0,
+            api_keys: config.detect.api_keys.clone(),
         })
     }
 }
@@ -173,7 +187,6 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::finding::Kind;
 
     /// A flood of replayed tokens (each one revoked by policy) keeps the
     /// revocation list within `max_revocations_per_minute` per minute and

@@ -335,6 +335,7 @@ mod tests {
             src_ip: "198.51.100.9".parse().unwrap(),
             subject: Some("alice".into()),
             token_id: Some("0123456789abcdef".into()),
+            api_key_id: None,
             endpoint: "GET /api/v1/accounts/{id}/balance".into(),
             detail: json!({"alg": "none"}),
             action: Outcome::BlockIp,

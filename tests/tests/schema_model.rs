@@ -10,7 +10,9 @@
 //!    parameter tampering, header-borne, double-encoded and comment-split
 //!    SQLi, `alg: none` in a cookie, with the `JWT` scheme and with no
 //!    scheme, a scan spread over one /24, an id walk (BOLA), low and slow
-//!    brute force, and credential stuffing spread over 40 addresses.
+//!    brute force, credential stuffing spread over 40 addresses, a leaked
+//!    API key used from eight networks, API-key guessing, and a revoked
+//!    key used again.
 
 use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 
@@ -398,6 +400,31 @@ fn attacks(t: &mut Traffic, at_ms: u64) -> BTreeMap<String, Vec<&'static str>> {
         })
         .collect();
     one(t, 13, &["object_enumeration"], walk);
+    // API-key guessing, and a revoked key used again.
+    let guesses = (0..8)
+        .map(|i| {
+            ex(
+                "GET",
+                &format!("/api/v1/me?api_key=sk_guess_{i}"),
+                &[],
+                b"",
+                401,
+            )
+        })
+        .collect();
+    one(t, 15, &["api_key_guessing"], guesses);
+    one(
+        t,
+        16,
+        &["api_key_revoked"],
+        vec![ex(
+            "GET",
+            "/api/v1/me",
+            &["Api-Key: sk_revoked_77".into()],
+            b"",
+            200,
+        )],
+    );
     // Low and slow: one failed login every 25 s for 35 minutes.
     for i in 0..84u64 {
         t.add(i * 25_000, "203.0.113.14", vec![login("treasurer", false)]);
@@ -416,6 +443,20 @@ fn attacks(t: &mut Traffic, at_ms: u64) -> BTreeMap<String, Vec<&'static str>> {
         t.add(at_ms + 30_000 + a * 500, &ip, x);
         want.insert(ip, vec!["endpoint_scan"]);
     }
+    // API keys: a leaked key from eight networks (the sixth crosses the
+    // threshold), guessing, and a revoked key.
+    for i in 0..8u64 {
+        let ip = format!("203.0.{}.5", 120 + i);
+        let x = vec![ex(
+            "GET",
+            "/api/v1/me",
+            &["X-API-Key: sk_live_leaked_4f1".into()],
+            b"",
+            200,
+        )];
+        t.add(at_ms + 200_000 + i * 2_000, &ip, x);
+    }
+    want.insert("203.0.125.5".into(), vec!["api_key_shared"]);
     // Credential stuffing over 40 addresses in 40 networks, two tries
     // each, within three minutes.
     for round in 0..2u64 {
@@ -435,8 +476,19 @@ fn attacks(t: &mut Traffic, at_ms: u64) -> BTreeMap<String, Vec<&'static str>> {
 fn config(dir: &Path, model: Option<&Path>) -> std::path::PathBuf {
     let secret = dir.join("hs.secret");
     std::fs::write(&secret, SECRET).unwrap();
+    // The revoked key is listed by its id only.
+    let revoked = dir.join("revoked.txt");
+    std::fs::write(
+        &revoked,
+        format!(
+            "token_id {}\n",
+            jwtmon::parse::http::token_id("sk_revoked_77")
+        ),
+    )
+    .unwrap();
     let mut text = format!(
-        "[[jwt.issuers]]\nissuer = \"https://auth.bank\"\nalgorithms = [\"HS256\"]\nhmac_secret_file = \"{}\"\n",
+        "[jwt]\nrevocation_file = \"{}\"\n\n[[jwt.issuers]]\nissuer = \"https://auth.bank\"\nalgorithms = [\"HS256\"]\nhmac_secret_file = \"{}\"\n",
+        revoked.display(),
         secret.display()
     );
     if let Some(m) = model {

@@ -261,7 +261,7 @@ pub(super) fn revoke(config: &Config, token_id: &str, lift: bool) -> Result<()> 
     let id = token_id.trim().to_ascii_lowercase();
     if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!(
-            "`{token_id}` is not a token_id (16 hex characters, as findings show it); never pass the token itself"
+            "`{token_id}` is not a token_id or api_key_id (16 hex characters, as findings show it); never pass the token or key itself"
         );
     }
     let answer = if lift {
@@ -294,9 +294,6 @@ pub(super) fn revoke(config: &Config, token_id: &str, lift: bool) -> Result<()> 
             list.revoke_token_id(&id)?;
         }
     }
-    println!(
-        "{} token_id {id}",
-        if lift { "unrevoked" } else { "revoked" }
-    );
+    println!("{} id {id}", if lift { "unrevoked" } else { "revoked" });
     Ok(())
 }

@@ -125,8 +125,22 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Report { from, to, format } => {
             incidents::report(&config, &from, to.as_deref(), format)
         }
-        Command::Revoke { token_id } => incidents::revoke(&config, &token_id, false),
-        Command::Unrevoke { token_id } => incidents::revoke(&config, &token_id, true),
+        Command::Revoke {
+            token_id,
+            api_key_id,
+        } => incidents::revoke(
+            &config,
+            token_id.or(api_key_id).as_deref().unwrap_or(""),
+            false,
+        ),
+        Command::Unrevoke {
+            token_id,
+            api_key_id,
+        } => incidents::revoke(
+            &config,
+            token_id.or(api_key_id).as_deref().unwrap_or(""),
+            true,
+        ),
         Command::Analyze {
             pcap,
             format,

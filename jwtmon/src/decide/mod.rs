@@ -204,7 +204,12 @@ impl Decider {
         }
         // Never enforce on traffic whose sender is not proven: recorded
         // with what would have happened, and logged only.
-        if !f.proven && matches!(rule.action, Action::BlockIp | Action::RevokeToken) {
+        if !f.proven
+            && matches!(
+                rule.action,
+                Action::BlockIp | Action::RevokeToken | Action::RevokeApiKey
+            )
+        {
             f.action = Outcome::Log;
             if !f.detail.is_object() {
                 f.detail = json!({});
@@ -217,24 +222,32 @@ impl Decider {
         }
         match rule.action {
             Action::Log | Action::Alert => f.action = rule.action.into(),
-            Action::RevokeToken => {
-                let Some(id) = f.token_id.clone() else {
+            Action::RevokeToken | Action::RevokeApiKey => {
+                // Token ids and API-key ids share the revocation list
+                // (both are hashes of the secret).
+                let id = if rule.action == Action::RevokeToken {
+                    f.token_id.clone()
+                } else {
+                    f.api_key_id.clone()
+                };
+                let Some(id) = id else {
                     f.action = Outcome::Alert;
                     return;
                 };
+                let what = rule.action.as_str();
                 if self.cfg.dry_run {
                     f.action = Outcome::DryRun;
-                    f.detail["decision"] = json!({ "would": "revoke_token" });
+                    f.detail["decision"] = json!({ "would": what });
                     self.stats.dry_run += 1;
                     return;
                 }
                 let cap = self.cfg.max_revocations_per_minute;
                 if self.revoked_recently.full(f.time, cap) {
-                    self.rate_capped(f, "revoke_token", "max_revocations_per_minute", cap);
+                    self.rate_capped(f, what, "max_revocations_per_minute", cap);
                     return;
                 }
                 self.revoked_recently.record(f.time);
-                f.action = Outcome::RevokeToken;
+                f.action = rule.action.into();
                 self.stats.revoked += 1;
                 out.push(Enforcement::Revoke { token_id: id });
             }

@@ -29,6 +29,7 @@ fn finding(kind: &str, ip: &str, t: u64) -> Finding {
         src_ip: ip.parse().unwrap(),
         subject: None,
         token_id: Some("0123456789abcdef".into()),
+        api_key_id: None,
         endpoint: "POST /login".into(),
         detail: json!({}),
         action: Outcome::Log,

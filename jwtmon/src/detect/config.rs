@@ -25,6 +25,8 @@ pub struct DetectConfig {
     pub scan: ScanConfig,
     /// Object-id enumeration (BOLA).
     pub objects: ObjectsConfig,
+    /// API keys and other opaque credentials.
+    pub api_keys: ApiKeysConfig,
     /// Injection payloads.
     pub injection: InjectionConfig,
     /// Per-subject profiles.
@@ -43,6 +45,7 @@ impl Default for DetectConfig {
             rate: RateConfig::default(),
             scan: ScanConfig::default(),
             objects: ObjectsConfig::default(),
+            api_keys: ApiKeysConfig::default(),
             injection: InjectionConfig::default(),
             profile: ProfileConfig::default(),
             schema: SchemaConfig::default(),
@@ -215,6 +218,49 @@ impl Default for ObjectsConfig {
             distinct_ids: 20,
             window: Duration::from_mins(10),
             forbidden_statuses: vec![403],
+        }
+    }
+}
+
+/// `[detect.api_keys]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiKeysConfig {
+    /// Treat opaque credentials like tokens.
+    pub enabled: bool,
+    /// Header names that carry a key (`X-API-Key` and `Api-Key` always do).
+    pub headers: Vec<String>,
+    /// Query parameter names that carry a key.
+    pub query: Vec<String>,
+    /// The Basic-auth user is a credential too.
+    pub basic_user: bool,
+    /// The window of the counts below.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// `api_key_shared`: one key used from more than this many networks
+    /// (/ipv4_prefix, /ipv6_prefix) within `window`.
+    pub max_networks: usize,
+    /// `api_key_failures`: one key refused more than this often.
+    pub max_failures: usize,
+    /// `api_key_guessing`: one address trying more than this many
+    /// distinct keys that fail (a network: twice as many).
+    pub guessing_keys: usize,
+    /// Statuses that mean "key refused".
+    pub failure_statuses: Vec<u16>,
+}
+
+impl Default for ApiKeysConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            headers: vec!["x-api-key".into(), "api-key".into()],
+            query: ["api_key", "apikey", "api-key"].map(String::from).to_vec(),
+            basic_user: true,
+            window: Duration::from_mins(10),
+            max_networks: 5,
+            max_failures: 20,
+            guessing_keys: 5,
+            failure_statuses: vec![401, 403],
         }
     }
 }

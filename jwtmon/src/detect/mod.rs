@@ -6,6 +6,7 @@
 //! A detector is one type implementing [`Detector`] and one line in
 //! [`DETECTORS`]; its `[detect.*]` section lives in `config.rs`.
 
+pub mod api_keys;
 pub mod auth;
 pub mod campaign;
 pub mod config;
@@ -95,6 +96,14 @@ pub const DETECTORS: &[Build] = &[
     },
     |c| on(campaign::Campaign::new(&c.auth)),
     |c| on(objects::Objects::new(&c.objects, c.max_tracked_keys)),
+    |c| {
+        on(api_keys::ApiKeys::new(
+            &c.api_keys,
+            &c.rate,
+            c.max_tracked_keys,
+            (c.ipv4_prefix, c.ipv6_prefix),
+        ))
+    },
     |c| {
         if c.injection.enabled {
             on(inject::Injection::new(c.injection.clone()))

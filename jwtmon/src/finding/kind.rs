@@ -21,6 +21,8 @@ pub enum Action {
     BlockIp,
     /// Add the token to the revocation list (and alert).
     RevokeToken,
+    /// Add the API key's id to the revocation list (and alert).
+    RevokeApiKey,
 }
 
 impl Action {
@@ -31,6 +33,7 @@ impl Action {
             Action::Alert => "alert",
             Action::BlockIp => "block_ip",
             Action::RevokeToken => "revoke_token",
+            Action::RevokeApiKey => "revoke_api_key",
         }
     }
 }
@@ -157,6 +160,16 @@ catalogue! {
     RateSpikeIp = "rate_spike_ip", Medium, ALERT;
     /// A token's request rate far above its own average or a ceiling.
     RateSpikeToken = "rate_spike_token", Medium, ALERT;
+    /// One API key used from more networks than `max_networks` within the window: a leaked key.
+    ApiKeyShared = "api_key_shared", High, act(Action::RevokeApiKey);
+    /// An API key's request rate far above its own average or a ceiling.
+    ApiKeyRateSpike = "api_key_rate_spike", Medium, ALERT;
+    /// One API key refused (401/403) more than `max_failures` times within the window.
+    ApiKeyFailures = "api_key_failures", Medium, ALERT;
+    /// One address (or network) trying many distinct API keys that fail.
+    ApiKeyGuessing = "api_key_guessing", High, ABUSE;
+    /// A revoked API key was used again.
+    ApiKeyRevoked = "api_key_revoked", High, ABUSE;
     /// Many distinct paths answered 404/405 for one address, or for the addresses of one network.
     EndpointScan = "endpoint_scan", Medium, ALERT;
     /// Failed logins over the whole service far above their baseline, for many usernames from many addresses: each participant is named.

@@ -48,6 +48,8 @@ pub enum Outcome {
     BlockIp,
     /// The token was revoked.
     RevokeToken,
+    /// The API key was revoked.
+    RevokeApiKey,
     /// A block or revocation was decided, but `decide.dry_run` holds it.
     DryRun,
     /// A block was decided, but the allowlist covers the address.
@@ -66,6 +68,7 @@ impl Outcome {
             Outcome::Alert => "alert",
             Outcome::BlockIp => "block_ip",
             Outcome::RevokeToken => "revoke_token",
+            Outcome::RevokeApiKey => "revoke_api_key",
             Outcome::DryRun => "dry_run",
             Outcome::Allowlisted => "allowlisted",
             Outcome::AlreadyBlocked => "already_blocked",
@@ -86,6 +89,7 @@ impl From<Action> for Outcome {
             Action::Alert => Outcome::Alert,
             Action::BlockIp => Outcome::BlockIp,
             Action::RevokeToken => Outcome::RevokeToken,
+            Action::RevokeApiKey => Outcome::RevokeApiKey,
         }
     }
 }
@@ -120,6 +124,8 @@ pub struct Finding {
     pub subject: Option<String>,
     /// First 16 hex chars of SHA-256 of the token (never the token).
     pub token_id: Option<String>,
+    /// The same of the request's API key, for the API-key kinds.
+    pub api_key_id: Option<String>,
     /// `METHOD /normalized/path`.
     pub endpoint: String,
     /// Evidence.
@@ -146,6 +152,7 @@ impl Finding {
             src_ip,
             subject: None,
             token_id: None,
+            api_key_id: None,
             endpoint,
             detail: Value::Null,
             action: Outcome::Log,
@@ -170,6 +177,9 @@ impl Finding {
         });
         if let Some(t) = self.transport {
             v["transport"] = json!(t);
+        }
+        if let Some(k) = &self.api_key_id {
+            v["api_key_id"] = json!(k);
         }
         v
     }

@@ -269,6 +269,7 @@ mod tests {
             src_ip: ip.parse().unwrap(),
             subject: Some("alice".into()),
             token_id: Some("0123456789abcdef".into()),
+            api_key_id: None,
             endpoint: "POST /login".into(),
             detail: json!({"failures": 12, "window_s": 60, "decision": {"ttl_s": 600}}),
             action: action.parse().unwrap(),

@@ -537,6 +537,7 @@ impl JwtAnalyzer {
             verified: verdict.verified,
             session: verdict.sid.clone().or_else(|| verdict.jti.clone()),
             flagged: false,
+            api_key: None,
         }
     }
 }

@@ -234,6 +234,11 @@ impl RevocationList {
         v
     }
 
+    /// Whether `id` (a `token_id` or an `api_key_id`) is on the list.
+    pub fn has_id(&self, id: &str) -> bool {
+        self.token_id.contains(id)
+    }
+
     /// Entries in the list.
     pub fn len(&self) -> usize {
         self.jti.len() + self.token_id.len() + self.kid.len() + self.sub.len()
