@@ -278,6 +278,7 @@ impl Config {
             )));
         }
         self.alerts.validate().map_err(ConfigError::Invalid)?;
+        self.detect.validate().map_err(ConfigError::Invalid)?;
         self.metrics.address().map_err(ConfigError::Invalid)?;
         self.admin.validate().map_err(ConfigError::Invalid)?;
         self.fleet.validate().map_err(ConfigError::Invalid)?;
@@ -375,6 +376,7 @@ mod tests {
         assert!(e("[export]\ntarget = \"stdout\"\n").contains("daemon.emit"));
         assert!(e("[incidents]\nretention_days = 0\n").contains("retention_days"));
         assert!(e("[daemon]\nstate_dir = \"var/lib\"\n").contains("absolute"));
+        assert!(e("[detect.injection]\nparanoia = 5\n").contains("1 (default) to 4"));
         let ok = Config::from_toml(
             "[daemon]\nemit = \"none\"\n[export]\ntarget = \"stdout\"\n[privacy]\npseudonymize = false\n",
             None,

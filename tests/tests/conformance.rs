@@ -53,7 +53,7 @@ fn sqli_recall_and_false_positives() {
     }
     if crs.is_some() {
         // Not the 90% goal (see README): a floor so recall never regresses.
-        assert!(r.recall() >= 61.5, "{report}");
+        assert!(r.recall() >= 60.0, "{report}");
     }
 }
 
@@ -68,15 +68,15 @@ fn crs_attack_families_recall_floors() {
     // Not the 90% goal (see README): floors a little under this session's
     // figures, so no family regresses unnoticed.
     for (family, floor) in [
-        ("921", 12.0),
-        ("930", 60.0),
-        ("931", 12.0),
-        ("932", 38.0),
+        ("921", 40.0),
+        ("930", 65.0),
+        ("931", 28.0),
+        ("932", 46.0),
         ("933", 39.0),
         ("934", 42.0),
         ("941", 59.0),
         ("943", 60.0),
-        ("944", 60.0),
+        ("944", 90.0),
     ] {
         let f = families
             .iter()
@@ -87,4 +87,23 @@ fn crs_attack_families_recall_floors() {
             "crs-{family} below {floor}%:\n{report}"
         );
     }
+}
+
+/// The default paranoia level flags none of the generated benign
+/// requests (searches, names with apostrophes, free text, JSON bodies,
+/// same-host and partner URLs); each higher level flags at least as many.
+#[test]
+fn paranoia_levels_cost_what_they_say() {
+    let (pl1, flagged) = sqli::generated_fp(1);
+    assert!(pl1 == 0.0, "paranoia 1 flags benign requests: {flagged:#?}");
+    let mut last = pl1;
+    for level in 2..=4 {
+        let (fp, _) = sqli::generated_fp(level);
+        assert!(fp >= last, "paranoia {level}: {fp}% < {last}%");
+        last = fp;
+    }
+    assert!(
+        last > 0.0,
+        "the higher levels add shapes that ordinary text carries"
+    );
 }

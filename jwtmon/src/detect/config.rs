@@ -35,6 +35,26 @@ pub struct DetectConfig {
     pub schema: SchemaConfig,
 }
 
+impl DetectConfig {
+    /// Values no detector can work with.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=4).contains(&self.injection.paranoia) {
+            return Err(format!(
+                "detect.injection.paranoia = {}: 1 (default) to 4",
+                self.injection.paranoia
+            ));
+        }
+        let s = &self.schema;
+        if s.promote_after == 0 || s.min_principals == 0 {
+            return Err("detect.schema.promote_after and min_principals: at least 1".into());
+        }
+        if self.ipv4_prefix > 32 || self.ipv6_prefix > 128 {
+            return Err("detect.ipv4_prefix: 0-32, detect.ipv6_prefix: 0-128".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for DetectConfig {
     fn default() -> Self {
         Self {
@@ -273,6 +293,9 @@ pub struct InjectionConfig {
     pub enabled: bool,
     /// Bytes of each decoded value inspected at most.
     pub max_value_bytes: usize,
+    /// 1 (default: few false positives) to 4: each level adds the
+    /// fragment-level shapes CRS reports at that paranoia level.
+    pub paranoia: u8,
 }
 
 impl Default for InjectionConfig {
@@ -280,6 +303,7 @@ impl Default for InjectionConfig {
         Self {
             enabled: true,
             max_value_bytes: 4096,
+            paranoia: 1,
         }
     }
 }

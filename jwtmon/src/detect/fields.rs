@@ -276,9 +276,13 @@ pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
         {
             json_strings(&v, &mut out);
         } else if is_multipart(req) {
-            // Text fields are values; files are not text.
+            // Text fields and text files are values, and so are file
+            // names; binary files are not text.
             for part in crate::detect::params::multipart(req) {
-                if !part.file {
+                if let Some(f) = part.filename {
+                    out.push((Place::Body, f));
+                }
+                if !part.binary {
                     out.push((Place::Body, String::from_utf8_lossy(part.body)));
                 }
             }

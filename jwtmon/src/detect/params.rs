@@ -113,8 +113,13 @@ fn json<'a>(prefix: &str, v: &'a Value, depth: usize, out: &mut Vec<Param<'a>>) 
 pub struct Part<'a> {
     /// `name=` of its `Content-Disposition`.
     pub name: Cow<'a, str>,
-    /// It carries a file (`filename=`), or a binary content type.
+    /// It carries a file (`filename=`).
     pub file: bool,
+    /// The file's name, if it has one.
+    pub filename: Option<Cow<'a, str>>,
+    /// Not text: a binary content type (image, audio, octet-stream, ...),
+    /// or NUL bytes.
+    pub binary: bool,
     /// The part's bytes (possibly cut by the capture).
     pub body: &'a [u8],
 }
@@ -158,32 +163,58 @@ pub fn multipart(req: &Request) -> Vec<Part<'_>> {
     let finder = memchr_split(&req.body, delim.as_bytes());
     let mut out = Vec::new();
     for chunk in finder.into_iter().skip(1).take(64) {
-        let chunk = chunk.strip_prefix(b"\r\n").unwrap_or(chunk);
+        // Lines end in CRLF, or (from lax clients) a bare LF.
+        let chunk = chunk
+            .strip_prefix(b"\r\n")
+            .or_else(|| chunk.strip_prefix(b"\n"))
+            .unwrap_or(chunk);
         if chunk.starts_with(b"--") {
             break;
         }
-        let Some(head_end) = chunk.windows(4).position(|w| w == b"\r\n\r\n") else {
+        let crlf = chunk
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| (i, 4));
+        let lf = chunk.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
+        let Some((head_end, sep)) = [crlf, lf].into_iter().flatten().min() else {
             continue;
         };
         let head = String::from_utf8_lossy(&chunk[..head_end]);
-        let mut body = &chunk[head_end + 4..];
-        body = body.strip_suffix(b"\r\n").unwrap_or(body);
+        let mut body = &chunk[head_end + sep..];
+        body = body
+            .strip_suffix(b"\r\n")
+            .or_else(|| body.strip_suffix(b"\n"))
+            .unwrap_or(body);
         let mut name = None;
-        let mut file = false;
+        let mut filename = None;
+        let mut binary = body.contains(&0);
         for line in head.lines() {
             let (h, v) = line.split_once(':').unwrap_or((line, ""));
             if h.trim().eq_ignore_ascii_case("content-disposition") {
                 name = disposition_param(v, "name").map(str::to_string);
-                file |= disposition_param(v, "filename").is_some();
+                filename = disposition_param(v, "filename").map(str::to_string);
             } else if h.trim().eq_ignore_ascii_case("content-type") {
                 let v = v.trim().to_ascii_lowercase();
-                file |= !(v.starts_with("text/") || v.contains("json") || v.contains("xml"));
+                binary |= [
+                    "image/",
+                    "audio/",
+                    "video/",
+                    "font/",
+                    "application/octet-stream",
+                    "application/zip",
+                    "application/gzip",
+                    "application/pdf",
+                ]
+                .iter()
+                .any(|p| v.starts_with(p));
             }
         }
         if let Some(name) = name {
             out.push(Part {
                 name: Cow::Owned(name),
-                file,
+                file: filename.is_some(),
+                filename: filename.map(Cow::Owned),
+                binary,
                 body,
             });
         }
@@ -369,7 +400,8 @@ mod tests {
             (parts[0].name.as_ref(), parts[0].file, parts[0].body),
             ("title", false, &b"Holiday"[..])
         );
-        assert!(parts[1].file);
+        assert!(parts[1].file && parts[1].binary);
+        assert_eq!(parts[1].filename.as_deref(), Some("a.png"));
         let p = params(&r);
         let photo = p.iter().find(|p| p.name == "photo").unwrap();
         assert_eq!(

@@ -70,6 +70,36 @@ fn main() -> Result<()> {
             }
         }
     }
+    if let (Some(p), Some(fp)) = (
+        corpus(&dir, "crs-attacks"),
+        corpus(&dir, "libinjection/false_positives.txt"),
+    ) {
+        println!("\nparanoia levels: recall per CRS family, false positives (any kind)");
+        println!(
+            "| paranoia | 921 | 930 | 931 | 932 | 933 | 934 | 941 | 942 | 943 | 944 | libinjection FP | generated benign FP |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for level in 1..=4u8 {
+            let (_, families) = crs::run_at(&p, level)?;
+            let (_, s) = sqli::run_at(corpus(&dir, "crs-942-sqli").as_deref(), Some(&fp), level)?;
+            let (gen_fp, flagged) = sqli::generated_fp(level);
+            let mut row = format!("| {level} |");
+            for f in &families {
+                if f.family == "943" {
+                    row.push_str(&format!(" {:.1}% |", s.recall()));
+                }
+                row.push_str(&format!(" {:.1}% |", f.recall()));
+            }
+            let any = 100.0 * s.false_positives_any as f64 / s.benign.max(1) as f64;
+            row.push_str(&format!(" {any:.2}% | {gen_fp:.1}% |"));
+            println!("{row}");
+            if std::env::var_os("JWTMON_CONFORMANCE_VERBOSE").is_some() {
+                for f in flagged {
+                    println!("  level {level} flagged {f}");
+                }
+            }
+        }
+    }
     if disagreements > 0 {
         std::process::exit(1);
     }

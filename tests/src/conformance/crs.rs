@@ -126,7 +126,8 @@ pub const FAMILIES: [(&str, &str, &[&str]); 9] = [
     (
         "921",
         "REQUEST-921-PROTOCOL-ATTACK",
-        &["injection_crlf", "request_smuggling"],
+        // CRS files its LDAP injection rule (921200) here.
+        &["injection_crlf", "request_smuggling", "injection_ldap"],
     ),
     (
         "930",
@@ -201,8 +202,14 @@ impl FamilyReport {
 
 /// Grades every family present under `dir` (the `crs-attacks` folder).
 pub fn run(dir: &Path) -> Result<(String, Vec<FamilyReport>)> {
+    run_at(dir, 1)
+}
+
+/// [`run`] at a paranoia level (1 to 4).
+pub fn run_at(dir: &Path, paranoia: u8) -> Result<(String, Vec<FamilyReport>)> {
     let cfg = InjectionConfig {
         max_value_bytes: 64 * 1024,
+        paranoia,
         ..InjectionConfig::default()
     };
     let mut reports = Vec::new();

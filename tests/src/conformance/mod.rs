@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod benign;
 pub mod crs;
 pub mod jws;
 pub mod llhttp;

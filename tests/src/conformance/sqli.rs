@@ -45,8 +45,40 @@ impl SqliReport {
 /// Grades `crs` (the `crs-942-sqli` folder) and `benign` (the
 /// `false_positives.txt` file); either may be absent.
 pub fn run(crs: Option<&Path>, benign: Option<&Path>) -> Result<(String, SqliReport)> {
+    run_at(crs, benign, 1)
+}
+
+/// Share of the generated benign requests ([`super::benign`]) flagged by
+/// any kind at `paranoia`, with the first few flagged.
+pub fn generated_fp(paranoia: u8) -> (f64, Vec<String>) {
+    let cfg = InjectionConfig {
+        paranoia,
+        ..InjectionConfig::default()
+    };
+    let reqs = super::benign::requests();
+    let mut flagged = Vec::new();
+    for raw in &reqs {
+        let k = kinds(raw, &cfg).unwrap_or_default();
+        if !k.is_empty() {
+            let line = String::from_utf8_lossy(raw);
+            flagged.push(format!("{k:?}: {}", line.lines().next().unwrap_or("")));
+        }
+    }
+    (
+        100.0 * flagged.len() as f64 / reqs.len().max(1) as f64,
+        flagged,
+    )
+}
+
+/// [`run`] at a paranoia level (1 to 4).
+pub fn run_at(
+    crs: Option<&Path>,
+    benign: Option<&Path>,
+    paranoia: u8,
+) -> Result<(String, SqliReport)> {
     let cfg = InjectionConfig {
         max_value_bytes: 64 * 1024,
+        paranoia,
         ..InjectionConfig::default()
     };
     let mut r = SqliReport::default();

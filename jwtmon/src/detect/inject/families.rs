@@ -61,10 +61,27 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                 ),
                 ("status line after a line break", r"[\r\n]\s*http/[0-9]"),
                 (
+                    "request line after a line break",
+                    r"[\r\n]\s*(?:get|post|head|put|delete|options|connect|trace|patch)\s+\S+\s+http/[0-9]",
+                ),
+                (
                     "markup after a line break",
                     r"[\r\n]\s*<(?:html|script|body)",
                 ),
             ],
+        ),
+        family(
+            Kind::InjectionCrlf,
+            &[Place::Path],
+            &[("line break in the path", r"[\r\n]")],
+        ),
+        family(
+            Kind::InjectionCrlf,
+            ANY,
+            &[(
+                "request line in a value",
+                r"(?:^|\s)(?:get|post|head|put|delete|options|connect|trace|patch)\s+(?:/|https?://)\S*\s+http/[0-9](?:\.[0-9])?\b",
+            )],
         ),
         family(
             Kind::InjectionCrlf,
@@ -214,6 +231,13 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                 (
                     "java rce class",
                     r"\bjava\.lang\.(?:runtime|processbuilder|process|class|classloader|reflect|system|thread|invoke)\b|\bjavax\.(?:script|naming|management)\b|\bcom\.sun\.(?:org\.apache|rowset|jndi|script|management)\b|\bsun\.(?:misc|reflect|rmi)\.",
+                ),
+                (
+                    // A fully qualified class of the I/O, process, network,
+                    // RMI, bean or CORBA packages: what gadget chains and
+                    // expression payloads name (`java.util` is everyday).
+                    "java system class",
+                    r"\bjava\.(?:io|lang|net|nio|rmi|beans|security)\.[a-z][a-z0-9_$]*\b|\bjavax\.[a-z]+\.[a-z]|\borg\.omg\.[a-z]|\bcom\.sun\.[a-z]+\.[a-z]",
                 ),
                 (
                     "library gadget package",
@@ -386,6 +410,13 @@ fn jndi(lower: &str) -> bool {
 /// names something to include (an IP host, a trailing `?`, a wrapper).
 fn url_threat(lower: &str) -> Option<(Kind, &'static str)> {
     let v = lower.trim();
+    // A URL inside a wrapper (`jar:http://...!/x`, `url:file://...`):
+    // resource loaders' syntax, never a parameter's.
+    if let Some(inner) = v.strip_prefix("jar:").or_else(|| v.strip_prefix("url:"))
+        && inner.contains(':')
+    {
+        return Some((Kind::InjectionRfi, "wrapped url"));
+    }
     let (scheme, rest) = v.split_once("://")?;
     if scheme.is_empty()
         || scheme.len() > 16

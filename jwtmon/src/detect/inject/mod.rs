@@ -8,6 +8,7 @@
 //! One finding per kind per request.
 
 pub mod families;
+pub mod paranoid;
 pub mod patterns;
 pub mod sqli;
 
@@ -58,11 +59,13 @@ static BASE64_JAVA: LazyLock<regex::Regex> = LazyLock::new(|| {
 });
 
 /// What one request's inspection found so far.
-struct Found {
+struct Found<'r> {
     hits: Vec<Hit>,
+    paranoia: u8,
+    host: Option<&'r str>,
 }
 
-impl Found {
+impl Found<'_> {
     fn add(&mut self, kind: Kind, shape: &'static str, place: Place, v: &str) {
         if self.hits.iter().any(|h| h.kind == kind) {
             return;
@@ -80,6 +83,16 @@ impl Found {
     /// for in it.
     fn value(&mut self, place: Place, v: &str) {
         if plain(v) {
+            // The base64 of a serialized Java object's magic (AC ED 00 05)
+            // at any of the three alignments is plain text too.
+            if ["rO0AB", "KztAA", "s7QAF"].iter().any(|m| v.contains(m)) {
+                self.add(
+                    Kind::InjectionJava,
+                    "serialized java object (base64)",
+                    place,
+                    v,
+                );
+            }
             if place == Place::Query && families::session_parameter(&v.to_ascii_lowercase()) {
                 self.add(
                     Kind::SessionFixation,
@@ -92,6 +105,9 @@ impl Found {
         }
         let lower = v.to_ascii_lowercase();
         for (kind, shape) in families::detect(place, &lower) {
+            self.add(kind, shape, place, v);
+        }
+        for (kind, shape) in paranoid::detect(self.paranoia, place, &lower, self.host) {
             self.add(kind, shape, place, v);
         }
         let prose =
@@ -108,7 +124,11 @@ impl Found {
 
 /// Every injection in a request, at most one per kind.
 pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
-    let mut found = Found { hits: Vec::new() };
+    let mut found = Found {
+        hits: Vec::new(),
+        paranoia: cfg.paranoia,
+        host: req.host.as_deref(),
+    };
     for (place, v) in values(req, cfg.max_value_bytes) {
         found.value(place, &v);
         for bytes in decode::base64_bytes(&v) {
@@ -158,6 +178,7 @@ impl Injection {
     /// for that: it is the one an attacker's first probe lands on).
     pub fn new(cfg: InjectionConfig) -> Self {
         families::warm();
+        paranoid::warm();
         patterns::warm();
         LazyLock::force(&BASE64_JAVA);
         let _ = sqli::detect("' or 1=1--");

@@ -31,10 +31,11 @@ fn set(kind: Kind, rules: &[(&'static str, &str)]) -> Set {
 const TOOLS: &str = "(?:cat|tac|ls|id|whoami|uname|ifconfig|netstat|wget|curl|nc|ncat|netcat|socat|telnet|ssh|scp|sftp|tftp|rsync|bash|sh|zsh|dash|ksh|csh|tcsh|busybox|ping|traceroute|nslookup|dig|rm|rmdir|chmod|chown|chgrp|chattr|mkfifo|mknod|dd|tar|gzip|gunzip|zcat|bzip2|bunzip2|xz|unxz|unzip|7z|zstd|base64|base32|xxd|hexdump|strings|grep|egrep|fgrep|awk|gawk|sed|uniq|xargs|printenv|nohup|crontab|sudo|doas|passwd|useradd|usermod|python[0-9.]*|perl|ruby|php[0-9]*|node|nodejs|lua|javac|gcc|c89|c99|powershell|pwsh|cmd(?:\\.exe)?|certutil|bitsadmin|mshta|rundll32|regsvr32|wmic|schtasks|tasklist|taskkill|systeminfo|ipconfig|openssl|gpg|sendmail|systemctl|journalctl|lsof|strace|ltrace|gdb|vim?|nano|emacs|docker|kubectl|ansible(?:-playbook|-pull)?|chef-(?:client|shell|solo)|puppet|terraform|gcloud|apt-get|yum|dnf|apk|rpm|dpkg|md5sum|sha[0-9]+sum|readlink|realpath|getent|tclsh|irb|jrunscript|jshell|sqlite3|mysql|psql|redis-cli|nmap|masscan|iptables|nft|modprobe|insmod|chroot|setsid|pkexec)";
 /// Tools named like English words: a command only after a shell
 /// separator.
-const WORDS: &str = "(?:echo|printf|type|head|tail|more|less|find|sort|cut|tr|wc|tee|env|export|set|unset|alias|eval|exec|source|timeout|time|watch|at|su|kill|pkill|killall|ps|top|who|w|last|host|file|date|sleep|yes|seq|test|stat|basename|dirname|column|fold|comm|diff|cmp|paste|join|split|shuf|rev|expand|fmt|pr|iconv|mail|mount|umount|df|du|free|ed|ex|make|go|git|npm|pip|gem|apt|service|history|net|reg|sc|copy|del|dir|move|ren|start|rc|od|nl|ln|mv|cp|touch|mkdir|locate|logger|wall|write|finger|expect|ip|ss)";
+pub(super) const WORDS: &str = "(?:echo|printf|type|head|tail|more|less|find|sort|cut|tr|wc|tee|env|export|set|unset|alias|eval|exec|source|timeout|time|watch|at|su|kill|pkill|killall|ps|top|who|w|last|host|file|date|sleep|yes|seq|test|stat|basename|dirname|column|fold|comm|diff|cmp|paste|join|split|shuf|rev|expand|fmt|pr|iconv|mail|mount|umount|df|du|free|ed|ex|make|go|git|npm|pip|gem|apt|service|history|net|reg|sc|copy|del|dir|move|ren|start|rc|od|nl|ln|mv|cp|touch|mkdir|locate|logger|wall|write|finger|expect|ip|ss)";
 /// What follows a command name: the end, a separator, an option, a path,
-/// a variable, a quote, a URL.
-const ARGS: &str = r"(?:\s*$|\s*[;&|`)\n]|\s+[-/$'\x22`.~\\%]|\s+[a-z0-9_.-]+\s*[;&|`\n]|\s+[a-z0-9_.-]*\.(?:txt|sh|log|conf|py|pl|php|gz|zst|tar|zip)\b|\s+https?://|,)";
+/// a variable, a quote, a URL. (A comma only inside a brace expansion,
+/// `{cat,/etc/passwd}`: field lists such as `id,name` are everywhere.)
+const ARGS: &str = r"(?:\s*$|\s*[;&|`)\n]|\s+[-/$'\x22`.~\\%]|\s+[a-z0-9_.-]+\s*[;&|`\n]|\s+[a-z0-9_.-]*\.(?:txt|sh|log|conf|py|pl|php|gz|zst|tar|zip)\b|\s+https?://)";
 
 static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
     [
@@ -95,6 +96,10 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                     ),
                 ),
                 (
+                    "brace expansion",
+                    &format!(r"\{{\s*(?:/(?:usr/)?s?bin/)?(?:{TOOLS}|{WORDS}),"),
+                ),
+                (
                     "separator and shell word",
                     &format!(r"(?:[;&|`\n]|\$\()\s*{WORDS}{ARGS}"),
                 ),
@@ -112,7 +117,7 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                 ),
                 (
                     "windows command",
-                    r"\bfor\s+/[fdlr]\b|\bif\s+(?:not\s+)?(?:exist|defined|errorlevel)\b|\bif\s+\x22?%[^%\s]+%\x22?\s*(?:==|(?:gtr|lss|equ|neq|geq|leq)\b)|%comspec%|\bcmd(?:\.exe)?\s+/[ck]\b|\bpowershell(?:\.exe)?\s+-[a-z]",
+                    r"\bfor\s+/[fdlr]\b|\bfor\s+%%?[~\w/]+\s+in\s*\(|\bif\s+(?:/i\s+)?(?:not\s+)?\S{1,40}\s*==\s*\S|\bif\s+(?:/i\s+)?(?:not\s+)?\S{1,40}\s+(?:equ|neq|lss|leq|gtr|geq)\s|\bif\s+(?:not\s+)?(?:exist|defined|errorlevel)\b|\bif\s+\x22?%[^%\s]+%\x22?\s*(?:==|(?:gtr|lss|equ|neq|geq|leq)\b)|%comspec%|\bcmd(?:\.exe)?\s+/[ck]\b|\bpowershell(?:\.exe)?\s+-[a-z]",
                 ),
             ],
         ),

@@ -702,6 +702,19 @@ fn names() -> &'static aho_corasick::AhoCorasick {
     &NAMES
 }
 
+/// Whether a statement keyword in `value` is followed by its grammar:
+/// the object of DROP/CREATE/ALTER/TRUNCATE, UPDATE's SET, DELETE's FROM,
+/// INSERT's INTO or VALUES, DECLARE's variable, EXEC's procedure.
+fn statement_grammar(value: &str) -> bool {
+    static GRAMMAR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?i)(?:(?:drop|create|alter|truncate|rename)(?:\s|/\*.*?\*/)+(?:(?:temporary|or\s+replace|if\s+(?:not\s+)?exists)\s+)*(?:table|database|schema|user|view|procedure|proc|function|index|trigger|login|role|sequence|event)|update(?:\s|/\*.*?\*/)+\S+(?:\s|/\*.*?\*/)+set|delete(?:\s|/\*.*?\*/)+(?:\S+\s+)?from|(?:insert|replace)(?:\s|/\*.*?\*/)+(?:into|\S+\s*(?:\(|values))|declare\s+@|exec(?:ute)?(?:\s|/\*.*?\*/)*(?:\(|@|\w+\.|(?:master|xp_|sp_))|shutdown|grant\s+\w+|handler\s+\S+\s+(?:open|read)|load\s+(?:data|xml)|call\s+\w+\s*\()",
+        )
+        .expect("pattern compiles")
+    });
+    GRAMMAR.is_match(value)
+}
+
 /// Whether `value` is a SQL injection; the shape found.
 pub fn detect(value: &str) -> Option<&'static str> {
     let s = value.as_bytes();
@@ -719,7 +732,12 @@ pub fn detect(value: &str) -> Option<&'static str> {
     if value.contains('$') && mongo_operator(&value.to_ascii_lowercase()) {
         return Some("mongodb operator");
     }
-    if let Some(x) = shape(&tokens(s, Context::Bare, 24), false) {
+    // A leading statement keyword in words alone (no quote, operator,
+    // parenthesis or comment) is one only with its grammar after it
+    // (`UPDATE t SET`, `DROP TABLE`), not prose ("update my address").
+    let words_only = !value.contains(['\'', '"', '`', ';', '(', ')', '@', '#', '=', '/', '*', '-']);
+    let real = |x: &'static str| x != "statement" || !words_only || statement_grammar(value);
+    if let Some(x) = shape(&tokens(s, Context::Bare, 24), false).filter(|x| real(x)) {
         return Some(x);
     }
     let has_backslash = s.contains(&b'\\');
@@ -728,7 +746,9 @@ pub fn detect(value: &str) -> Option<&'static str> {
         if !s.contains(&quote) || (!backslash && !has_backslash) {
             continue;
         }
-        if let Some(x) = shape(&tokens(s, Context::Inside { quote, backslash }, 24), true) {
+        if let Some(x) =
+            shape(&tokens(s, Context::Inside { quote, backslash }, 24), true).filter(|x| real(x))
+        {
             return Some(x);
         }
     }
