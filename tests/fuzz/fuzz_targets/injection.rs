@@ -20,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
         Place::Header,
     ] {
         let _ = inject::families::detect(place, &lower);
+        for level in 1..=4 {
+            let _ = inject::paranoid::detect(level, place, &lower, Some("api.example"));
+        }
     }
     let _ = decode::without_inline_comments(&value);
     for bytes in decode::base64_bytes(&value) {

@@ -132,7 +132,7 @@ pub fn detect(
         return out;
     }
     let (shapes, set) = &*SHAPES;
-    for i in set.matches(lower).iter() {
+    for i in &set.matches(lower) {
         let s = &shapes[i];
         if s.level <= level && s.places.contains(&place) && !out.iter().any(|(k, _)| *k == s.kind) {
             out.push((s.kind, s.name));
