@@ -110,6 +110,9 @@ impl Found<'_> {
         for (kind, shape) in paranoid::detect(self.paranoia, place, &lower, self.host) {
             self.add(kind, shape, place, v);
         }
+        if place == Place::Header && patterns::command_line(&lower) {
+            self.add(Kind::InjectionCommand, "command line in a header", place, v);
+        }
         let prose =
             matches!(place, Place::Body | Place::Header) && v.split_whitespace().nth(2).is_some();
         for (kind, shape) in patterns::detect(&lower, prose) {

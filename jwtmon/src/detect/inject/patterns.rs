@@ -28,14 +28,14 @@ fn set(kind: Kind, rules: &[(&'static str, &str)]) -> Set {
 
 /// Tools whose names are not English words: a command wherever it
 /// starts.
-const TOOLS: &str = "(?:cat|tac|ls|id|whoami|uname|ifconfig|netstat|wget|curl|nc|ncat|netcat|socat|telnet|ssh|scp|sftp|tftp|rsync|bash|sh|zsh|dash|ksh|csh|tcsh|busybox|ping|traceroute|nslookup|dig|rm|rmdir|chmod|chown|chgrp|chattr|mkfifo|mknod|dd|tar|gzip|gunzip|zcat|bzip2|bunzip2|xz|unxz|unzip|7z|zstd|base64|base32|xxd|hexdump|strings|grep|egrep|fgrep|awk|gawk|sed|uniq|xargs|printenv|nohup|crontab|sudo|doas|passwd|useradd|usermod|python[0-9.]*|perl|ruby|php[0-9]*|node|nodejs|lua|javac|gcc|c89|c99|powershell|pwsh|cmd(?:\\.exe)?|certutil|bitsadmin|mshta|rundll32|regsvr32|wmic|schtasks|tasklist|taskkill|systeminfo|ipconfig|openssl|gpg|sendmail|systemctl|journalctl|lsof|strace|ltrace|gdb|vim?|nano|emacs|docker|kubectl|ansible(?:-playbook|-pull)?|chef-(?:client|shell|solo)|puppet|terraform|gcloud|apt-get|yum|dnf|apk|rpm|dpkg|md5sum|sha[0-9]+sum|readlink|realpath|getent|tclsh|irb|jrunscript|jshell|sqlite3|mysql|psql|redis-cli|nmap|masscan|iptables|nft|modprobe|insmod|chroot|setsid|pkexec)";
+const TOOLS: &str = "(?:cat|tac|ls|id|whoami|uname|ifconfig|netstat|wget|curl|nc|ncat|netcat|socat|telnet|ssh|scp|sftp|tftp|rsync|bash|sh|zsh|dash|ksh|csh|tcsh|busybox|ping|traceroute|nslookup|dig|rm|rmdir|chmod|chown|chgrp|chattr|mkfifo|mknod|dd|tar|gzip|gunzip|zcat|bzip2|bunzip2|xz|unxz|unzip|7z|zstd|base64|base32|xxd|hexdump|strings|grep|egrep|fgrep|awk|gawk|sed|uniq|xargs|printenv|nohup|crontab|sudo|doas|passwd|useradd|usermod|python[0-9.]*|perl|ruby|php[0-9]*|node|nodejs|lua|javac|gcc|c89|c99|powershell|pwsh|cmd(?:\\.exe)?|certutil|bitsadmin|mshta|rundll32|regsvr32|wmic|schtasks|tasklist|taskkill|systeminfo|ipconfig|openssl|gpg|sendmail|systemctl|journalctl|lsof|strace|ltrace|gdb|vim?|nano|emacs|docker|kubectl|ansible(?:-[a-z]+)?|puppet|terraform|gcloud|apt-get|yum|dnf|apk|rpm|dpkg|md5sum|sha[0-9]+sum|readlink|realpath|getent|tclsh|irb|jrunscript|jshell|sqlite3|mysql|psql|redis-cli|nmap|masscan|iptables|nft|modprobe|insmod|chroot|setsid|pkexec|visudo|lastlog|lastb|faillog|flock|rmt(?:-[a-z]+)?|cscli|pipx|knife|chef-[a-z]+|salt-[a-z]+|adduser|deluser|addgroup|groupadd|userdel|chpasswd|chsh|setfacl|getfacl|ldd|objdump|readelf|tcpdump|tshark|hping3|nping|ifup|ifdown|iwconfig|nmcli|hostnamectl|timedatectl|loginctl|poweroff|telinit|fuser|pgrep|pidof|lscpu|lsblk|lspci|lsusb|lsmod|dmesg|sysctl|uptime|vmstat|iostat|whereis|busctl|udevadm|setcap|getcap|runuser|newgrp|perf|ssh-copy-id|ssh-keygen|ssh-add|bsdtar|ll)";
 /// Tools named like English words: a command only after a shell
 /// separator.
 pub(super) const WORDS: &str = "(?:echo|printf|type|head|tail|more|less|find|sort|cut|tr|wc|tee|env|export|set|unset|alias|eval|exec|source|timeout|time|watch|at|su|kill|pkill|killall|ps|top|who|w|last|host|file|date|sleep|yes|seq|test|stat|basename|dirname|column|fold|comm|diff|cmp|paste|join|split|shuf|rev|expand|fmt|pr|iconv|mail|mount|umount|df|du|free|ed|ex|make|go|git|npm|pip|gem|apt|service|history|net|reg|sc|copy|del|dir|move|ren|start|rc|od|nl|ln|mv|cp|touch|mkdir|locate|logger|wall|write|finger|expect|ip|ss)";
 /// What follows a command name: the end, a separator, an option, a path,
 /// a variable, a quote, a URL. (A comma only inside a brace expansion,
 /// `{cat,/etc/passwd}`: field lists such as `id,name` are everywhere.)
-const ARGS: &str = r"(?:\s*$|\s*[;&|`)\n]|\s+[-/$'\x22`.~\\%]|\s+[a-z0-9_.-]+\s*[;&|`\n]|\s+[a-z0-9_.-]*\.(?:txt|sh|log|conf|py|pl|php|gz|zst|tar|zip)\b|\s+https?://)";
+const ARGS: &str = r"(?:\s*$|\s*[;&|`)\n]|\s+[-+/$'\x22`.~\\%]|\s+[a-z0-9_.-]+\s+-{1,2}[a-z]|\s+[a-z0-9_.-]+\s*[;&|`\n]|\s+[a-z0-9_.-]*\.(?:txt|sh|log|conf|py|pl|php|gz|zst|tar|zip)\b|\s+https?://)";
 
 static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
     [
@@ -96,6 +96,26 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                     ),
                 ),
                 (
+                    // `time sh -c id`, `strace ifconfig`, `flock -u / whoami`:
+                    // a command run through another.
+                    "prefixed command",
+                    &format!(
+                        r"(?:^|[;&|`\n]|\$\()\s*(?:time|nice|nohup|env|sudo|doas|strace|ltrace|timeout|xargs|exec|command|builtin|busybox|watch|flock|stdbuf|unbuffer|chrt|ionice|taskset|\$\{{?[a-z_][a-z0-9_]*\}}?)(?:\b|\s)[^;&|`\n]{{0,40}}?\s(?:/(?:usr/)?s?bin/)?{TOOLS}\b"
+                    ),
+                ),
+                (
+                    "alias definition",
+                    r#"(?:^|[;&|`\n])\s*alias\s+(?:[-+][a-z]+\s+)*['"]?[\w-]+['"]?="#,
+                ),
+                (
+                    "variable run as a command",
+                    r"(?:^|[;&|`\n]|\$\()\s*\$\{?[a-z_][a-z0-9_]*\}?\s+-{1,2}[a-z]",
+                ),
+                (
+                    "process substitution",
+                    &format!(r"[<>]\(\s*(?:{TOOLS}|{WORDS})\b"),
+                ),
+                (
                     "brace expansion",
                     &format!(r"\{{\s*(?:/(?:usr/)?s?bin/)?(?:{TOOLS}|{WORDS}),"),
                 ),
@@ -150,13 +170,54 @@ fn shell_words(s: &str) -> Cow<'_, str> {
     static IFS: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"\$\{ifs\}|\$ifs(?:\$[0-9])?|\$@|\$\{[0-9]\}").expect("pattern compiles")
     });
-    let spaced = IFS.replace_all(s, " ");
+    // An empty substitution or an unset variable inside a word is
+    // nothing to the shell: `pi$()ng`, `uname$u`.
+    static INSIDE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"([a-z0-9])\$(?:\(\)|\{[a-z_][a-z0-9_]*\}|[a-z_][a-z0-9_]*|[@*])")
+            .expect("pattern compiles")
+    });
+    let joined = INSIDE.replace_all(s, "$1");
+    let joined = IFS.replace_all(&joined, " ");
     Cow::Owned(
-        spaced
+        joined
             .chars()
             .filter(|c| !matches!(c, '\'' | '"' | '\\'))
             .collect(),
     )
+}
+
+/// A header value that is a command line: a tool's name first, and no
+/// `product/version` token (what every real User-Agent has): `visudo`,
+/// `cscli alerts list`, `set -o history`.
+pub fn command_line(lower: &str) -> bool {
+    static LINE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(&format!(
+            r#"^\s*['"]?(?:(?:/(?:usr/)?s?bin/)?{TOOLS}['"]?(?:\s|$)|{WORDS}\s+-{{1,2}}[a-z])"#
+        ))
+        .expect("pattern compiles")
+    });
+    static PRODUCT: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"[a-z0-9]/v?[0-9]").expect("pattern compiles"));
+    LINE.is_match(lower) && !PRODUCT.is_match(lower)
+}
+
+/// A tool's name spelled in pieces (quotes, backslashes, empty
+/// substitutions or variables inside it): `p""y""thon3`, `w\hoami`,
+/// `uname$u`. Nobody writes a word like that but to hide it.
+fn in_pieces(lower: &str, shell: &str) -> bool {
+    static SPLIT: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r#"[a-z0-9](?:''|""|\\|\$\(\)|\$\{[a-z_][a-z0-9_]*\}|\$[a-z_][a-z0-9_]*)+[a-z0-9]"#,
+        )
+        .expect("pattern compiles")
+    });
+    static NAMED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(&format!(
+            r"(?:^|[\s;&|`(])(?:/(?:usr/)?s?bin/)?(?:{TOOLS}|{WORDS})(?:$|[\s;&|`)])"
+        ))
+        .expect("pattern compiles")
+    });
+    shell.len() < lower.len() && SPLIT.is_match(lower) && NAMED.is_match(shell)
 }
 
 /// Every `(kind, shape)` pattern set the value matches. `prose` is a
@@ -165,6 +226,7 @@ fn shell_words(s: &str) -> Cow<'_, str> {
 pub fn detect(lower: &str, prose: bool) -> Vec<(Kind, &'static str)> {
     let script = without_js_comments(lower);
     let shell = shell_words(lower);
+    let pieces = in_pieces(lower, &shell);
     SETS.iter()
         .filter_map(|s| {
             let hay: &str = match s.kind {
@@ -184,6 +246,7 @@ pub fn detect(lower: &str, prose: bool) -> Vec<(Kind, &'static str)> {
                 })
                 .map(|i| (s.kind, s.names[i]))
         })
+        .chain(pieces.then_some((Kind::InjectionCommand, "command spelled in pieces")))
         .collect()
 }
 
@@ -263,8 +326,55 @@ mod tests {
             "tags: <b>, <i> and <u>",
             "/api/users/id",
             "/docs/cat",
+            "fields=id,name,price",
+            "time to say goodbye",
+            "you'll see",
         ] {
             assert!(kinds(v).is_empty(), "{v}: {:?}", kinds(v));
+        }
+    }
+
+    #[test]
+    fn header_command_lines() {
+        for v in [
+            "visudo",
+            "cscli alerts list",
+            "set -o history",
+            "'cscli' alerts list",
+            "ansible all -m ping",
+        ] {
+            assert!(super::command_line(v), "{v}");
+        }
+        for v in [
+            "Mozilla/5.0 (Macintosh; U; Intel Mac OS X 10_10_1 rv:5.0) AppleWebKit/534.28.2",
+            "iPhone (Nextcloud iOS)",
+            "Cpanel-HTTP-Client/1.0",
+            "curl/8.5.0",
+            "python-requests/2.31.0",
+            "settings",
+            "OWASP CRS test agent",
+        ] {
+            assert!(!super::command_line(&v.to_ascii_lowercase()), "{v}");
+        }
+    }
+
+    #[test]
+    fn obfuscated_and_prefixed_commands() {
+        for v in [
+            "time sh -c whoami",
+            "strace ifconfig",
+            "uname$u -a",
+            "pi$()ng 127.0.0.1",
+            r#"""p""y""t""h""o""n""3"" ""c""m""d"#,
+            "alias eennvv=env&eennvv whoami",
+            "www.google.com;c$@at /et$@c/pas$@swd",
+            "a=nc&&$a -nlvp 555",
+        ] {
+            assert!(
+                kinds(v).contains(&"injection_command"),
+                "{v}: {:?}",
+                kinds(v)
+            );
         }
     }
 }
