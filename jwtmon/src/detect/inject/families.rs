@@ -38,7 +38,11 @@ const VALUES: &[Place] = &[Place::Query, Place::Body, Place::Cookie];
 const LINES: &[Place] = &[Place::Path, Place::Query, Place::Cookie, Place::Header];
 
 /// PHP functions that execute, evaluate, read or write.
-const PHP_FUNCTIONS: &str = "(?:system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec|phpinfo|base64_decode|gzinflate|gzuncompress|str_rot13|file_get_contents|file_put_contents|call_user_func(?:_array)?|create_function|preg_replace|show_source|highlight_file|fsockopen|assert|readfile|fpassthru|move_uploaded_file|unserialize|eval)";
+const PHP_FUNCTIONS: &str = "(?:system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec|phpinfo|base64_decode|gzinflate|gzuncompress|str_rot13|file_get_contents|file_put_contents|call_user_func(?:_array)?|create_function|preg_replace|show_source|highlight_file|fsockopen|pfsockopen|stream_socket_client|curl_init|curl_exec|assert|readfile|fpassthru|move_uploaded_file|unserialize|eval|strrev|hex2bin|zlib_decode|gzdecode|convert_uudecode|mb_ereg_replace|array_map|array_filter|register_shutdown_function|ob_start|putenv|ini_set|ini_get_all|set_include_path|get_defined_vars|phpversion|posix_getpwuid|posix_kill|include_once|require_once|strip_tags|str_replace)";
+/// PHP functions named like words ("file", "include"): a call only with
+/// the parenthesis right after the name.
+const PHP_WORDS: &str =
+    "(?:chr|dl|usort|symlink|chmod|unlink|fwrite|fopen|file|include|require|unpack|substr)";
 
 fn family(kind: Kind, places: &'static [Place], rules: &[(&'static str, &str)]) -> Family {
     Family {
@@ -185,12 +189,16 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
         ),
         family(
             Kind::InjectionPhp,
-            VALUES,
+            ANY,
             &[
-                ("php open tag", r"<\?(?:php\b|=|\s)"),
+                ("php open tag", r"<\?(?:php\b|=|\s)|\[/?php\]|\{/?php\}"),
                 (
                     "dangerous function call",
-                    &format!(r"\b{PHP_FUNCTIONS}(?:\s*/\*.*?\*/\s*)*\("),
+                    // Whitespace, newlines and comments may sit between the
+                    // name and its parenthesis (`exec //x\n (...)`).
+                    &format!(
+                        r"\b{PHP_FUNCTIONS}(?:\s|/\*.*?\*/|//[^\n]*\n|#[^\n]*\n)*\(|\b{PHP_WORDS}\("
+                    ),
                 ),
                 (
                     "indirect function call",
@@ -200,11 +208,17 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                 ),
                 (
                     "variable function call",
-                    r"\$[a-z_][a-z0-9_]*\(|\(\s*\$[a-z_][a-z0-9_]*\s*\)\s*\(",
+                    r"\$+(?:[a-z_\x7f-\xff][a-z0-9_\x7f-\xff]*|\s*\{[^}]{1,40}\})(?:\[[^\]]{0,20}\]|\{[^}]{0,20}\}|/\*.*?\*/)*\(|\(\s*\$[a-z_][a-z0-9_]*\s*\)\s*\(|\(\s*['\x22][a-z_]+\s*['\x22]\s*\)\s*\(",
                 ),
                 (
                     "string-built function name",
                     r"['\x22][a-z_]+['\x22]\s*\.\s*['\x22][a-z_]+['\x22]\s*;",
+                ),
+                (
+                    // A file name with a PHP extension, as an upload names
+                    // it (multipart `filename=`, `X-Filename` headers).
+                    "php script name",
+                    r"^[^/\\\s]{1,200}\.(?:php[0-9]?|phtml|phar|pht|phps)\.*$",
                 ),
                 (
                     "superglobal",
@@ -712,6 +726,13 @@ mod tests {
             (Query, "{{username}}"),
             (Query, "price is $5 (about 7*7 cents)"),
             (Body, "see the java.util.List docs"),
+            (Body, "Please find the file (attached)"),
+            (Body, "include (optional) notes; it costs $5 (five dollars)"),
+            (Query, "price (incl. VAT)"),
+            (
+                Header,
+                "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0",
+            ),
             (Query, "50% off (limited)"),
             (Body, "I'm going to the system meeting (at 5)"),
             (Query, "email me at a@b.test"),
