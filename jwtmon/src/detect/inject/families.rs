@@ -283,6 +283,15 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                     "node child process",
                     r"\brequire\s*\(\s*['\x22`]child_process|\bchild_process\b\s*['\x22`)]?\s*\)?\s*\.\s*(?:exec|spawn|fork)|process\.mainmodule|\bglobal\.process\b|process\.binding\s*\(|\b(?:exec|spawn)sync\s*\(",
                 ),
+                (
+                    "node runtime object",
+                    r"_\$\$nd_func\$\$_|\bmodule\.exports\s*=|\bprocess\s*(?:\.\s*|\[\s*['\x22`]?)(?:env|mainmodule|binding|dlopen|kill|exit)\b|\brequire\s*\.\s*main\b|\.constructor\s*\.\s*_load\b|\bconsole\s*\.\s*(?:log|info|warn|error|dir)\s*\(",
+                ),
+                (
+                    // A loop that never ends: a denial of service in eval'd code.
+                    "endless loop",
+                    r"\bwhile\s*\(\s*(?:true|1|-1|infinity|this|!+\s*(?:false|0|nan|null|undefined|''|\x22\x22|``|\[\]|\{\})|!!\s*(?:\[\]|``|\{\}|true|1))\s*\)|\bfor\s*\(\s*;\s*;\s*\)",
+                ),
                 ("perl code block", r"@\{\s*\["),
                 (
                     "python import",
@@ -422,8 +431,48 @@ fn jndi(lower: &str) -> bool {
 /// A URL-valued parameter: SSRF when its host is internal (however the
 /// address is written) or its scheme reaches local services; RFI when it
 /// names something to include (an IP host, a trailing `?`, a wrapper).
+/// The host of a URL's `rest` (after `scheme://`), as a resolver would
+/// see it: backslashes dropped (`\l\o\c\a\l\h\o\s\t`), compatibility
+/// forms folded (NFKC: `ⓁⓄⒸⒶⓁⒽⓄⓈⓉ`, `①②⑦.⓪.⓪.①`), lower case.
+fn url_host(rest: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let rest: String = rest.chars().filter(|c| *c != '\\').collect();
+    let rest: String = if rest.is_ascii() {
+        rest
+    } else {
+        rest.nfkc().collect::<String>().to_lowercase()
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = if let Some(inner) = host_port.strip_prefix('[') {
+        inner.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host.to_string()
+}
+
 fn url_threat(lower: &str) -> Option<(Kind, &'static str)> {
     let v = lower.trim();
+    // `http:2852039166`, `http:/host`: a web scheme without its two
+    // slashes still reaches the host in lenient URL parsers.
+    if let Some((scheme, rest)) = v.split_once(':')
+        && matches!(scheme, "http" | "https")
+        && !rest.starts_with("//")
+        && internal_host(&url_host(rest.trim_start_matches('/')))
+    {
+        return Some((Kind::InjectionSsrf, "internal address"));
+    }
+    // A bare `host/path` naming an internal host.
+    if let Some((h, _)) = v.split_once('/')
+        && !h.contains(':')
+        && h.contains(|c: char| c.is_ascii_alphabetic())
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
+        && internal_host(h)
+    {
+        return Some((Kind::InjectionSsrf, "internal host"));
+    }
     // A URL inside a wrapper (`jar:http://...!/x`, `url:file://...`):
     // resource loaders' syntax, never a parameter's.
     if let Some(inner) = v.strip_prefix("jar:").or_else(|| v.strip_prefix("url:"))
@@ -446,14 +495,8 @@ fn url_threat(lower: &str) -> Option<(Kind, &'static str)> {
     ) {
         return Some((Kind::InjectionSsrf, "local-service scheme"));
     }
-    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or("");
-    let host = if let Some(inner) = host_port.strip_prefix('[') {
-        inner.split(']').next().unwrap_or("")
-    } else {
-        host_port.split(':').next().unwrap_or("")
-    };
-    if internal_host(host) {
+    let host = url_host(rest);
+    if internal_host(&host) {
         return Some((Kind::InjectionSsrf, "internal address"));
     }
     if matches!(scheme, "http" | "https" | "ftp" | "ftps") {
@@ -475,9 +518,31 @@ fn internal_host(host: &str) -> bool {
         return false;
     }
     if host == "localhost"
-        || host.ends_with(".localhost")
-        || host.ends_with(".internal")
-        || matches!(host, "metadata" | "instance-data" | "localtest.me")
+        || [
+            ".localhost",
+            ".internal",
+            ".local",
+            ".localdomain",
+            ".svc",
+            ".cluster.local",
+            ".lvh.me",
+            ".localtest.me",
+        ]
+        .iter()
+        .any(|s| host.ends_with(s))
+        || host.starts_with("kubernetes.default")
+        || matches!(
+            host,
+            "metadata"
+                | "instance-data"
+                | "localtest.me"
+                | "lvh.me"
+                | "localhost.localdomain"
+                | "ipv6-localhost"
+                | "ip6-localhost"
+                | "ip6-loopback"
+                | "metadata.google.internal"
+        )
     {
         return true;
     }
@@ -487,6 +552,13 @@ fn internal_host(host: &str) -> bool {
     if let Ok(v6) = host.parse::<Ipv6Addr>() {
         if let Some(v4) = v6.to_ipv4_mapped() {
             return internal_v4(v4);
+        }
+        // IPv4-compatible (`::169.254.169.254`), deprecated but parsed.
+        let s = v6.segments();
+        if s[..6].iter().all(|x| *x == 0) && (s[6] != 0 || s[7] > 1) {
+            let [a, b] = s[6].to_be_bytes();
+            let [c, d] = s[7].to_be_bytes();
+            return internal_v4(Ipv4Addr::new(a, b, c, d));
         }
         let first = v6.segments()[0];
         return v6.is_loopback()
@@ -536,6 +608,13 @@ fn loose_ipv4(host: &str) -> Option<Ipv4Addr> {
         return None;
     }
     let room = 8 * (4 - head.len() as u32);
+    // One number past 32 bits: parsers that wrap it (as some do) read it
+    // modulo 2^32 (`7147006462` is 169.254.169.254).
+    let last = if head.is_empty() && *last >= 1u64 << 32 && *last < 1u64 << 40 {
+        &(*last & 0xffff_ffff)
+    } else {
+        last
+    };
     if *last >= 1u64 << room {
         return None;
     }
