@@ -49,7 +49,7 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                 ),
                 (
                     "event handler attribute",
-                    r"[\x22'`/]\s*on[a-z]{3,}\s*=\s*[^\s=]|(?:^|\s)on(?:error|load|click|dblclick|auxclick|mouse[a-z]+|pointer[a-z]+|focus(?:in|out)?|blur|key(?:up|down|press)|submit|change|input|toggle|animation[a-z]+|transition[a-z]+|begin|end|scroll|wheel|drag[a-z]*|drop|play|pause|message|resize|select|show|start|copy|paste|cut|contextmenu|abort|beforeunload|unload|hashchange|popstate|pageshow|loadstart|canplay|seeked|webkit[a-z]+)\s*=\s*[^\s=]",
+                    r"[\x22'`/;,(]\s*on[a-z]{3,}\s*=\s*[^\s=]|\s\s*on[a-z]{3,30}\s*=\s*(?:[^\s=]|\s=)|(?:^|\s)on(?:error|load|click|dblclick|auxclick|mouse[a-z]+|pointer[a-z]+|focus(?:in|out)?|blur|key(?:up|down|press)|submit|change|input|toggle|animation[a-z]+|transition[a-z]+|begin|end|scroll|wheel|drag[a-z]*|drop|play|pause|message|resize|select|show|start|copy|paste|cut|contextmenu|abort|beforeunload|unload|hashchange|popstate|pageshow|loadstart|canplay|seeked|webkit[a-z]+)\s*=\s*[^\s=]",
                 ),
                 (
                     "javascript url",
@@ -57,15 +57,15 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                 ),
                 (
                     "active tag",
-                    r"<\s*(?:iframe|object|embed|svg|math|base|meta|link|style|frameset|applet|isindex|marquee|xss|keygen)\b|<\s*(?:form|button|input|a|area|image|isindex)\b[^>]*\b(?:action|formaction|href|src)\s*=\s*['\x22]?\s*(?:java|vb)script:",
+                    r"<\s*(?:iframe|object|embed|svg|math|base|meta|link|style|frameset|applet|isindex|marquee|xss|keygen|dialog|noscript)\b|<\s*[a-z]+\s*:\s*(?:vmlframe|script|image|imagedata|import|animate|set|handler)\b|<\s*import\b[^>]*\bimplementation\s*=|<\s*form\b[^>]*\bon[a-z]+|<\s*(?:form|button|input|a|area|image|isindex)\b[^>]*\b(?:action|formaction|href|src)\s*=\s*['\x22]?\s*(?:java|vb)script:",
                 ),
                 (
                     "dom sink",
-                    r"document\s*\.\s*(?:cookie|write|writeln|location|domain)|window\s*\.\s*location|\.(?:inner|outer)html\s*=|\beval\s*\(|\balert\s*\(|\bprompt\s*\(|\bconfirm\s*\(|\bsettimeout\s*\(\s*['\x22`]|\bfunction\s*\(\s*\)\s*\{",
+                    r"document\s*\.\s*(?:cookie|write|writeln|location|domain)|window\s*\.\s*location|\.(?:inner|outer)html\s*=|\beval\s*\(|\balert\s*\(|\bprompt\s*\(|\bconfirm\s*\(|\bsettimeout\s*\(\s*['\x22`]|\bfunction\s*\(\s*\)\s*\{|\b(?:setinterval|settimeout|execscript)\s*\(\s*[a-z_$'\x22`]|\bnew\s+function\s*\(|\b(?:btoa|atob)\s*\(|\bimport\s*\{[^}]*\}\s*from\b|\bdocument\s*\.\s*(?:createelement|body\s*\.\s*appendchild)|\.appendchild\s*\(\s*document",
                 ),
                 (
                     "obfuscated property call",
-                    r"(?:\bself|\btop|\bparent|\bwindow|\bglobalthis|\bframes|\bthis|\(\s*document\s*\)|\bdocument)\s*\[\s*['\x22`]|\[\s*\]\s*\.\s*[a-z]+\s*\.\s*call\s*`|\b[a-z_$][a-z0-9_$]*\s*`[^`]*\$\{|\(\s*!\s*\[\s*\]\s*\+?\s*\[\s*\]\s*\)|\[\s*!\s*\[\s*\]\s*\]",
+                    r"(?:\bself|\btop|\bparent|\bwindow|\bglobalthis|\bframes|\bthis|\(\s*document\s*\)|\bdocument)\s*\[\s*['\x22`]|\[\s*\]\s*\.\s*[a-z]+\s*\.\s*call\s*`|\breflect\s*\.\s*[a-z]+|\.(?:call|apply)\s*`|\b[a-z_$][a-z0-9_$]*\s*`[^`]*\$\{|\(\s*!\s*\[\s*\]\s*\+?\s*\[\s*\]\s*\)|\[\s*!\s*\[\s*\]\s*\]",
                 ),
                 ("data url", r"data\s*:\s*text/html|data\s*:[^,]{0,60},\s*<"),
                 (
@@ -153,12 +153,43 @@ pub fn warm() {
 
 /// The value without JavaScript comments (`/* ... */`).
 fn without_js_comments(s: &str) -> Cow<'_, str> {
-    if !s.contains("/*") {
-        return Cow::Borrowed(s);
-    }
+    // UTF-7 brackets and quotes (`+ADw-script+AD4-`), as old browsers
+    // decoded them.
+    static UTF7: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\+ad[w4]-|\+aci-|\+acc-").expect("pattern compiles"));
+    // A tag name spelled with spaces between its letters (`< f o r m`,
+    // `< x: script`).
+    static SPACED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"<\s*((?:[a-z]\s+){2,}[a-z])\b|<\s+([a-z])").expect("pattern compiles")
+    });
     static COMMENT: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"/\*.*?\*/").expect("pattern compiles"));
-    COMMENT.replace_all(s, " ")
+    let mut out = Cow::Borrowed(s);
+    if s.contains("+ad") || s.contains("+ac") {
+        out = Cow::Owned(
+            UTF7.replace_all(&out, |c: &regex::Captures<'_>| match &c[0] {
+                "+adw-" => "<",
+                "+ad4-" => ">",
+                "+aci-" => "\"",
+                _ => "'",
+            })
+            .into_owned(),
+        );
+    }
+    if out.contains('<') && SPACED.is_match(&out) {
+        out = Cow::Owned(
+            SPACED
+                .replace_all(&out, |c: &regex::Captures<'_>| {
+                    let letters = c.get(1).or_else(|| c.get(2)).map_or("", |m| m.as_str());
+                    format!("<{}", letters.split_whitespace().collect::<String>())
+                })
+                .into_owned(),
+        );
+    }
+    if out.contains("/*") {
+        out = Cow::Owned(COMMENT.replace_all(&out, " ").into_owned());
+    }
+    out
 }
 
 /// The value as a shell reads it after quoting: quotes and backslashes
