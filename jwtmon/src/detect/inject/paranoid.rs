@@ -42,6 +42,20 @@ static SHAPES: LazyLock<(Vec<Shape>, RegexSet)> = LazyLock::new(|| {
         (2, Kind::InjectionXss, "html tag", VALUES, r"<[a-z][a-z0-9-]*[\s/>]".into()),
         (
             2,
+            Kind::InjectionSqli,
+            "sql function call",
+            ARGS,
+            r"\b(?:abs|ascii|bin|char|chr|concat(?:_ws)?|conv|date|format|hex|unhex|instr|length|lower|ln|minute|mid|ord|pi|position|pow|rand|repeat|replace|reverse|round|sleep|space|substr|substring|sum|trim|upper|user|version|database|schema|count|group_concat|load_file|benchmark|extractvalue|updatexml|cast|convert|coalesce|ifnull|nullif|iif)\s*\(".into(),
+        ),
+        (
+            2,
+            Kind::InjectionSqli,
+            "sql operator",
+            ARGS,
+            r"(?:^|\s|\w)(?:\|\||&&|<=>|<>|!=|->>?)(?:\s|$|\(|\w)|\bis\s+(?:not\s+)?null\b|\blike\s+null\b|\bcollate\s".into(),
+        ),
+        (
+            2,
             Kind::InjectionCommand,
             "shell word then arguments",
             ARGS,

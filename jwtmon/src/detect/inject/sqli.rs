@@ -658,6 +658,17 @@ pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
             Some("string break, expression")
         }
         Some(T::Cmp) if closed && value(at(j + 1)) => Some("string break, comparison"),
+        // ' < email--  /  'IS NOT id--  /  '+x--: an operator on the broken
+        // string, the rest of the query commented out.
+        Some(T::Cmp | T::Op)
+            if t[j + 1..].last() == Some(&T::Comment)
+                && t[j + 1..t.len() - 1]
+                    .iter()
+                    .all(|x| value(Some(x)) || matches!(x, T::Cmp | T::Op))
+                && t.len() > j + 2 =>
+        {
+            Some("string break, operator and comment")
+        }
         _ => None,
     }
 }
