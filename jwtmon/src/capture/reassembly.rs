@@ -312,6 +312,15 @@ impl Stream {
 
 /// Length of a complete chunked body at the start of `b`, if complete.
 fn chunked_len(b: &[u8]) -> Option<usize> {
+    walk_chunks(b, |_| {})
+}
+
+/// Walks the chunked body at the start of `b`, handing each chunk's data
+/// to `each` (the last one possibly cut where `b` ends); returns the
+/// body's whole length once it is complete (trailers included), `None`
+/// while it is not (or when the framing is broken: `each` has then seen
+/// what came before the break).
+pub fn walk_chunks(b: &[u8], mut each: impl FnMut(&[u8])) -> Option<usize> {
     let line = |from: usize| -> Option<usize> {
         Some(from + b.get(from..)?.windows(2).position(|w| w == b"\r\n")?)
     };
@@ -321,6 +330,7 @@ fn chunked_len(b: &[u8]) -> Option<usize> {
         let size_text = std::str::from_utf8(&b[at..end]).ok()?;
         let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
         at = end + 2;
+        each(&b[at.min(b.len())..at.saturating_add(size).min(b.len())]);
         if size == 0 {
             // Trailers end with an empty line.
             loop {

@@ -269,29 +269,17 @@ pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
             .into_iter()
             .map(|v| (Place::Header, v)),
     );
-    let body = &req.body;
-    if !body.is_empty() && !binary(req) {
-        if is_json(req)
-            && let Ok(v) = serde_json::from_slice::<Value>(body)
-        {
-            json_strings(&v, &mut out);
-        } else if is_multipart(req) {
-            // Text fields and text files are values, and so are file
-            // names; binary files are not text.
-            for part in crate::detect::params::multipart(req) {
-                if let Some(f) = part.filename {
-                    out.push((Place::Body, f));
-                }
-                if !part.binary {
-                    out.push((Place::Body, String::from_utf8_lossy(part.body)));
-                }
-            }
-        } else if is_xml(req, body) {
-            xml_values(&String::from_utf8_lossy(body), &mut out);
-        } else if is_form(req) || (!is_json(req) && body.contains(&b'=')) {
-            form_values(body, Place::Body, &mut out);
-        } else {
-            out.push((Place::Body, String::from_utf8_lossy(body)));
+    match body(req) {
+        Cow::Borrowed(b) => body_values(req, b, &mut out),
+        // Inflated: its values cannot borrow from the request.
+        Cow::Owned(b) => {
+            let mut inner = Vec::new();
+            body_values(req, &b, &mut inner);
+            out.extend(
+                inner
+                    .into_iter()
+                    .map(|(p, v)| (p, Cow::Owned(v.into_owned()))),
+            );
         }
     }
     // Same element type: the cut reuses the vector.
@@ -306,6 +294,86 @@ pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
             (p, v)
         })
         .collect()
+}
+
+/// The values of a body (JSON keys and strings, multipart text fields
+/// and file names, XML attributes and text, form fields, or the raw
+/// text); nothing of a binary body.
+fn body_values<'a>(req: &'a Request, body: &'a [u8], out: &mut Vec<(Place, Cow<'a, str>)>) {
+    if body.is_empty() || binary(req) {
+        return;
+    }
+    if is_json(req)
+        && let Ok(v) = serde_json::from_slice::<Value>(body)
+    {
+        json_strings(&v, out);
+    } else if is_multipart(req) {
+        // Text fields and text files are values, and so are file
+        // names; binary files are not text.
+        for part in crate::detect::params::multipart(req) {
+            if let Some(f) = part.filename {
+                out.push((Place::Body, f));
+            }
+            if !part.binary {
+                out.push((Place::Body, String::from_utf8_lossy(part.body)));
+            }
+        }
+    } else if is_xml(req, body) {
+        xml_values(&String::from_utf8_lossy(body), out);
+    } else if is_form(req) || (!is_json(req) && body.contains(&b'=')) {
+        form_values(body, Place::Body, out);
+    } else {
+        out.push((Place::Body, String::from_utf8_lossy(body)));
+    }
+}
+
+/// Bytes of an inflated body kept at most...
+pub const MAX_INFLATED: usize = 256 * 1024;
+/// ...and the most it may grow over its compressed size (a decompression
+/// bomb stops there).
+pub const MAX_RATIO: usize = 100;
+
+/// The body as the application reads it: `Content-Encoding: gzip`,
+/// `x-gzip` or `deflate` (zlib or raw) inflated, at most
+/// [`MAX_INFLATED`] bytes and [`MAX_RATIO`] times its size; anything else,
+/// or a body that does not inflate, as captured.
+pub fn body(req: &Request) -> Cow<'_, [u8]> {
+    use std::io::Read;
+    let raw = &req.body;
+    let Some((_, coding)) = req
+        .other_headers()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-encoding"))
+    else {
+        return Cow::Borrowed(raw);
+    };
+    let coding = coding.trim().to_ascii_lowercase();
+    let cap = MAX_INFLATED.min(raw.len().saturating_mul(MAX_RATIO)) as u64;
+    let mut out = Vec::new();
+    let read = match coding.as_str() {
+        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(&raw[..])
+            .take(cap)
+            .read_to_end(&mut out),
+        "deflate" => {
+            // RFC 9110 says zlib; some clients send raw deflate.
+            let z = flate2::read::ZlibDecoder::new(&raw[..])
+                .take(cap)
+                .read_to_end(&mut out);
+            if z.is_err() || out.is_empty() {
+                out.clear();
+                flate2::read::DeflateDecoder::new(&raw[..])
+                    .take(cap)
+                    .read_to_end(&mut out)
+            } else {
+                z
+            }
+        }
+        _ => return Cow::Borrowed(raw),
+    };
+    // A body cut by the capture inflates only in part: keep that part.
+    if read.is_err() && out.is_empty() {
+        return Cow::Borrowed(raw);
+    }
+    Cow::Owned(out)
 }
 
 /// A body that is not text: images, audio, video, archives, fonts,
@@ -413,6 +481,64 @@ mod tests {
 
     fn fields() -> Vec<String> {
         vec!["username".into(), "email".into()]
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn parsed(head: &str, body: &[u8]) -> Request {
+        let mut raw = head.as_bytes().to_vec();
+        raw.extend_from_slice(body);
+        crate::parse::parse_requests(&raw, true).remove(0).unwrap()
+    }
+
+    #[test]
+    fn compressed_and_chunked_bodies_are_read_as_the_server_reads_them() {
+        let z = gzip(b"q=1' UNION SELECT password FROM users--");
+        let r = parsed(
+            &format!(
+                "POST /s HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+                z.len()
+            ),
+            &z,
+        );
+        let v = values(&r, 4096);
+        assert!(
+            v.iter()
+                .any(|(p, v)| *p == Place::Body && v.contains("UNION SELECT")),
+            "{v:?}"
+        );
+        // A payload split over chunks is one value again.
+        let r = parsed(
+            "POST /s HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"7\r\nq=1' UN\r\n10\r\nION SELECT 1,2--\r\n0\r\n\r\n",
+        );
+        let v = values(&r, 4096);
+        assert!(v.iter().any(|(_, v)| v == "1' UNION SELECT 1,2--"), "{v:?}");
+        // A decompression bomb stops at the cap.
+        let bomb = gzip(&vec![b'a'; 50 * 1024 * 1024]);
+        let r = Request {
+            body: bomb.clone(),
+            headers: crate::parse::http::Hidden("Content-Encoding: gzip\n".into()),
+            ..Request::default()
+        };
+        let out = body(&r);
+        assert!(
+            out.len() <= MAX_INFLATED && out.len() <= bomb.len() * MAX_RATIO,
+            "{}",
+            out.len()
+        );
+        // Not gzip after all: the bytes as they came.
+        let r = Request {
+            body: b"plain".to_vec(),
+            headers: crate::parse::http::Hidden("Content-Encoding: gzip\n".into()),
+            ..Request::default()
+        };
+        assert_eq!(&*body(&r), b"plain");
     }
 
     #[test]

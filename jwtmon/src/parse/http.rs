@@ -247,9 +247,20 @@ fn parse_one(data: &[u8], complete: bool) -> Result<(Request, usize, usize), Mal
         httparse::Status::Complete(head_len) => {
             check_head(&data[..head_len])?;
             let parsed = build(&req, false)?;
+            let mut parsed = parsed;
+            if parsed.chunked {
+                // The body as the server reads it: the chunks' data joined
+                // (what was captured of it; a payload split over chunks is
+                // one value again).
+                let mut body = Vec::new();
+                let whole = crate::capture::reassembly::walk_chunks(&data[head_len..], |c| {
+                    body.extend_from_slice(c);
+                });
+                parsed.body = body;
+                return Ok((parsed, head_len, whole.unwrap_or(data.len() - head_len)));
+            }
             let body_len = parsed.content_length.unwrap_or(0).min(usize::MAX as u64) as usize;
             let body_end = head_len.saturating_add(body_len).min(data.len());
-            let mut parsed = parsed;
             parsed.body = data[head_len..body_end].to_vec();
             Ok((parsed, head_len, body_len))
         }
