@@ -33,6 +33,11 @@ pub struct Campaign {
     cfg: AuthConfig,
     failures: VecDeque<(SystemTime, IpAddr, u64)>,
     successes: VecDeque<(SystemTime, IpAddr)>,
+    /// Per address and per username, failures in the window (kept with
+    /// the queue, so a request costs O(1), not a pass over the window).
+    per_addr: HashMap<IpAddr, usize>,
+    per_user: HashMap<u64, usize>,
+    ok_per_addr: HashMap<IpAddr, usize>,
     period: Option<(SystemTime, u64)>,
     baseline: Option<f64>,
     active_until: Option<SystemTime>,
@@ -46,6 +51,9 @@ impl Campaign {
             cfg: cfg.clone(),
             failures: VecDeque::new(),
             successes: VecDeque::new(),
+            per_addr: HashMap::new(),
+            per_user: HashMap::new(),
+            ok_per_addr: HashMap::new(),
             period: None,
             baseline: None,
             active_until: None,
@@ -57,15 +65,28 @@ impl Campaign {
         let horizon = t
             .checked_sub(self.cfg.campaign_window)
             .unwrap_or(SystemTime::UNIX_EPOCH);
+        fn drop_one<K: std::hash::Hash + Eq>(m: &mut HashMap<K, usize>, k: K) {
+            if let Some(n) = m.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&k);
+                }
+            }
+        }
         while self.failures.front().is_some_and(|e| e.0 <= horizon)
             || self.failures.len() > MAX_EVENTS
         {
-            self.failures.pop_front();
+            if let Some((_, ip, user)) = self.failures.pop_front() {
+                drop_one(&mut self.per_addr, ip);
+                drop_one(&mut self.per_user, user);
+            }
         }
         while self.successes.front().is_some_and(|e| e.0 <= horizon)
             || self.successes.len() > MAX_EVENTS
         {
-            self.successes.pop_front();
+            if let Some((_, ip)) = self.successes.pop_front() {
+                drop_one(&mut self.ok_per_addr, ip);
+            }
         }
     }
 
@@ -85,7 +106,7 @@ impl Campaign {
 
     /// An address whose logins succeed at least as often as they fail.
     fn nat_like(&self, ip: IpAddr, failures: usize) -> bool {
-        self.successes.iter().filter(|(_, a)| *a == ip).count() >= failures
+        self.ok_per_addr.get(&ip).copied().unwrap_or(0) >= failures
     }
 }
 
@@ -112,6 +133,7 @@ impl Detector for Campaign {
         self.trim(t);
         if (200..300).contains(&status) {
             self.successes.push_back((t, ip));
+            *self.ok_per_addr.entry(ip).or_default() += 1;
             return;
         }
         if !self.cfg.failure_statuses.contains(&status) {
@@ -119,23 +141,18 @@ impl Detector for Campaign {
         }
         let user = username(&obs.request, &self.cfg.username_fields).map_or(0, |u| hash(&u));
         self.failures.push_back((t, ip, user));
+        *self.per_addr.entry(ip).or_default() += 1;
+        *self.per_user.entry(user).or_default() += 1;
         if let Some((_, n)) = &mut self.period {
             *n += 1;
         }
-        let mut per_addr: HashMap<IpAddr, usize> = HashMap::new();
-        for (_, a, _) in &self.failures {
-            *per_addr.entry(*a).or_default() += 1;
-        }
-        let users: HashSet<u64> = self
-            .failures
-            .iter()
-            .map(|e| e.2)
-            .filter(|u| *u != 0)
-            .collect();
+        let per_addr = &self.per_addr;
+        // Failures without a username (0) are no username.
+        let users = self.per_user.len() - usize::from(self.per_user.contains_key(&0));
         let n = self.failures.len();
         let baseline = self.baseline.unwrap_or(0.0);
         let detail = |named: usize| {
-            json!({ "shape": "service-wide", "failures": n, "usernames": users.len(),
+            json!({ "shape": "service-wide", "failures": n, "usernames": users,
                     "addresses": per_addr.len(), "named": named,
                     "baseline_failures_per_window": (baseline * 10.0).round() / 10.0,
                     "window_s": self.cfg.campaign_window.as_secs() })
@@ -156,7 +173,7 @@ impl Detector for Campaign {
         let threshold =
             (self.cfg.campaign_failures as f64).max(self.cfg.campaign_factor * baseline);
         if (n as f64) <= threshold
-            || users.len() <= self.cfg.campaign_usernames
+            || users <= self.cfg.campaign_usernames
             || per_addr.len() <= self.cfg.campaign_addresses
         {
             return;

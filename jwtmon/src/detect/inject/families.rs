@@ -172,6 +172,12 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                     "filter injection",
                     r"\)\s*\(\s*[|&!]\s*\(\s*[a-z][a-z0-9-]*\s*[~<>]?=",
                 ),
+                (
+                    // `val)(cn=admin`, `x)!(sn=*`, `admin)(|`: the value
+                    // closes its filter and opens another.
+                    "filter continued",
+                    r"\)\s*[|&!]?\s*\(\s*(?:[|&!]\s*(?:\(|$)|[a-z][a-z0-9-]*\s*(?:[~<>]?=|>=|<=)|[&|]\s*\)|$)",
+                ),
                 ("object class wildcard", r"\(\s*objectclass\s*=\s*\*\s*\)"),
                 (
                     "attribute wildcard close",
@@ -473,6 +479,10 @@ fn url_threat(lower: &str) -> Option<(Kind, &'static str)> {
     {
         return Some((Kind::InjectionSsrf, "internal host"));
     }
+    // mod_proxy's `unix:/path|http://...`: a request to a local socket.
+    if v.starts_with("unix:") && v.contains('|') {
+        return Some((Kind::InjectionSsrf, "unix socket url"));
+    }
     // A URL inside a wrapper (`jar:http://...!/x`, `url:file://...`):
     // resource loaders' syntax, never a parameter's.
     if let Some(inner) = v.strip_prefix("jar:").or_else(|| v.strip_prefix("url:"))
@@ -630,7 +640,7 @@ fn loose_ipv4(host: &str) -> Option<Ipv4Addr> {
 /// served).
 fn leftover(path: &str) -> Option<&'static str> {
     static BACKUP: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?:\.(?:bak|backup|bkp|old|orig|save|sav|swp|swo|tmp|un~|copy)|~|\.[a-z0-9]{1,5}\.(?:bak|old|orig|save|txt|[0-9]))$")
+        Regex::new(r"(?:\.(?:bak|backup|bkp|old|orig|save|sav|swp|swo|tmp|un~|copy)|~|\.[a-z0-9]{1,5}\.(?:bak|old|orig|save|txt|[0-9])|\.sql(?:\.(?:gz|zip|bz2|xz|tar|7z))?|\.(?:tar\.gz|tgz)|/(?:backup|dump|db|database|site|www)\.(?:zip|tar|rar|7z))$")
             .expect("pattern compiles")
     });
     let hidden = path

@@ -132,6 +132,19 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
         paranoia: cfg.paranoia,
         host: req.host.as_deref(),
     };
+    // A line break in a parameter's name: nothing legitimate puts one
+    // there (header injection through the names).
+    if let Some(q) = &req.query
+        && q.to_ascii_lowercase().contains("%0")
+        && form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k.contains(['\r', '\n']))
+    {
+        found.add(
+            Kind::InjectionCrlf,
+            "line break in a parameter name",
+            Place::Query,
+            q,
+        );
+    }
     for (place, v) in values(req, cfg.max_value_bytes) {
         found.value(place, &v);
         for bytes in decode::base64_bytes(&v) {

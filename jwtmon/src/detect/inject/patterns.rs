@@ -81,7 +81,7 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                 ("dot-dot at end", r"[/\\]\.\.$"),
                 (
                     "system file",
-                    r"(?:^|[/\\])(?:etc[/\\](?:passwd|shadow|hosts|group|issue|crontab|sudoers)|proc[/\\](?:self|[0-9]+)[/\\]|windows[/\\](?:win\.ini|system32)|boot\.ini|sys[/\\](?:class|kernel|devices)\b)",
+                    r"(?:^|[/\\])(?:etc[/\\](?:passwd|shadow|gshadow|hosts|group|issue|crontab|sudoers|subuid|subgid|security[/\\]|ssh[/\\]|mysql[/\\]|apache2[/\\]|nginx[/\\]|shells|fstab|motd|profile|bashrc)|proc[/\\](?:self|[0-9]+|interrupts|cpuinfo|meminfo|version|cmdline|mounts|net[/\\])|windows[/\\](?:win\.ini|system32)|boot\.ini|sys[/\\](?:class|kernel|devices)\b)|(?:^|[/\\])\.(?:ssh[/\\](?:id_[a-z0-9]+|authorized_keys|known_hosts)|docker[/\\]|aws[/\\]credentials|kube[/\\]config|bash_history|git-credentials|htpasswd|netrc|pgpass|my\.cnf)",
                 ),
                 ("nul byte", r"\x00"),
             ],

@@ -247,7 +247,14 @@ impl Schema {
             return;
         }
         let total = &mut self.model.parameters;
-        let ep = self.model.endpoints.entry(name.to_string()).or_default();
+        if !self.model.endpoints.contains_key(name) {
+            self.model
+                .endpoints
+                .insert(name.to_string(), Endpoint::default());
+        }
+        let Some(ep) = self.model.endpoints.get_mut(name) else {
+            return;
+        };
         if ep.unmodellable {
             ep.taught_by(principal);
             return;
@@ -272,7 +279,12 @@ impl Schema {
                 }
                 *total += 1;
             }
-            let m = ep.params.entry(k).or_default();
+            if !ep.params.contains_key(&k) {
+                ep.params.insert(k.clone(), model::Param::default());
+            }
+            let Some(m) = ep.params.get_mut(&k) else {
+                continue;
+            };
             let promoted = m.principals.len() >= cfg.promote_after;
             model::add_principal(&mut m.principals, principal, cfg.promote_after);
             if judged && !promoted && names_matter(p.place) {
@@ -378,6 +390,16 @@ impl Detector for Schema {
             None => endpoint(&req.method, &req.path),
         };
         let endpoint_hash = hash(&name);
+        // Nothing to judge and nothing to learn: no work.
+        let teach = self.cfg.learn && (200..300).contains(&status) && !emit.raised_elsewhere();
+        let known = self.model.endpoints.get(&name);
+        if op.is_none()
+            && self.openapi.is_empty()
+            && (known.is_some_and(|e| e.unmodellable)
+                || (!teach && known.is_none_or(|e| !self.warmed(e))))
+        {
+            return;
+        }
         let ps = params(req);
         let body_checked = body_whole(req) && !req.body.is_empty();
         let mut violations = Vec::new();
@@ -417,7 +439,6 @@ impl Detector for Schema {
                 })
         });
         self.report(emit, endpoint_hash, &violations);
-        let teach = self.cfg.learn && (200..300).contains(&status) && !emit.raised_elsewhere();
         if teach {
             let missing: Vec<String> = violations
                 .iter()
