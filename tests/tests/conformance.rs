@@ -68,8 +68,8 @@ fn crs_attack_families_recall_floors() {
     // Not the 90% goal (see README): floors a little under this session's
     // figures, so no family regresses unnoticed.
     for (family, floor) in [
-        ("921", 40.0),
-        ("930", 65.0),
+        ("921", 60.0),
+        ("930", 87.0),
         ("931", 28.0),
         ("932", 62.0),
         ("933", 61.0),
