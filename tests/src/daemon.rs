@@ -45,6 +45,24 @@ pub fn analyze_pcap(global: &[&str], pcap: &std::path::Path, extra: &[&str]) -> 
         .expect("running jwtmon analyze")
 }
 
+/// [`analyze_pcap`], which must succeed; its JSON lines.
+pub fn analyze_lines(
+    global: &[&str],
+    pcap: &std::path::Path,
+    extra: &[&str],
+) -> Vec<serde_json::Value> {
+    let out = analyze_pcap(global, pcap, extra);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
 /// Runs `jwtmon --pin-dir PIN ARGS` to completion.
 pub fn cli(pin: &PinDir, args: &[&str]) -> Output {
     Command::new(jwtmon_bin())

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jwtmon::parse::token_id;
 use jwtmon_tests::{
-    daemon::analyze_pcap,
+    daemon::{analyze_lines, analyze_pcap},
     pcapgen::{Conn, Exchange, Link, frames, write},
 };
 use serde_json::Value;
@@ -104,16 +104,7 @@ fn conns(v6: bool) -> (Vec<Conn>, Vec<(String, String, u16)>) {
 }
 
 fn analyze(path: &std::path::Path) -> Vec<Value> {
-    let out = analyze_pcap(&[], path, &["--output", "observations"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
+    analyze_lines(&[], path, &["--output", "observations"])
 }
 
 fn round_trip(link: Link, v6: bool, ng: bool) {

@@ -19,7 +19,7 @@ use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, crypto::sign};
 use jwtmon_tests::{
-    daemon::{analyze_pcap, jwtmon_bin},
+    daemon::{analyze_lines, jwtmon_bin},
     pcapgen::{Conn, Exchange, Link, frames, write},
 };
 use serde_json::{Value, json};
@@ -507,16 +507,7 @@ fn config(dir: &Path, model: Option<&Path>) -> std::path::PathBuf {
 }
 
 fn findings(cfg: &Path, pcap: &Path) -> Vec<Value> {
-    let out = analyze_pcap(&["--config", cfg.to_str().unwrap()], pcap, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    analyze_lines(&["--config", cfg.to_str().unwrap()], pcap, &[])
 }
 
 #[test]

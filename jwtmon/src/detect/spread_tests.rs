@@ -5,28 +5,12 @@
 
 use std::collections::BTreeSet;
 
-use super::{Detectors, TokenFacts, config::DetectConfig, tests::obs};
+use super::{
+    Detectors,
+    config::DetectConfig,
+    tests::{login, obs, run},
+};
 use crate::{finding::Finding, observe::Observation};
-
-fn login(ip: &str, user: &str, ok: bool, t: u64) -> Observation {
-    let body = format!(r#"{{"username":"{user}","password":"x"}}"#);
-    obs(
-        ip,
-        "POST",
-        "/api/login",
-        &body,
-        if ok { 200 } else { 401 },
-        t,
-    )
-}
-
-fn run(d: &mut Detectors, o: &[Observation]) -> Vec<Finding> {
-    let mut out = Vec::new();
-    for o in o {
-        d.observe(o, &TokenFacts::default(), &mut out);
-    }
-    out
-}
 
 fn of<'a>(f: &'a [Finding], kind: &str) -> Vec<&'a Finding> {
     f.iter().filter(|f| f.kind.name() == kind).collect()

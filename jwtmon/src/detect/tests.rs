@@ -46,7 +46,7 @@ pub(crate) fn obs(
     }
 }
 
-fn login(ip: &str, user: &str, ok: bool, t: u64) -> Observation {
+pub(super) fn login(ip: &str, user: &str, ok: bool, t: u64) -> Observation {
     let body = format!(r#"{{"username":"{user}","password":"x"}}"#);
     obs(
         ip,
@@ -58,7 +58,7 @@ fn login(ip: &str, user: &str, ok: bool, t: u64) -> Observation {
     )
 }
 
-fn run(d: &mut Detectors, o: &[Observation]) -> Vec<Finding> {
+pub(super) fn run(d: &mut Detectors, o: &[Observation]) -> Vec<Finding> {
     let mut out = Vec::new();
     for o in o {
         d.observe(o, &TokenFacts::default(), &mut out);
