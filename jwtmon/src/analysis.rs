@@ -13,6 +13,15 @@ use crate::{
     parse::hex16,
 };
 
+/// A request's opaque credential.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    /// `api_key_id`: 16 hex characters of the key's SHA-256.
+    pub id: String,
+    /// Where it was: `header`, `query`, `basic`.
+    pub source: &'static str,
+}
+
 /// What the detectors know of the request's token (from the JWT analyser).
 #[derive(Clone, Debug, Default)]
 pub struct TokenFacts {
@@ -26,7 +35,7 @@ pub struct TokenFacts {
     /// The JWT analyser reported something about this request.
     pub flagged: bool,
     /// The request's opaque credential (API key, Basic user), by id.
-    pub api_key: Option<crate::detect::api_keys::ApiKey>,
+    pub api_key: Option<ApiKey>,
 }
 
 /// Builds findings in the context of one observation.

@@ -23,16 +23,8 @@ use super::{
     rate::Rate,
     window::{Window, network_of},
 };
+pub use crate::analysis::ApiKey;
 use crate::{analysis::Reporter, finding::Kind, parse::Request};
-
-/// A request's opaque credential.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiKey {
-    /// `api_key_id`: 16 hex characters of the key's SHA-256.
-    pub id: String,
-    /// Where it was: `header`, `query`, `basic`.
-    pub source: &'static str,
-}
 
 fn id_of(secret: &str) -> String {
     crate::parse::http::token_id(secret)

@@ -310,7 +310,7 @@ fn body_values<'a>(req: &'a Request, body: &'a [u8], out: &mut Vec<(Place, Cow<'
     } else if is_multipart(req) {
         // Text fields and text files are values, and so are file
         // names; binary files are not text.
-        for part in crate::detect::params::multipart(req) {
+        for part in crate::detect::multipart::multipart(req) {
             if let Some(f) = part.filename {
                 out.push((Place::Body, f));
             }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod decode;
 pub mod fields;
 pub mod inject;
+pub mod multipart;
 pub mod objects;
 pub mod params;
 pub mod profile;

@@ -253,7 +253,7 @@ fn parse_one(data: &[u8], complete: bool) -> Result<(Request, usize, usize), Mal
                 // (what was captured of it; a payload split over chunks is
                 // one value again).
                 let mut body = Vec::new();
-                let whole = crate::capture::reassembly::walk_chunks(&data[head_len..], |c| {
+                let whole = walk_chunks(&data[head_len..], |c| {
                     body.extend_from_slice(c);
                 });
                 parsed.body = body;
@@ -575,4 +575,38 @@ fn status_code(data: &[u8]) -> Option<u16> {
         return None;
     }
     std::str::from_utf8(&line[9..12]).ok()?.parse().ok()
+}
+
+/// Walks the chunked body at the start of `b`, handing each chunk's data
+/// to `each` (the last one possibly cut where `b` ends); returns the
+/// body's whole length once it is complete (trailers included), `None`
+/// while it is not (or when the framing is broken: `each` has then seen
+/// what came before the break).
+pub fn walk_chunks(b: &[u8], mut each: impl FnMut(&[u8])) -> Option<usize> {
+    let line = |from: usize| -> Option<usize> {
+        Some(from + b.get(from..)?.windows(2).position(|w| w == b"\r\n")?)
+    };
+    let mut at = 0;
+    loop {
+        let end = line(at)?;
+        let size_text = std::str::from_utf8(&b[at..end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        at = end + 2;
+        each(&b[at.min(b.len())..at.saturating_add(size).min(b.len())]);
+        if size == 0 {
+            // Trailers end with an empty line.
+            loop {
+                let end = line(at)?;
+                let empty = end == at;
+                at = end + 2;
+                if empty {
+                    return Some(at);
+                }
+            }
+        }
+        at = at.checked_add(size)?.checked_add(2)?;
+        if at > b.len() {
+            return None;
+        }
+    }
 }
