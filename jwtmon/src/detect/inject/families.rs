@@ -380,6 +380,11 @@ pub fn session_parameter(lower: &str) -> bool {
 /// Every `(kind, shape)` family the value at `place` matches.
 pub fn detect(place: Place, lower: &str) -> Vec<(Kind, &'static str)> {
     let mut out: Vec<(Kind, &'static str)> = Vec::new();
+    // URLs are judged on the value itself (hosts are folded there); the
+    // pattern sets on its ASCII view.
+    let url_value = lower;
+    let ascii = crate::detect::decode::ascii_view(lower);
+    let lower: &str = &ascii;
     // Most values match nothing: a plain match is cheaper than the set.
     let any = COMBINED.set.is_match(lower);
     for i in any.then(|| COMBINED.set.matches(lower)).iter().flatten() {
@@ -393,7 +398,7 @@ pub fn detect(place: Place, lower: &str) -> Vec<(Kind, &'static str)> {
         out.push((Kind::InjectionJndi, "jndi lookup"));
     }
     if matches!(place, Place::Query | Place::Body | Place::Cookie)
-        && let Some(shape) = url_threat(lower)
+        && let Some(shape) = url_threat(url_value)
     {
         out.push(shape);
     }

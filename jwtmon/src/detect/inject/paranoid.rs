@@ -146,7 +146,8 @@ pub fn detect(
         return out;
     }
     let (shapes, set) = &*SHAPES;
-    for i in &set.matches(lower) {
+    let ascii = crate::detect::decode::ascii_view(lower);
+    for i in &set.matches(&ascii) {
         let s = &shapes[i];
         if s.level <= level && s.places.contains(&place) && !out.iter().any(|(k, _)| *k == s.kind) {
             out.push((s.kind, s.name));

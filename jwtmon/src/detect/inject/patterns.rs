@@ -221,6 +221,8 @@ fn shell_words(s: &str) -> Cow<'_, str> {
 /// `product/version` token (what every real User-Agent has): `visudo`,
 /// `cscli alerts list`, `set -o history`.
 pub fn command_line(lower: &str) -> bool {
+    let ascii = crate::detect::decode::ascii_view(lower);
+    let lower: &str = &ascii;
     static LINE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(&format!(
             r#"^\s*['"]?(?:(?:/(?:usr/)?s?bin/)?{TOOLS}['"]?(?:\s|$)|{WORDS}\s+-{{1,2}}[a-z])"#
@@ -255,6 +257,8 @@ fn in_pieces(lower: &str, shell: &str) -> bool {
 /// free-text value (words and spaces in a body or header): there a `../`
 /// is a sentence's, and only a system file's name counts as traversal.
 pub fn detect(lower: &str, prose: bool) -> Vec<(Kind, &'static str)> {
+    let ascii = crate::detect::decode::ascii_view(lower);
+    let lower: &str = &ascii;
     let script = without_js_comments(lower);
     let shell = shell_words(lower);
     let pieces = in_pieces(lower, &shell);
