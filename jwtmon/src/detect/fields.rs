@@ -44,20 +44,23 @@ impl Place {
     }
 }
 
-fn is_json(req: &Request) -> bool {
+/// The request's Content-Type says so.
+pub(crate) fn is_json(req: &Request) -> bool {
     req.content_type
         .as_deref()
         .is_some_and(|c| c.to_ascii_lowercase().contains("json"))
 }
 
-fn is_form(req: &Request) -> bool {
+/// The request's Content-Type says so.
+pub(crate) fn is_form(req: &Request) -> bool {
     req.content_type.as_deref().is_some_and(|c| {
         c.to_ascii_lowercase()
             .starts_with("application/x-www-form-urlencoded")
     })
 }
 
-fn is_multipart(req: &Request) -> bool {
+/// The request's Content-Type says so.
+pub(crate) fn is_multipart(req: &Request) -> bool {
     req.content_type.as_deref().is_some_and(|c| {
         c.trim_start()
             .to_ascii_lowercase()

@@ -9,7 +9,11 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::{fields::Place, multipart::multipart, schema::shape::kind};
+use super::{
+    fields::{self, Place},
+    multipart::multipart,
+    schema::shape::kind,
+};
 use crate::parse::Request;
 
 /// One named input.
@@ -109,12 +113,6 @@ fn json<'a>(prefix: &str, v: &'a Value, depth: usize, out: &mut Vec<Param<'a>>) 
     }
 }
 
-fn is_type(req: &Request, what: &str) -> bool {
-    req.content_type
-        .as_deref()
-        .is_some_and(|c| c.to_ascii_lowercase().contains(what))
-}
-
 /// Custom headers the model learns: `X-*`, except the proxy and browser
 /// ones every client varies in.
 fn custom_header(name: &str) -> bool {
@@ -170,8 +168,10 @@ pub fn params(req: &Request) -> Vec<Param<'_>> {
     if req.body.is_empty() || !body_whole(req) {
         return out;
     }
-    if is_type(req, "json") {
-        if let Ok(v) = serde_json::from_slice::<Value>(&req.body) {
+    // The body as the injection fields read it (inflated when encoded).
+    let body = fields::body(req);
+    if fields::is_json(req) {
+        if let Ok(v) = serde_json::from_slice::<Value>(&body) {
             let mut body = Vec::new();
             json("", &v, 0, &mut body);
             // Owned names and values borrowed from `v` cannot outlive it.
@@ -182,9 +182,14 @@ pub fn params(req: &Request) -> Vec<Param<'_>> {
                 structural: p.structural,
             }));
         }
-    } else if is_type(req, "x-www-form-urlencoded") {
-        out.extend(form_urlencoded::parse(&req.body).map(|kv| text(Place::Body, kv)));
-    } else if is_type(req, "multipart/") {
+    } else if fields::is_form(req) {
+        out.extend(form_urlencoded::parse(&body).map(|(k, v)| {
+            text(
+                Place::Body,
+                (Cow::Owned(k.into_owned()), Cow::Owned(v.into_owned())),
+            )
+        }));
+    } else if fields::is_multipart(req) {
         for p in multipart(req) {
             out.push(Param {
                 place: Place::Body,
