@@ -307,9 +307,10 @@ pub const MAX_RESPONSE_CAPTURE: u32 = 512;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Control {
-    /// Written by userspace after every block insert. A source whose cached
-    /// `clean_gen` equals it is known to match no block entry, so the kernel
-    /// skips the block lookups. 0 never matches.
+    /// Written by userspace after every change to the block or allow maps.
+    /// A source whose cached `verdict_gen` equals it (and whose lease runs)
+    /// gets its cached verdict without a block or allow lookup. 0 never
+    /// matches.
     pub block_gen: u64,
     /// Monitored server ports (host order); 0 marks an unused slot.
     pub capture_ports: [u16; MAX_CAPTURE_PORTS],
@@ -508,11 +509,40 @@ pub struct SourceStats {
     pub drops: u64,
     /// CLOCK_MONOTONIC ns of the first packet seen on this CPU.
     pub first_seen_ns: u64,
-    /// CLOCK_MONOTONIC ns of the latest packet seen on this CPU.
+    /// CLOCK_MONOTONIC ns of the latest packet seen on this CPU that
+    /// renewed the verdict lease (so at most one lease old).
     pub last_seen_ns: u64,
-    /// `Control::block_gen` at which this source last matched no block
-    /// entry (verdict cache; see [`Control::block_gen`]).
-    pub clean_gen: u64,
+    /// `Control::block_gen` at which `verdict` was computed; 0 when there
+    /// is none (verdict cache; see [`Control::block_gen`]).
+    pub verdict_gen: u64,
+    /// `bpf_jiffies64()` value until which the cached verdict holds (a
+    /// lease of [`verdict::LEASE_JIFFIES`]).
+    pub lease_jiffies: u64,
+    /// The cached verdict, one of [`verdict`]'s codes.
+    pub verdict: u32,
+    /// Drops answered from the cached verdict that are not yet added to the
+    /// block entry's own counter (added when the lease is renewed).
+    pub pending_drops: u32,
+}
+
+/// The verdicts the XDP program caches per source, and how long they hold.
+pub mod verdict {
+    /// No block entry matched.
+    pub const PASS: u32 = 0;
+    /// An exact-address entry matched.
+    pub const DROP_EXACT: u32 = 1;
+    /// A CIDR entry matched.
+    pub const DROP_CIDR: u32 = 2;
+    /// A block entry matched and the allowlist covers the source.
+    pub const ALLOWLISTED: u32 = 3;
+    /// Jiffies a cached verdict holds before the maps are consulted again
+    /// (32 ms at HZ=1000, 320 ms at HZ=100). Any change to the block or
+    /// allow maps ends every lease at once through `Control::block_gen`.
+    pub const LEASE_JIFFIES: u64 = 32;
+    /// The longest a lease can last in ns (HZ is at least 100): a drop is
+    /// only cached when its entry outlives this, so no cached drop outlasts
+    /// its block.
+    pub const MAX_LEASE_NS: u64 = LEASE_JIFFIES * 10_000_000;
 }
 
 #[cfg(feature = "user")]
@@ -537,7 +567,7 @@ mod pod {
 const _: () = assert!(size_of::<BlockEntry>() == 8 * 3 + 4 + 2 * 2 + REASON_LEN);
 const _: () = assert!(size_of::<GlobalStats>() == 8 * stat::COUNT as usize);
 const _: () = assert!(size_of::<AllowEntry>() == 16);
-const _: () = assert!(size_of::<SourceStats>() == 48);
+const _: () = assert!(size_of::<SourceStats>() == 64);
 const _: () = assert!(size_of::<Control>() == 64);
 const _: () = assert!(size_of::<RecordHeader>() == 80);
 const _: () = assert!(size_of::<SamplerState>() == 24);

@@ -123,7 +123,7 @@ fn flow_budget(
         return true;
     }
     let key = FlowKey {
-        client: l3.src,
+        client: *l3.src.key(),
         client_port: tcp.sport,
         server_port: tcp.dport,
     };
@@ -173,8 +173,8 @@ fn header(kind: u32, l3: &L3, tcp: &Tcp, at: Piece, now: u64, ifindex: u32) -> O
         payload_len: at.payload_len as u32,
         seq: tcp.seq.wrapping_add(at.offset as u32),
         ts_ns: now,
-        src: l3.src,
-        dst: l3.dst,
+        src: *l3.src.key(),
+        dst: *l3.dst.key(),
         sport: tcp.sport,
         dport: tcp.dport,
         ifindex,
@@ -269,7 +269,8 @@ pub fn forward_client<C: EbpfContext>(
     ifindex: u32,
     counters: &mut Counters,
 ) {
-    if !monitored(control, tcp.dport) || !flow_sampled(control, &l3.src, tcp.sport, tcp.dport) {
+    if !monitored(control, tcp.dport) || !flow_sampled(control, l3.src.key(), tcp.sport, tcp.dport)
+    {
         return;
     }
     let ip_end = if l3.ip_end < end - start {
@@ -341,7 +342,8 @@ pub fn sample_response<C: EbpfContext>(
     ifindex: u32,
     counters: &mut Counters,
 ) {
-    if !monitored(control, tcp.sport) || !flow_sampled(control, &l3.dst, tcp.dport, tcp.sport) {
+    if !monitored(control, tcp.sport) || !flow_sampled(control, l3.dst.key(), tcp.dport, tcp.sport)
+    {
         return;
     }
     let payload_len = skb_len.saturating_sub(tcp.payload_off);

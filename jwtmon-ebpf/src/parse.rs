@@ -1,6 +1,6 @@
 //! Bounds-checked packet access and L2/L3 parsing shared by the programs.
 
-use jwtmon_common::{Addr, v4_mapped};
+use jwtmon_common::Addr;
 
 /// Why a frame was not parsed to an IP source.
 pub enum ParseError {
@@ -10,12 +10,37 @@ pub enum ParseError {
     Malformed,
 }
 
+/// An address as the maps key it (IPv4-mapped for IPv4), held in two
+/// words: a `[u8; 16]` is moved byte by byte by the BPF backend (sixteen
+/// loads and stores per copy), two words in two.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Address([u64; 2]);
+
+impl Address {
+    /// The IPv4-mapped address of the IPv4 address in the word `w` (as
+    /// loaded from the packet, network byte order in memory).
+    #[inline(always)]
+    fn v4_mapped(w: u32) -> Self {
+        // Bytes 8..16 are 00 00 ff ff a b c d; BPF is little-endian.
+        Self([0, (u64::from(w) << 32) | 0xffff_0000])
+    }
+
+    /// The map key.
+    #[inline(always)]
+    pub fn key(&self) -> &Addr {
+        // SAFETY: [u64; 2] and [u8; 16] have the same size, and a byte
+        // array needs no alignment.
+        unsafe { &*self.0.as_ptr().cast::<Addr>() }
+    }
+}
+
 /// The network-layer facts the programs need.
 pub struct L3 {
     /// Source address, IPv4-mapped for IPv4.
-    pub src: Addr,
+    pub src: Address,
     /// Destination address, IPv4-mapped for IPv4.
-    pub dst: Addr,
+    pub dst: Address,
     /// IP protocol / IPv6 next header (6 = TCP).
     pub proto: u8,
     /// Offset of the transport header from the start of the frame.
@@ -74,10 +99,10 @@ pub fn parse_tcp(start: usize, end: usize, l3: &L3) -> Option<Tcp> {
     // SAFETY: the 20-byte minimum TCP header is in bounds.
     let (sport, dport, seq, ack, doff, flags) = unsafe {
         (
-            u16::from_be_bytes([*p, *p.add(1)]),
-            u16::from_be_bytes([*p.add(2), *p.add(3)]),
-            u32::from_be_bytes([*p.add(4), *p.add(5), *p.add(6), *p.add(7)]),
-            u32::from_be_bytes([*p.add(8), *p.add(9), *p.add(10), *p.add(11)]),
+            u16::from_be(load::<u16>(p)),
+            u16::from_be(load::<u16>(p.add(2))),
+            u32::from_be(load::<u32>(p.add(4))),
+            u32::from_be(load::<u32>(p.add(8))),
             ((*p.add(12) >> 4) as usize) * 4,
             *p.add(13),
         )
@@ -114,11 +139,29 @@ pub fn bytes_at(start: usize, end: usize, off: usize, len: usize) -> Option<*con
     Some(at as *const u8)
 }
 
+/// One load of a `T` from packet memory, like a C program's header field
+/// access. Packet fields are only 2-byte aligned; the kernel accepts
+/// misaligned packet loads on the architectures with efficient unaligned
+/// access (x86-64, arm64), while `read_unaligned` would make the BPF
+/// backend split every word into byte loads, shifts and ors.
+///
+/// # Safety
+/// `p..p + size_of::<T>()` is in bounds (checked by [`bytes_at`]).
+#[expect(
+    clippy::cast_ptr_alignment,
+    reason = "packet loads: the verifier allows them misaligned on the targets we run on"
+)]
+#[inline(always)]
+unsafe fn load<T: Copy>(p: *const u8) -> T {
+    // SAFETY: in bounds per the contract; see above for alignment.
+    unsafe { p.cast::<T>().read() }
+}
+
 #[inline(always)]
 fn be16_at(start: usize, end: usize, off: usize) -> Option<u16> {
     let p = bytes_at(start, end, off, 2)?;
-    // SAFETY: bounds checked above; byte reads need no alignment.
-    Some(unsafe { u16::from_be_bytes([*p, *p.add(1)]) })
+    // SAFETY: bounds checked above.
+    Some(u16::from_be(unsafe { load::<u16>(p) }))
 }
 
 /// Parses Ethernet (+ up to two VLAN tags) and IPv4/IPv6 of the frame
@@ -151,11 +194,11 @@ fn parse_ipv4(start: usize, end: usize, off: usize) -> Result<L3, ParseError> {
     let (ver_ihl, total, frag, proto, src, dst) = unsafe {
         (
             *p,
-            u16::from_be_bytes([*p.add(2), *p.add(3)]) as usize,
-            u16::from_be_bytes([*p.add(6), *p.add(7)]),
+            u16::from_be(load::<u16>(p.add(2))) as usize,
+            u16::from_be(load::<u16>(p.add(6))),
             *p.add(9),
-            v4_mapped([*p.add(12), *p.add(13), *p.add(14), *p.add(15)]),
-            v4_mapped([*p.add(16), *p.add(17), *p.add(18), *p.add(19)]),
+            Address::v4_mapped(load::<u32>(p.add(12))),
+            Address::v4_mapped(load::<u32>(p.add(16))),
         )
     };
     let ihl = ((ver_ihl & 0x0f) as usize) * 4;
@@ -183,16 +226,12 @@ fn parse_ipv6(start: usize, end: usize, off: usize) -> Result<L3, ParseError> {
     let p = bytes_at(start, end, off, IPV6_HLEN).ok_or(ParseError::Malformed)?;
     // SAFETY: the 40-byte header is in bounds.
     let (ver, plen, proto, src, dst) = unsafe {
-        let mut src = [0u8; 16];
-        let mut dst = [0u8; 16];
-        core::ptr::copy_nonoverlapping(p.add(8), src.as_mut_ptr(), 16);
-        core::ptr::copy_nonoverlapping(p.add(24), dst.as_mut_ptr(), 16);
         (
             *p >> 4,
-            u16::from_be_bytes([*p.add(4), *p.add(5)]) as usize,
+            u16::from_be(load::<u16>(p.add(4))) as usize,
             *p.add(6),
-            src,
-            dst,
+            Address([load::<u64>(p.add(8)), load::<u64>(p.add(16))]),
+            Address([load::<u64>(p.add(24)), load::<u64>(p.add(32))]),
         )
     };
     if ver != 6 {
@@ -220,8 +259,7 @@ fn parse_ipv6(start: usize, end: usize, off: usize) -> Result<L3, ParseError> {
             EXT_FRAGMENT => {
                 let h = bytes_at(start, end, l4_off, 8).ok_or(ParseError::Malformed)?;
                 // SAFETY: 8 bytes in bounds.
-                let (next, offset) =
-                    unsafe { (*h, u16::from_be_bytes([*h.add(2), *h.add(3)]) >> 3) };
+                let (next, offset) = unsafe { (*h, u16::from_be(load::<u16>(h.add(2))) >> 3) };
                 fragment = true;
                 later_fragment = offset != 0;
                 proto = next;

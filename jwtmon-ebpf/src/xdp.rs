@@ -4,12 +4,12 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::bpf_ktime_get_coarse_ns,
+    helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns},
     macros::{map, xdp},
     maps::{HashMap, LpmTrie, LruPerCpuHashMap, lpm_trie::Key},
     programs::XdpContext,
 };
-use jwtmon_common::{Addr, AllowEntry, BlockEntry, SourceStats, sizes, stat};
+use jwtmon_common::{Addr, AllowEntry, BlockEntry, SourceStats, sizes, stat, verdict};
 
 use crate::{
     capture,
@@ -42,7 +42,7 @@ const MAX_CIDR_LOOKUPS: usize = 4;
 /// A reason slot that is out of range, for verdicts that need no extra counter.
 const NO_REASON: u32 = stat::COUNT;
 
-/// What the block maps say about a source.
+/// Which kind of block entry matched a source.
 enum Verdict {
     Pass,
     DropExact,
@@ -121,45 +121,62 @@ fn finish(counters: &mut Counters, action: u32, reason: u32) -> u32 {
 
 /// The enforcement decision for a parsed packet of `len` bytes: the action
 /// and the counter that explains it. `generation` is the block generation,
-/// read before any lookup: a block inserted meanwhile changes it, so a
+/// read before any lookup: a change to the maps meanwhile changes it, so a
 /// verdict computed from older maps is never cached as current.
+///
+/// Steady state is one map lookup: a known source carries its verdict
+/// (pass, drop, allowlisted) and a lease in its counters' value, and the
+/// clock is `bpf_jiffies64`, which the verifier inlines into a load. The
+/// block, CIDR and allow maps and the real clock are read only when the
+/// lease ran out or the generation moved.
 #[inline(always)]
 fn enforce(l3: &L3, len: u64, generation: u64) -> (u32, u32) {
+    // SAFETY: helper without preconditions (inlined by the verifier).
+    let jiffies = unsafe { bpf_jiffies64() };
+    let source = SRC_STATS.get_ptr_mut(l3.src.key());
+    if let Some(s) = source {
+        // SAFETY: per-CPU value, written only by this CPU while we run.
+        unsafe {
+            if generation != 0 && (*s).verdict_gen == generation && jiffies < (*s).lease_jiffies {
+                (*s).packets += 1;
+                (*s).bytes += len;
+                let code = (*s).verdict;
+                if code == verdict::DROP_EXACT || code == verdict::DROP_CIDR {
+                    (*s).drops += 1;
+                    (*s).pending_drops = (*s).pending_drops.saturating_add(1);
+                }
+                return outcome(code);
+            }
+        }
+    }
     // CLOCK_MONOTONIC at jiffy resolution: precise enough for expiries and
     // last-seen times, and cheaper than bpf_ktime_get_ns.
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    let source = SRC_STATS.get_ptr_mut(&l3.src);
-    if let Some(s) = source {
-        // SAFETY: per-CPU value, written only by this CPU while we run.
-        unsafe {
-            if generation != 0 && (*s).clean_gen == generation {
-                // Verdict cache hit: no block entry matched at this
-                // generation, and entries only expire without a new one.
-                (*s).packets += 1;
-                (*s).bytes += len;
-                (*s).last_seen_ns = now;
-                return (xdp_action::XDP_PASS, NO_REASON);
-            }
-        }
-    }
-    let (verdict, expired_seen) = check_blocks(&l3.src, now);
-    let (action, counter) = match verdict {
-        Verdict::Pass if expired_seen => (xdp_action::XDP_PASS, stat::EXPIRED_MATCH),
-        Verdict::Pass => (xdp_action::XDP_PASS, NO_REASON),
+    // SAFETY: as above.
+    let pending = source.map_or(0, |s| unsafe { (*s).pending_drops });
+    let check = check_blocks(l3.src.key(), now, u64::from(pending) + 1);
+    let code = match check.verdict {
+        Verdict::Pass => verdict::PASS,
         // The allowlist always wins; it is only consulted for sources that a
         // block entry matched, so clean traffic pays for no extra lookup.
-        _ if ALLOW_CIDR.get(Key::new(128, l3.src)).is_some() => {
-            (xdp_action::XDP_PASS, stat::ALLOWLISTED)
-        }
-        Verdict::DropExact => (xdp_action::XDP_DROP, stat::DROPPED_EXACT),
-        Verdict::DropCidr => (xdp_action::XDP_DROP, stat::DROPPED_CIDR),
+        _ if ALLOW_CIDR.get(Key::new(128, *l3.src.key())).is_some() => verdict::ALLOWLISTED,
+        Verdict::DropExact => verdict::DROP_EXACT,
+        Verdict::DropCidr => verdict::DROP_CIDR,
     };
-    // Only a source that matched nothing at all is cached as clean; one that
-    // saw an expired entry is rechecked until the sweep removes it.
-    let clean_gen = match verdict {
-        Verdict::Pass if !expired_seen => generation,
-        _ => 0,
+    // A source that saw an expired entry is rechecked until the sweep
+    // removes it; a drop is cached only when its entry outlives any lease.
+    let cacheable = !check.expired_seen
+        && (check.expires_ns == 0 || check.expires_ns.saturating_sub(now) > verdict::MAX_LEASE_NS);
+    let (cached_gen, lease) = if cacheable {
+        (generation, jiffies + verdict::LEASE_JIFFIES)
+    } else {
+        (0, 0)
+    };
+    let (action, counter) = if check.expired_seen && code == verdict::PASS {
+        (xdp_action::XDP_PASS, stat::EXPIRED_MATCH)
+    } else {
+        outcome(code)
     };
     let dropped = (action == xdp_action::XDP_DROP) as u64;
     match source {
@@ -169,7 +186,10 @@ fn enforce(l3: &L3, len: u64, generation: u64) -> (u32, u32) {
             (*s).bytes += len;
             (*s).drops += dropped;
             (*s).last_seen_ns = now;
-            (*s).clean_gen = clean_gen;
+            (*s).verdict_gen = cached_gen;
+            (*s).lease_jiffies = lease;
+            (*s).verdict = code;
+            (*s).pending_drops = 0;
         },
         None => {
             let fresh = SourceStats {
@@ -178,25 +198,53 @@ fn enforce(l3: &L3, len: u64, generation: u64) -> (u32, u32) {
                 drops: dropped,
                 first_seen_ns: now,
                 last_seen_ns: now,
-                clean_gen,
+                verdict_gen: cached_gen,
+                lease_jiffies: lease,
+                verdict: code,
+                pending_drops: 0,
             };
             // A failed insert (map busy) only loses one sample of counters.
-            let _ = SRC_STATS.insert(&l3.src, &fresh, 0);
+            let _ = SRC_STATS.insert(l3.src.key(), &fresh, 0);
         }
     }
     (action, counter)
 }
 
-/// Looks the source up in the exact map, then the CIDR trie. Returns the
-/// verdict and whether an expired entry was seen on the way.
+/// The action and counter of a verdict code.
 #[inline(always)]
-fn check_blocks(src: &Addr, now: u64) -> (Verdict, bool) {
-    let mut expired = false;
+fn outcome(code: u32) -> (u32, u32) {
+    match code {
+        verdict::DROP_EXACT => (xdp_action::XDP_DROP, stat::DROPPED_EXACT),
+        verdict::DROP_CIDR => (xdp_action::XDP_DROP, stat::DROPPED_CIDR),
+        verdict::ALLOWLISTED => (xdp_action::XDP_PASS, stat::ALLOWLISTED),
+        _ => (xdp_action::XDP_PASS, NO_REASON),
+    }
+}
+
+/// What the block maps say about a source.
+struct Check {
+    verdict: Verdict,
+    /// An expired entry was seen on the way.
+    expired_seen: bool,
+    /// Expiry of the matching entry (0: none, or it never expires).
+    expires_ns: u64,
+}
+
+/// Looks the source up in the exact map, then the CIDR trie. A matching
+/// entry's drop counter grows by `drops` (this packet and the ones answered
+/// from the cache since the last check).
+#[inline(always)]
+fn check_blocks(src: &Addr, now: u64, drops: u64) -> Check {
+    let mut expired_seen = false;
     if let Some(entry) = BLOCK_IP.get_ptr_mut(src) {
-        if active(entry, now) {
-            return (Verdict::DropExact, false);
+        if let Some(expires_ns) = active(entry, now, drops) {
+            return Check {
+                verdict: Verdict::DropExact,
+                expired_seen: false,
+                expires_ns,
+            };
         }
-        expired = true;
+        expired_seen = true;
     }
     let mut prefix = 128u32;
     for _ in 0..MAX_CIDR_LOOKUPS {
@@ -204,10 +252,14 @@ fn check_blocks(src: &Addr, now: u64) -> (Verdict, bool) {
             break;
         };
         let entry = entry as *const BlockEntry as *mut BlockEntry;
-        if active(entry, now) {
-            return (Verdict::DropCidr, expired);
+        if let Some(expires_ns) = active(entry, now, drops) {
+            return Check {
+                verdict: Verdict::DropCidr,
+                expired_seen,
+                expires_ns,
+            };
         }
-        expired = true;
+        expired_seen = true;
         // SAFETY: `entry` points into the map value returned by the lookup.
         let matched = unsafe { (*entry).prefix_len } as u32;
         if matched == 0 || matched > 128 {
@@ -216,27 +268,32 @@ fn check_blocks(src: &Addr, now: u64) -> (Verdict, bool) {
         // An LPM lookup with a shorter key prefix finds the next broader entry.
         prefix = matched - 1;
     }
-    (Verdict::Pass, expired)
+    Check {
+        verdict: Verdict::Pass,
+        expired_seen,
+        expires_ns: 0,
+    }
 }
 
-/// True when the entry has not expired; counts the drop on it if so.
+/// The entry's expiry when it has not expired (counting `drops` on it);
+/// `None` when it has.
 #[inline(always)]
-fn active(entry: *mut BlockEntry, now: u64) -> bool {
+fn active(entry: *mut BlockEntry, now: u64, drops: u64) -> Option<u64> {
     // SAFETY: `entry` points at a live map value; `drops` is only ever
     // updated atomically (several CPUs may hit the same entry).
     unsafe {
         let expires = (*entry).expires_ns;
         if expires != 0 && now >= expires {
-            return false;
+            return None;
         }
         // The BPF target has no `AtomicU64::fetch_add`; the intrinsic lowers
         // to the BPF atomic add instruction.
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(
             core::ptr::addr_of_mut!((*entry).drops),
-            1,
+            drops,
         );
+        Some(expires)
     }
-    true
 }
 
 /// Passes everything and touches nothing: the baseline that `bench-xdp`

@@ -17,6 +17,7 @@ pub mod pcapgen;
 pub mod redis;
 pub mod smtp;
 pub mod wrk;
+pub mod xdp_filter;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

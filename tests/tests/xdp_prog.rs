@@ -283,6 +283,52 @@ fn a_new_block_overrides_the_cached_clean_verdict_at_once() {
     assert_eq!((s.packets, s.drops), (5, 1));
 }
 
+#[test]
+fn a_cached_drop_ends_at_once_on_unblock_allow_and_unallow() {
+    let mut h = Harness::new();
+    let a = Frame::v4("198.51.100.30").build();
+    h.block("198.51.100.30", None);
+    // The first drop fills the source's verdict cache; the rest are
+    // answered from it, and the entry's count still shows every one.
+    for _ in 0..4 {
+        assert_eq!(h.run(&a), XDP_DROP);
+    }
+    assert_eq!(h.drops_of("198.51.100.30"), 4);
+    h.maps.unblock(&"198.51.100.30".parse().unwrap()).unwrap();
+    assert_eq!(h.run(&a), XDP_PASS, "unblocked while a drop was cached");
+    h.block("198.51.100.0/24", None);
+    assert_eq!(h.run(&a), XDP_DROP);
+    assert_eq!(h.run(&a), XDP_DROP);
+    // The allowlist always wins, also over a cached drop.
+    h.maps.allow(&"198.51.100.30".parse().unwrap()).unwrap();
+    assert_eq!(h.run(&a), XDP_PASS, "allowed while a drop was cached");
+    assert_eq!(h.run(&a), XDP_PASS);
+    assert_eq!(h.counter("allowlisted"), 2);
+    h.maps.unallow(&"198.51.100.30".parse().unwrap()).unwrap();
+    assert_eq!(h.run(&a), XDP_DROP, "unallowed while a pass was cached");
+    let s = h.maps.source("198.51.100.30".parse().unwrap()).unwrap();
+    assert_eq!((s.packets, s.drops), (10, 7));
+    assert_eq!(h.counter("dropped"), 7);
+}
+
+#[test]
+fn a_cached_drop_never_outlives_its_block() {
+    let mut h = Harness::new();
+    let a = Frame::v6("2001:db8:d::30").build();
+    h.block("2001:db8:d::30", Some(Duration::from_secs(1)));
+    let start = std::time::Instant::now();
+    let mut drops = 0;
+    // Packets all through the block's second, then just after it.
+    while start.elapsed() < Duration::from_millis(950) {
+        assert_eq!(h.run(&a), XDP_DROP, "at {:?}", start.elapsed());
+        drops += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(1050).saturating_sub(start.elapsed()));
+    assert_eq!(h.run(&a), XDP_PASS, "the block has expired");
+    assert_eq!(h.counter("dropped"), drops);
+}
+
 fn records(ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<jwtmon::capture::Record> {
     let mut got = Vec::new();
     while let Some(item) = ring.next() {

@@ -142,6 +142,9 @@ const APT_PACKAGES: &[&str] = &[
     // The HTML report test renders the page in headless Chromium.
     "chromium",
     "fonts-dejavu-core",
+    // bench-xdp's anchor: xdp-filter, run through bpftool's view of it.
+    "xdp-tools",
+    "bpftool",
 ];
 
 fn main() -> Result<()> {

@@ -329,8 +329,8 @@ impl Maps {
             .map_err(kernel("write", names::CONTROL))
     }
 
-    /// Invalidates the kernel's per-source "matches no block" cache. Must run
-    /// after every block insert. The value is this writer's CLOCK_MONOTONIC
+    /// Invalidates the kernel's per-source verdict cache. Runs after every
+    /// block insert or removal and every allowlist change. The value is this writer's CLOCK_MONOTONIC
     /// ns, not a read-modify-write counter: each value is written once, after
     /// its writer's insert, so concurrent writers (daemon and CLI) can never
     /// bring back a generation that predates an insert.
@@ -359,8 +359,16 @@ impl Maps {
         }
     }
 
-    /// Removes a block entry.
+    /// Removes a block entry; sources holding a cached drop verdict look
+    /// again at once.
     pub fn unblock(&mut self, target: &Target) -> Result<(), MapsError> {
+        self.remove_block(target)?;
+        self.new_generation()
+    }
+
+    /// Removes a block entry without a new generation: right for an expired
+    /// entry, which no cached verdict can rest on.
+    fn remove_block(&mut self, target: &Target) -> Result<(), MapsError> {
         let (addr, prefix) = target.key();
         let result = if target.is_exact() {
             self.block_ip.remove(&addr)
@@ -395,7 +403,10 @@ impl Maps {
             names::ALLOW_CIDR,
             "allowlist",
             "datapath.max_allowlist",
-        ))
+        ))?;
+        // A cached drop for a now-allowed source ends at once: the
+        // allowlist always wins.
+        self.new_generation()
     }
 
     /// Adds an allowlist entry unless one of exactly this prefix exists.
@@ -415,7 +426,7 @@ impl Maps {
     pub fn unallow(&mut self, target: &Target) -> Result<(), MapsError> {
         let (addr, prefix) = target.key();
         match self.allow.remove(&Key::new(prefix, addr)) {
-            Ok(()) => Ok(()),
+            Ok(()) => self.new_generation(),
             Err(MapError::KeyNotFound) => Err(MapsError::NotFound(*target, "allowlist")),
             Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
                 Err(MapsError::NotFound(*target, "allowlist"))
@@ -424,12 +435,21 @@ impl Maps {
         }
     }
 
-    /// All block entries, exact then CIDR, with their state now.
+    /// All block entries, exact then CIDR, with their state now. An exact
+    /// entry's drops include those its source's cached verdict answered
+    /// since the kernel last added them to the entry.
     pub fn list_blocks(&self) -> Result<Vec<BlockView>, MapsError> {
+        self.blocks(true)
+    }
+
+    fn blocks(&self, with_pending: bool) -> Result<Vec<BlockView>, MapsError> {
         let now = clock::monotonic_ns();
         let mut out = Vec::new();
         for item in &self.block_ip {
-            let (addr, entry) = item.map_err(kernel("iterate", names::BLOCK_IP))?;
+            let (addr, mut entry) = item.map_err(kernel("iterate", names::BLOCK_IP))?;
+            if with_pending {
+                entry.drops += self.pending_drops(&addr);
+            }
             out.push(view(Target::from_key(addr, 128), &entry, now));
         }
         for item in &self.block_cidr {
@@ -441,6 +461,19 @@ impl Maps {
             ));
         }
         Ok(out)
+    }
+
+    /// Drops of a source answered from its cached exact-block verdict and
+    /// not yet added to the entry (the kernel adds them when the verdict's
+    /// lease is renewed).
+    fn pending_drops(&self, addr: &Addr) -> u64 {
+        self.sources.get(addr, 0).map_or(0, |values| {
+            values
+                .iter()
+                .filter(|s| s.verdict_gen != 0 && s.verdict == jwtmon_common::verdict::DROP_EXACT)
+                .map(|s| u64::from(s.pending_drops))
+                .sum()
+        })
     }
 
     /// All allowlist entries.
@@ -467,7 +500,7 @@ impl Maps {
     /// [`Maps::reap_expired`], also returning how many entries remain in
     /// force (one pass over the maps for both).
     pub fn reap_and_count(&mut self) -> Result<(Vec<Target>, usize), MapsError> {
-        let all = self.list_blocks()?;
+        let all = self.blocks(false)?;
         let total = all.len();
         let expired: Vec<Target> = all
             .into_iter()
@@ -482,7 +515,7 @@ impl Maps {
                 && entry.expires_ns != 0
                 && entry.expires_ns <= now
             {
-                match self.unblock(&target) {
+                match self.remove_block(&target) {
                     Ok(()) | Err(MapsError::NotFound(..)) => removed.push(target),
                     Err(e) => return Err(e),
                 }

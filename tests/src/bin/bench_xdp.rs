@@ -10,7 +10,7 @@ use jwtmon::{
     enforce::DatapathConfig,
     enforce::{BlockSpec, Datapath, Maps},
 };
-use jwtmon_tests::frames::Frame;
+use jwtmon_tests::{frames::Frame, xdp_filter::XdpFilter};
 
 const EXACT: u32 = 1_000_000;
 const CIDRS: u32 = 100_000;
@@ -95,6 +95,53 @@ fn fill(maps: &mut Maps) -> Result<()> {
     Ok(())
 }
 
+/// xdp-filter on the exact-address rows of `cases` (it has no CIDR
+/// matching): its maps filled to capacity with other addresses plus the
+/// drop targets. Returns its capacity and (row name, ns).
+fn xdp_filter_rows(cases: &[(&str, Vec<u8>)], repeat: u32) -> Result<(u32, Vec<(String, f64)>)> {
+    let mut xf = XdpFilter::load()?;
+    let targets: [std::net::IpAddr; 2] = [
+        "203.0.113.7".parse().expect("literal"),
+        "2001:db8:ffff::7".parse().expect("literal"),
+    ];
+    for t in targets {
+        xf.deny(t)?;
+    }
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    // Half of the room to each family, as jwtmon's exact map is filled.
+    for _ in 0..xf.capacity.saturating_sub(16) {
+        let r = rng.next();
+        xf.deny(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+            (1 + (r >> 56) as u32 % 200) << 24 | (r as u32 & 0x00ff_ffff),
+        )))?;
+        xf.deny(std::net::IpAddr::V6(std::net::Ipv6Addr::new(
+            0x2001,
+            0xdb9,
+            (r >> 48) as u16,
+            (r >> 32) as u16,
+            0,
+            0,
+            0,
+            r as u16,
+        )))?;
+    }
+    let mut out = Vec::new();
+    for (name, frame) in cases.iter().filter(|c| !c.0.contains("CIDR match")) {
+        out.push(((*name).to_string(), measure(&mut xf.prog, frame, repeat)?));
+    }
+    Ok((xf.capacity, out))
+}
+
+fn xdp_tools_version() -> String {
+    std::process::Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", "xdp-tools"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "?".into())
+}
+
 fn main() -> Result<()> {
     let repeat: u32 = std::env::args()
         .skip_while(|a| a != "--repeat")
@@ -158,9 +205,16 @@ fn main() -> Result<()> {
             Frame::v6("2001:db8:eeee::9").build(),
         ),
     ];
-    for (name, frame) in cases {
-        rows.push((name.into(), measure(prog, &frame, repeat)?));
+    for (name, frame) in &cases {
+        rows.push(((*name).into(), measure(prog, frame, repeat)?));
     }
+    let anchor = match xdp_filter_rows(&cases, repeat) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            eprintln!("xdp-filter anchor unavailable: {e:#}");
+            None
+        }
+    };
 
     println!("BPF_PROG_TEST_RUN, repeat {repeat}, median of {TRIALS} trials, one core");
     println!();
@@ -176,6 +230,25 @@ fn main() -> Result<()> {
             ns / baseline,
             1e3 / ns
         );
+    }
+    if let Some((capacity, anchor)) = anchor {
+        println!();
+        println!(
+            "Side by side with xdp-filter (xdp-tools {}, no dispatcher, its maps at their {capacity}-entry capacity; jwtmon with 1M exact + 100k CIDR), same frames, same run:",
+            xdp_tools_version()
+        );
+        println!();
+        println!("| path | jwtmon ns | xdp-filter ns | ratio (goal <= 1.00x) |");
+        println!("|---|---:|---:|---:|");
+        for (name, theirs) in &anchor {
+            if let Some((_, ours)) = rows.iter().find(|r| r.0 == *name) {
+                println!(
+                    "| {name} | {ours:.1} | {theirs:.1} | {:.2}x{} |",
+                    ours / theirs,
+                    if ours <= theirs { "" } else { " (not met)" }
+                );
+            }
+        }
     }
     let worst = rows.iter().map(|r| r.1).fold(0.0, f64::max);
     println!();
