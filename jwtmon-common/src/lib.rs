@@ -495,6 +495,8 @@ pub struct SamplerState {
     pub last_ns: u64,
     /// Records admitted.
     pub seen: u64,
+    /// `bpf_jiffies64()` of this CPU's latest forced reader wake-up.
+    pub woke_jiffies: u64,
 }
 
 /// Per-source counters (one value per CPU in an LRU per-CPU hash).
@@ -570,7 +572,7 @@ const _: () = assert!(size_of::<AllowEntry>() == 16);
 const _: () = assert!(size_of::<SourceStats>() == 64);
 const _: () = assert!(size_of::<Control>() == 64);
 const _: () = assert!(size_of::<RecordHeader>() == 80);
-const _: () = assert!(size_of::<SamplerState>() == 24);
+const _: () = assert!(size_of::<SamplerState>() == 32);
 const _: () = assert!(size_of::<FlowKey>() == 20);
 const _: () = assert!(size_of::<FlowBudget>() == 16);
 const _: () = assert!(size_of::<TlsCall>() == 32);

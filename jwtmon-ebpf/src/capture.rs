@@ -11,8 +11,8 @@
 use aya_ebpf::{
     EbpfContext,
     helpers::{
-        bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_ringbuf_output, bpf_ringbuf_query,
-        bpf_skb_load_bytes, bpf_xdp_load_bytes,
+        bpf_jiffies64, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_ringbuf_output,
+        bpf_ringbuf_query, bpf_skb_load_bytes, bpf_xdp_load_bytes,
     },
     macros::map,
     maps::{LruHashMap, PerCpuArray, RingBuf},
@@ -193,6 +193,25 @@ const BPF_RB_FORCE_WAKEUP: u64 = 2;
 /// Unread bytes at which the reader is woken.
 const WAKE_BYTES: u64 = 32 * 1024;
 
+/// True, once per jiffy and CPU: whether a record on a drained ring may
+/// wake the reader.
+#[inline(always)]
+fn first_wake_this_jiffy() -> bool {
+    let Some(state) = SAMPLER.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: helper without preconditions (inlined by the verifier).
+    let now = unsafe { bpf_jiffies64() };
+    // SAFETY: per-CPU slot, only this CPU writes it while we run.
+    unsafe {
+        if (*state).woke_jiffies == now {
+            return false;
+        }
+        (*state).woke_jiffies = now;
+    }
+    true
+}
+
 /// Outputs `HEADER_LEN + captured` scratch bytes; counts the outcome.
 #[inline(always)]
 pub fn emit(scratch: *mut u8, captured: usize, max: usize, counters: &mut Counters, sampled: u32) {
@@ -200,12 +219,14 @@ pub fn emit(scratch: *mut u8, captured: usize, max: usize, counters: &mut Counte
         return;
     }
     // Batched wake-ups: a wake-up per record costs the reader a context
-    // switch per request. The reader is woken once WAKE_BYTES are waiting;
-    // below that, its short poll tick (userspace) picks records up.
+    // switch per request. The reader is woken once WAKE_BYTES are waiting,
+    // and by the first record on a drained ring (at most once a jiffy per
+    // CPU), so an attack after a quiet spell is read at once. Between
+    // those, the reader polls while traffic flows (userspace).
     let ring = core::ptr::addr_of!(EVENTS) as *mut _;
     // SAFETY: plain helper call on our own ring buffer map.
     let waiting = unsafe { bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) };
-    let flags = if waiting >= WAKE_BYTES {
+    let flags = if waiting >= WAKE_BYTES || (waiting == 0 && first_wake_this_jiffy()) {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP

@@ -183,7 +183,13 @@ pub async fn run(
     } = links;
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let stats = Arc::new(ReaderStats::default());
-    let reader = tokio::spawn(ringbuf::run(ring, tx, stats.clone(), paused));
+    let reader = match ringbuf::spawn(ring, tx, stats.clone(), paused) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "ring-buffer reader thread not started; capture is off");
+            return;
+        }
+    };
     let mut observer = Observer::new(&cfg);
     let mut assembler = Assembler::new(cfg.reassembly_limits());
     let mut messages = Vec::new();
@@ -274,7 +280,7 @@ pub async fn run(
         }
         if done {
             // Last pass: what the observer still holds goes out too.
-            reader.abort();
+            reader.stop();
             assembler.finish(&mut messages);
             for m in messages.drain(..) {
                 observer.push(m, &mut batch);

@@ -1,14 +1,19 @@
-//! The live source: drains the kernel's ring buffer whenever epoll says it
-//! has data and hands decoded records to the pipeline. Never blocks the
-//! kernel: when this reader falls behind, the kernel skips and counts.
+//! The live source: drains the kernel's ring buffer when the kernel wakes
+//! it or its poll interval ends, and hands decoded records to the
+//! pipeline. Never blocks the kernel: when this reader falls behind, the
+//! kernel skips and counts.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, AtomicU64, Ordering},
+use std::{
+    os::fd::AsRawFd,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use aya::maps::{MapData, RingBuf};
-use tokio::{io::unix::AsyncFd, sync::mpsc};
+use tokio::sync::mpsc;
 use tracing::debug;
 
 use super::{Clock, Record, decode};
@@ -22,9 +27,16 @@ pub struct ReaderStats {
     pub bad_records: AtomicU64,
 }
 
-/// How often the reader drains without a wake-up: the worst-case delay of
-/// a record on a quiet ring.
-pub const POLL: std::time::Duration = std::time::Duration::from_millis(2);
+/// How often a quiet reader drains without a wake-up.
+pub const POLL: Duration = Duration::from_millis(2);
+
+/// How often the reader drains while records flow: the bound on a
+/// record's wait in the ring (the kernel only wakes the reader for the
+/// first record on a drained ring and once 32 KiB are waiting).
+pub const ACTIVE_POLL: Duration = Duration::from_micros(200);
+
+/// The reader counts as active this long after its last record.
+const ACTIVE_FOR: Duration = Duration::from_millis(50);
 
 /// Most records handed on per drain before yielding.
 const BATCH: usize = 1024;
@@ -48,54 +60,101 @@ fn drain(ring: &mut RingBuf<MapData>, clock: &Clock, stats: &ReaderStats) -> (Ve
     (batch, false)
 }
 
-/// Reads records until `tx` closes. While `paused` is set it stops
-/// draining (an operator drill and the back-pressure test use this).
+/// The reader thread; told to stop on [`Reader::stop`] or drop. It ends
+/// within one poll interval, or as soon as the pipeline's receiver is gone
+/// when it is waiting for room in the queue (so stopping never waits on
+/// the pipeline that is stopping it).
+pub struct Reader {
+    stop: Arc<AtomicBool>,
+}
+
+impl Reader {
+    /// Asks the thread to end.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts the reader: a thread of its own, since its poll interval is
+/// finer than tokio's millisecond timer. It reads records until `tx`
+/// closes or [`Reader::stop`]; while `paused` is set it stops draining (an
+/// operator drill and the back-pressure test use this).
 ///
-/// The kernel wakes this reader (epoll) only once 32 KiB of records are
-/// waiting, so a busy ring costs one wake-up per batch, not per request.
-/// A [`POLL`] tick drains whatever is below that mark, which bounds the
-/// capture-to-analysis latency on a quiet ring.
-pub async fn run(
+/// The kernel wakes it (poll) for the first record on a drained ring and
+/// once 32 KiB of records are waiting, so a busy ring costs one wake-up
+/// per batch, not per request. Between wake-ups it drains every
+/// [`ACTIVE_POLL`] while records flow and every [`POLL`] when quiet.
+pub fn spawn(
     ring: RingBuf<MapData>,
     tx: mpsc::Sender<Record>,
     stats: Arc<ReaderStats>,
     paused: Arc<AtomicBool>,
-) -> std::io::Result<()> {
+) -> std::io::Result<Reader> {
+    let stop = Arc::new(AtomicBool::new(false));
+    std::thread::Builder::new()
+        .name("jwtmon-ring".into())
+        .spawn({
+            let stop = stop.clone();
+            move || read(ring, &tx, &stats, &paused, &stop)
+        })?;
+    Ok(Reader { stop })
+}
+
+fn read(
+    mut ring: RingBuf<MapData>,
+    tx: &mpsc::Sender<Record>,
+    stats: &ReaderStats,
+    paused: &AtomicBool,
+    stop: &AtomicBool,
+) {
     let clock = Clock::now();
-    // SAFETY: the ring buffer owns its fd for as long as the AsyncFd lives
-    // and nothing else closes or re-registers it.
-    let mut fd = unsafe { AsyncFd::register(ring) }.map_err(std::io::Error::from)?;
-    let mut tick = tokio::time::interval(POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let (batch, more) = tokio::select! {
-            guard = fd.readable_mut() => {
-                let mut guard = guard?;
-                if paused.load(Ordering::Relaxed) {
-                    guard.clear_ready();
-                    continue;
-                }
-                let (batch, more) = drain(guard.get_inner_mut(), &clock, &stats);
-                if !more {
-                    guard.clear_ready();
-                }
-                (batch, more)
-            }
-            _ = tick.tick() => {
-                if paused.load(Ordering::Relaxed) {
-                    continue;
-                }
-                drain(fd.get_mut(), &clock, &stats)
-            }
-            () = tx.closed() => return Ok(()),
-        };
+    let mut last_record = Instant::now() - ACTIVE_FOR;
+    while !stop.load(Ordering::Relaxed) && !tx.is_closed() {
+        if paused.load(Ordering::Relaxed) {
+            std::thread::sleep(POLL);
+            continue;
+        }
+        let (batch, more) = drain(&mut ring, &clock, stats);
+        if !batch.is_empty() {
+            last_record = Instant::now();
+        }
         for seg in batch {
-            if tx.send(seg).await.is_err() {
-                return Ok(());
+            if tx.blocking_send(seg).is_err() {
+                return;
             }
         }
         if more {
-            tokio::task::yield_now().await;
+            continue;
         }
+        let timeout = if last_record.elapsed() < ACTIVE_FOR {
+            ACTIVE_POLL
+        } else {
+            POLL
+        };
+        wait_readable(ring.as_raw_fd(), timeout);
+    }
+}
+
+/// Waits until `fd` is readable or `timeout` passes (ppoll: ns precision).
+fn wait_readable(fd: std::os::fd::RawFd, timeout: Duration) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: libc::c_long::try_from(timeout.as_nanos()).unwrap_or(2_000_000),
+    };
+    // SAFETY: one valid pollfd, a valid timespec, no signal mask. An error
+    // (EINTR) only means the next drain comes sooner.
+    unsafe {
+        libc::ppoll(&raw mut pfd, 1, &raw const ts, std::ptr::null());
     }
 }
