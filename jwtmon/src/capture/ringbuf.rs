@@ -114,7 +114,8 @@ fn read(
     stop: &AtomicBool,
 ) {
     let clock = Clock::now();
-    let mut last_record = Instant::now() - ACTIVE_FOR;
+    // None until the first record: the reader starts quiet.
+    let mut last_record: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) && !tx.is_closed() {
         if paused.load(Ordering::Relaxed) {
             std::thread::sleep(POLL);
@@ -122,7 +123,7 @@ fn read(
         }
         let (batch, more) = drain(&mut ring, &clock, stats);
         if !batch.is_empty() {
-            last_record = Instant::now();
+            last_record = Some(Instant::now());
         }
         for seg in batch {
             if tx.blocking_send(seg).is_err() {
@@ -132,7 +133,7 @@ fn read(
         if more {
             continue;
         }
-        let timeout = if last_record.elapsed() < ACTIVE_FOR {
+        let timeout = if last_record.is_some_and(|t| t.elapsed() < ACTIVE_FOR) {
             ACTIVE_POLL
         } else {
             POLL
