@@ -42,13 +42,6 @@ const MAX_CIDR_LOOKUPS: usize = 4;
 /// A reason slot that is out of range, for verdicts that need no extra counter.
 const NO_REASON: u32 = stat::COUNT;
 
-/// Which kind of block entry matched a source.
-enum Verdict {
-    Pass,
-    DropExact,
-    DropCidr,
-}
-
 /// Interface role "both": enforce, then sample what passes.
 #[xdp]
 pub fn jwtmon_xdp(ctx: XdpContext) -> u32 {
@@ -156,13 +149,14 @@ fn enforce(l3: &L3, len: u64, generation: u64) -> (u32, u32) {
     // SAFETY: as above.
     let pending = source.map_or(0, |s| unsafe { (*s).pending_drops });
     let check = check_blocks(l3.src.key(), now, u64::from(pending) + 1);
-    let code = match check.verdict {
-        Verdict::Pass => verdict::PASS,
-        // The allowlist always wins; it is only consulted for sources that a
-        // block entry matched, so clean traffic pays for no extra lookup.
-        _ if ALLOW_CIDR.get(Key::new(128, *l3.src.key())).is_some() => verdict::ALLOWLISTED,
-        Verdict::DropExact => verdict::DROP_EXACT,
-        Verdict::DropCidr => verdict::DROP_CIDR,
+    // The allowlist always wins; it is only consulted for sources that a
+    // block entry matched, so clean traffic pays for no extra lookup.
+    let code = if check.verdict != verdict::PASS
+        && ALLOW_CIDR.get(Key::new(128, *l3.src.key())).is_some()
+    {
+        verdict::ALLOWLISTED
+    } else {
+        check.verdict
     };
     // A source that saw an expired entry is rechecked until the sweep
     // removes it; a drop is cached only when its entry outlives any lease.
@@ -223,7 +217,8 @@ fn outcome(code: u32) -> (u32, u32) {
 
 /// What the block maps say about a source.
 struct Check {
-    verdict: Verdict,
+    /// `verdict::PASS`, `DROP_EXACT` or `DROP_CIDR`.
+    verdict: u32,
     /// An expired entry was seen on the way.
     expired_seen: bool,
     /// Expiry of the matching entry (0: none, or it never expires).
@@ -239,7 +234,7 @@ fn check_blocks(src: &Addr, now: u64, drops: u64) -> Check {
     if let Some(entry) = BLOCK_IP.get_ptr_mut(src) {
         if let Some(expires_ns) = active(entry, now, drops) {
             return Check {
-                verdict: Verdict::DropExact,
+                verdict: verdict::DROP_EXACT,
                 expired_seen: false,
                 expires_ns,
             };
@@ -254,7 +249,7 @@ fn check_blocks(src: &Addr, now: u64, drops: u64) -> Check {
         let entry = entry as *const BlockEntry as *mut BlockEntry;
         if let Some(expires_ns) = active(entry, now, drops) {
             return Check {
-                verdict: Verdict::DropCidr,
+                verdict: verdict::DROP_CIDR,
                 expired_seen,
                 expires_ns,
             };
@@ -269,7 +264,7 @@ fn check_blocks(src: &Addr, now: u64, drops: u64) -> Check {
         prefix = matched - 1;
     }
     Check {
-        verdict: Verdict::Pass,
+        verdict: verdict::PASS,
         expired_seen,
         expires_ns: 0,
     }

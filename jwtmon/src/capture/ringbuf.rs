@@ -38,7 +38,7 @@ pub const ACTIVE_POLL: Duration = Duration::from_micros(200);
 /// The reader counts as active this long after its last record.
 const ACTIVE_FOR: Duration = Duration::from_millis(50);
 
-/// Most records handed on per drain before yielding.
+/// Most records decoded per drain before they are handed on.
 const BATCH: usize = 1024;
 
 /// Drains up to [`BATCH`] records; returns them and whether more remain.

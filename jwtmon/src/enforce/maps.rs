@@ -254,7 +254,7 @@ impl Maps {
     }
 
     /// Inserts or replaces a block entry without a new generation: sources
-    /// the kernel has cached as clean are not rechecked until the caller
+    /// whose verdict the kernel has cached are not rechecked until the caller
     /// calls [`Maps::new_generation`] (bulk inserts do that once per batch).
     pub(crate) fn insert_block(&mut self, spec: &BlockSpec) -> Result<bool, MapsError> {
         if let Some(allow) = self.allow_covering(&spec.target) {
