@@ -188,6 +188,9 @@ fn brute_force_is_dropped_while_benign_clients_are_served() {
                 }
                 None => return (i, start, crossing, Some(sent)),
             }
+            // Paced, so the bound below is about the time to block (about
+            // 0.4 s at most) and not about how fast this loop spins.
+            std::thread::sleep(Duration::from_millis(2));
         }
         (500, start, crossing, None)
     })
@@ -202,7 +205,7 @@ fn brute_force_is_dropped_while_benign_clients_are_served() {
     );
     assert!(failures >= 11, "blocked before the threshold: {failures}");
     assert!(
-        failures <= 40,
+        failures <= 200,
         "too slow to block: {failures} attempts answered"
     );
 
