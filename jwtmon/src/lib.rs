@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod alert;
 pub mod analysis;
+pub mod bounded;
 pub mod capture;
 pub mod cli;
 pub mod clock;

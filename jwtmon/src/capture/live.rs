@@ -13,8 +13,8 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use crate::bounded::BoundedLru;
 use jwtmon_common::tcp_flag;
-use lru::LruCache;
 use serde_json::json;
 
 use super::{
@@ -67,7 +67,7 @@ pub struct Assembler {
     limits: Limits,
     /// TLS plaintext, once some arrives (its own streams, same limits).
     pub tls: Option<TlsAssembler>,
-    reported: LruCache<IpAddr, SystemTime>,
+    reported: BoundedLru<IpAddr, SystemTime>,
     /// Fragment records seen.
     pub fragments: u64,
 }
@@ -79,7 +79,7 @@ impl Assembler {
             streams: Reassembly::new(limits),
             limits,
             tls: None,
-            reported: LruCache::new(
+            reported: BoundedLru::new(
                 NonZeroUsize::new(FRAGMENT_SOURCES).unwrap_or(NonZeroUsize::MIN),
             ),
             fragments: 0,

@@ -17,7 +17,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use lru::LruCache;
+use crate::bounded::BoundedLru;
 
 use super::{Direction, Segment};
 
@@ -473,7 +473,7 @@ fn cut(
 
 /// Every stream being reassembled.
 pub struct Reassembly {
-    streams: LruCache<Key, Stream>,
+    streams: BoundedLru<Key, Stream>,
     limits: Limits,
     bytes: usize,
     /// What was counted.
@@ -491,7 +491,7 @@ impl Reassembly {
     pub fn new(limits: Limits) -> Self {
         let cap = NonZeroUsize::new(limits.max_streams.max(1)).unwrap_or(NonZeroUsize::MIN);
         Self {
-            streams: LruCache::new(cap),
+            streams: BoundedLru::new(cap),
             limits,
             bytes: 0,
             stats: ReassemblyStats::default(),

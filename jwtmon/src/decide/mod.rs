@@ -14,8 +14,8 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use crate::bounded::BoundedLru;
 use ipnetwork::IpNetwork;
-use lru::LruCache;
 use serde::Serialize;
 use serde_json::json;
 
@@ -109,7 +109,7 @@ pub struct Decider {
     allow: Vec<Target>,
     /// Blocks in force (by this engine), with their end.
     active: HashMap<Target, SystemTime>,
-    offenders: LruCache<IpAddr, Offender>,
+    offenders: BoundedLru<IpAddr, Offender>,
     blocked_recently: PerMinute,
     revoked_recently: PerMinute,
     /// Counters.
@@ -124,7 +124,7 @@ impl Decider {
             policy: cfg.policy.clone(),
             allow: Vec::new(),
             active: HashMap::new(),
-            offenders: LruCache::new(
+            offenders: BoundedLru::new(
                 NonZeroUsize::new(cfg.max_offenders.max(1)).unwrap_or(NonZeroUsize::MIN),
             ),
             blocked_recently: PerMinute::default(),

@@ -10,7 +10,7 @@ use std::{
     num::NonZeroUsize,
 };
 
-use lru::LruCache;
+use crate::bounded::BoundedLru;
 use serde_json::json;
 
 use super::{Detector, config::ObjectsConfig, window::Window};
@@ -23,7 +23,7 @@ use crate::{
 /// Objects state.
 pub struct Objects {
     cfg: ObjectsConfig,
-    owners: LruCache<(u64, u64), u64>,
+    owners: BoundedLru<(u64, u64), u64>,
     foreign: Window<(u64, u64), u64>,
 }
 
@@ -47,7 +47,7 @@ impl Objects {
     pub fn new(cfg: &ObjectsConfig, keys: usize) -> Self {
         Self {
             cfg: cfg.clone(),
-            owners: LruCache::new(NonZeroUsize::new(keys.max(1)).unwrap_or(NonZeroUsize::MIN)),
+            owners: BoundedLru::new(NonZeroUsize::new(keys.max(1)).unwrap_or(NonZeroUsize::MIN)),
             foreign: Window::distinct(keys, cfg.window, cfg.distinct_ids),
         }
     }

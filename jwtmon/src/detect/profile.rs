@@ -16,8 +16,8 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use crate::bounded::BoundedLru;
 use ipnetwork::IpNetwork;
-use lru::LruCache;
 use serde_json::json;
 
 use super::{Detector, config::ProfileConfig};
@@ -78,7 +78,7 @@ struct Profile {
 pub struct Profiles {
     cfg: ProfileConfig,
     geoip: Option<GeoIp>,
-    subjects: LruCache<String, Profile>,
+    subjects: BoundedLru<String, Profile>,
 }
 
 fn hour_of(t: SystemTime) -> usize {
@@ -139,7 +139,7 @@ impl Profiles {
         Self {
             cfg: cfg.clone(),
             geoip,
-            subjects: LruCache::new(cap),
+            subjects: BoundedLru::new(cap),
         }
     }
 

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use lru::LruCache;
+use crate::bounded::BoundedLru;
 use serde_json::{Value, json};
 
 use super::{Detector, config::RateConfig};
@@ -32,7 +32,7 @@ struct Track {
 /// Rate state for one kind of key.
 pub struct Rate<K: Hash + Eq> {
     cfg: RateConfig,
-    map: LruCache<K, Track>,
+    map: BoundedLru<K, Track>,
 }
 
 /// A spike: the evidence and the first request of its window.
@@ -48,7 +48,7 @@ impl<K: Hash + Eq> Rate<K> {
     pub fn new(cfg: &RateConfig, keys: usize) -> Self {
         Self {
             cfg: cfg.clone(),
-            map: LruCache::new(NonZeroUsize::new(keys.max(1)).unwrap_or(NonZeroUsize::MIN)),
+            map: BoundedLru::new(NonZeroUsize::new(keys.max(1)).unwrap_or(NonZeroUsize::MIN)),
         }
     }
 

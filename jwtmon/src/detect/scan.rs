@@ -5,8 +5,8 @@
 
 use std::{collections::HashSet, net::IpAddr, num::NonZeroUsize, time::SystemTime};
 
+use crate::bounded::BoundedLru;
 use ipnetwork::IpNetwork;
-use lru::LruCache;
 use serde_json::json;
 
 use super::{
@@ -27,7 +27,7 @@ pub struct Scan {
     net_paths: Window<IpNetwork, u64>,
     net_addrs: Window<IpNetwork, IpAddr>,
     /// Networks whose scan is on: until when, and who was named.
-    active: LruCache<IpNetwork, (SystemTime, HashSet<IpAddr>)>,
+    active: BoundedLru<IpNetwork, (SystemTime, HashSet<IpAddr>)>,
 }
 
 impl Scan {
@@ -37,7 +37,7 @@ impl Scan {
             paths: Window::distinct(keys, cfg.window, cfg.distinct_paths),
             net_paths: Window::distinct(keys, cfg.window, cfg.distinct_paths),
             net_addrs: Window::distinct(keys, cfg.window, PARTICIPANTS),
-            active: LruCache::new(NonZeroUsize::new(1_000).unwrap_or(NonZeroUsize::MIN)),
+            active: BoundedLru::new(NonZeroUsize::new(1_000).unwrap_or(NonZeroUsize::MIN)),
             prefixes,
             cfg: cfg.clone(),
         }

@@ -11,8 +11,8 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use crate::bounded::BoundedLru;
 use ipnetwork::IpNetwork;
-use lru::LruCache;
 
 /// The network `ip` belongs to at prefix lengths `v4`/`v6` (the /24 or
 /// /48 that scans and stuffing are also counted per).
@@ -49,7 +49,7 @@ struct Track<V> {
 /// `threshold` fall in it. With `distinct`, an event whose value is
 /// already in the window refreshes it instead of counting again.
 pub struct Window<K: Hash + Eq, V = ()> {
-    map: LruCache<K, Track<V>>,
+    map: BoundedLru<K, Track<V>>,
     window: Duration,
     threshold: usize,
     distinct: bool,
@@ -68,7 +68,7 @@ impl<K: Hash + Eq, V: PartialEq> Window<K, V> {
 
     fn new(keys: usize, window: Duration, threshold: usize, distinct: bool) -> Self {
         Self {
-            map: LruCache::new(cap(keys)),
+            map: BoundedLru::new(cap(keys)),
             window,
             threshold,
             distinct,

@@ -20,7 +20,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use lru::LruCache;
+use crate::bounded::BoundedLru;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -138,7 +138,7 @@ struct Inner {
     /// Requests per token since the last flush (index into `events`).
     token_requests: std::collections::HashMap<String, usize>,
     dropped: u64,
-    seen: LruCache<(String, IpAddr), SystemTime>,
+    seen: BoundedLru<(String, IpAddr), SystemTime>,
 }
 
 /// The pipeline's side: records events; cheap to clone.
@@ -169,7 +169,7 @@ impl Tallies {
                 events: Vec::new(),
                 token_requests: std::collections::HashMap::new(),
                 dropped: 0,
-                seen: LruCache::new(NonZeroUsize::new(SEEN_PAIRS).unwrap_or(NonZeroUsize::MIN)),
+                seen: BoundedLru::new(NonZeroUsize::new(SEEN_PAIRS).unwrap_or(NonZeroUsize::MIN)),
             })),
         }
     }
@@ -363,7 +363,7 @@ return out
 /// a finding (once per key and window).
 pub struct Judge {
     rules: Rules,
-    fired: LruCache<String, SystemTime>,
+    fired: BoundedLru<String, SystemTime>,
 }
 
 impl Judge {
@@ -371,7 +371,7 @@ impl Judge {
     pub fn new(rules: Rules) -> Self {
         Self {
             rules,
-            fired: LruCache::new(NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN)),
+            fired: BoundedLru::new(NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN)),
         }
     }
 

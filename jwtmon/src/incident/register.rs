@@ -8,7 +8,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use lru::LruCache;
+use crate::bounded::BoundedLru;
 use serde_json::Value;
 
 use super::{ActionTaken, Incident, Status, config::IncidentConfig};
@@ -34,7 +34,7 @@ fn block_end(inc: &Incident) -> Option<SystemTime> {
 
 /// Live incidents by kind and source.
 pub struct Register {
-    live: LruCache<(String, IpAddr), Live>,
+    live: BoundedLru<(String, IpAddr), Live>,
     pseudo: Pseudonymizer,
     merge_window: Duration,
     next_id: i64,
@@ -78,7 +78,7 @@ impl Register {
     /// An empty register whose ids start after `last_id`.
     pub fn new(cfg: &IncidentConfig, pseudo: Pseudonymizer, last_id: i64) -> Self {
         Self {
-            live: LruCache::new(NonZeroUsize::new(cfg.max_live.max(1)).expect("positive")),
+            live: BoundedLru::new(NonZeroUsize::new(cfg.max_live.max(1)).expect("positive")),
             pseudo,
             merge_window: cfg.merge_window,
             next_id: last_id + 1,

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use lru::LruCache;
+use crate::bounded::BoundedLru;
 use serde_json::{Map, Value, json};
 
 use crate::finding::Kind;
@@ -89,8 +89,8 @@ pub fn privileges(claims: &Map<String, Value>, names: &[String]) -> BTreeSet<Str
 
 /// The behaviour tracker.
 pub struct Behaviour {
-    tokens: LruCache<[u8; 32], TokenTrack>,
-    subjects: LruCache<String, SubjectTrack>,
+    tokens: BoundedLru<[u8; 32], TokenTrack>,
+    subjects: BoundedLru<String, SubjectTrack>,
     window: Duration,
     max_ips: usize,
     escalation_window: Duration,
@@ -112,8 +112,8 @@ impl Behaviour {
     pub fn new(max: usize, window: Duration, max_ips: usize, escalation_window: Duration) -> Self {
         let cap = NonZeroUsize::new(max.max(1)).unwrap_or(NonZeroUsize::MIN);
         Self {
-            tokens: LruCache::new(cap),
-            subjects: LruCache::new(cap),
+            tokens: BoundedLru::new(cap),
+            subjects: BoundedLru::new(cap),
             window,
             max_ips,
             escalation_window,

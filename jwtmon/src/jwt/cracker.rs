@@ -8,7 +8,7 @@ use std::{
     path::PathBuf,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         mpsc,
     },
     thread::JoinHandle,
@@ -146,6 +146,9 @@ pub struct CrackStats {
 pub struct Cracker {
     jobs: Option<mpsc::SyncSender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// Jobs sent and not yet taken by the worker.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
     /// Counters.
     pub stats: Arc<CrackStats>,
 }
@@ -161,10 +164,13 @@ impl Cracker {
         let (tx, rx) = mpsc::sync_channel::<Job>(queue.max(1));
         let stats = Arc::new(CrackStats::default());
         let st = stats.clone();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let taken = queued.clone();
         let thread = std::thread::Builder::new()
             .name("jwtmon-weak-secret".into())
             .spawn(move || {
                 for job in rx {
+                    taken.fetch_sub(1, Ordering::Relaxed);
                     st.tried.fetch_add(1, Ordering::Relaxed);
                     if let Some(mut f) = try_job(&job, file.as_deref(), budget, &st) {
                         st.cracked.fetch_add(1, Ordering::Relaxed);
@@ -179,15 +185,30 @@ impl Cracker {
         Self {
             jobs: Some(tx),
             thread,
+            queued,
+            capacity: queue.max(1),
             stats,
         }
     }
 
+    /// Whether a job would be taken now. A full queue counts the token as
+    /// skipped, so the caller need not build a job that would be dropped.
+    pub fn has_room(&self) -> bool {
+        let room = self.jobs.is_some() && self.queued.load(Ordering::Relaxed) < self.capacity;
+        if !room {
+            self.stats
+                .skipped_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        room
+    }
+
     /// Queues a token; a full queue skips it (counted), never blocks.
     pub fn submit(&self, job: Job) {
-        if let Some(tx) = &self.jobs
-            && tx.try_send(job).is_err()
-        {
+        let Some(tx) = &self.jobs else { return };
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if tx.try_send(job).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
             self.stats
                 .skipped_queue_full
                 .fetch_add(1, Ordering::Relaxed);

@@ -25,7 +25,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use lru::LruCache;
+use crate::bounded::BoundedLru;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -103,7 +103,7 @@ const SIGNATURE_KINDS: [Kind; 2] = [Kind::JwtUnknownKey, Kind::JwtSignatureInval
 pub struct JwtAnalyzer {
     cfg: JwtConfig,
     issuers: Vec<Issuer>,
-    cache: LruCache<[u8; 32], Arc<Verdict>>,
+    cache: BoundedLru<[u8; 32], Arc<Verdict>>,
     behaviour: behaviour::Behaviour,
     /// Revocation list (reload with [`JwtAnalyzer::maintain`]).
     pub revocations: RevocationList,
@@ -146,7 +146,7 @@ impl JwtAnalyzer {
         let cap = NonZeroUsize::new(cfg.verdict_cache_entries.max(1)).unwrap_or(NonZeroUsize::MIN);
         Ok(Self {
             issuers,
-            cache: LruCache::new(cap),
+            cache: BoundedLru::new(cap),
             behaviour: behaviour::Behaviour::new(
                 cfg.max_tracked_tokens,
                 cfg.replay_window,
@@ -339,7 +339,8 @@ impl JwtAnalyzer {
         // Dictionary check for every HS* token, each distinct token once (a
         // cache miss): a forged token minted with a guessable secret says
         // what the attacker tried; a valid one says the issuer's is weak.
-        if crack && keys::Family::of(&t.alg) == Some(keys::Family::Hmac) {
+        if crack && keys::Family::of(&t.alg) == Some(keys::Family::Hmac) && self.cracker.has_room()
+        {
             let mut f = ctx.clone();
             f.kind = Kind::JwtWeakSecret;
             f.severity = Kind::JwtWeakSecret.severity();
@@ -554,14 +555,32 @@ pub struct Carried<'a> {
     pub opaque_bearer: bool,
 }
 
-/// A compact JWS: three base64url parts, the header a JSON object.
+/// The bytes a compact JWS may hold: the base64url alphabet, the two
+/// dots, and (so that a padded or standard-base64 token is still judged
+/// as a malformed JWT) `=`, `+` and `/`.
+const JWS_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'=' | b'+' | b'/');
+        b += 1;
+    }
+    t
+};
+
+/// A compact JWS: three base64url parts, the header a JSON object. One
+/// pass over the bytes.
 pub fn looks_like_jws(s: &str) -> bool {
-    s.starts_with("eyJ")
-        && s.bytes().filter(|b| *b == b'.').count() == 2
-        && s.len() <= 16 << 10
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=' | b'+' | b'/')
-        })
+    if !s.starts_with("eyJ") || s.len() > 16 << 10 {
+        return false;
+    }
+    let (mut dots, mut ok) = (0usize, true);
+    for &b in s.as_bytes() {
+        dots += usize::from(b == b'.');
+        ok &= JWS_BYTES[usize::from(b)];
+    }
+    ok && dots == 2
 }
 
 /// Every JWT in a request: `Authorization` with any scheme or none (each
@@ -575,7 +594,7 @@ pub fn carried(req: &crate::parse::Request) -> Carried<'_> {
         let bearer = cred.scheme.eq_ignore_ascii_case("bearer");
         // A bearer credential that starts like a JWT is judged as one, so
         // a malformed token is `jwt_malformed`; elsewhere only a JWS is.
-        if looks_like_jws(secret) || (bearer && secret.starts_with("eyJ")) {
+        if (bearer && secret.starts_with("eyJ")) || looks_like_jws(secret) {
             if !c.tokens.iter().any(|(_, t)| t.expose_secret() == secret) {
                 c.tokens.push(("authorization", Cow::Borrowed(cred)));
             }

@@ -719,3 +719,15 @@ fn tokens_are_found_wherever_they_travel_and_two_are_a_finding() {
     };
     assert_eq!(analyse(broken), ["jwt_malformed"]);
 }
+
+#[test]
+fn jws_shape_is_three_base64url_parts() {
+    use super::looks_like_jws;
+    assert!(looks_like_jws("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"));
+    assert!(looks_like_jws("eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0."));
+    assert!(!looks_like_jws("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0"));
+    assert!(!looks_like_jws("eyJhbGciOiJIUzI1NiJ9.eyJ.c2ln.x"));
+    assert!(!looks_like_jws("eyJhbGciOiJIUzI1NiJ9.eyJ zdWIi.c2ln"));
+    assert!(!looks_like_jws("abc.def.ghi"));
+    assert!(!looks_like_jws(&format!("eyJ{}.a.b", "A".repeat(17 << 10))));
+}

@@ -12,7 +12,7 @@ use std::{
     num::NonZeroUsize,
 };
 
-use lru::LruCache;
+use crate::bounded::BoundedLru;
 use tracing::warn;
 
 pub use crate::capture::config::ForwardedHeader;
@@ -93,7 +93,7 @@ pub struct SuspectedProxies {
     /// Whether any source was ever suspected (most requests carry no
     /// forwarding header; they then cost no lookup until one was).
     any: bool,
-    seen: LruCache<IpAddr, (Vec<u64>, bool)>,
+    seen: BoundedLru<IpAddr, (Vec<u64>, bool)>,
 }
 
 impl SuspectedProxies {
@@ -103,7 +103,7 @@ impl SuspectedProxies {
         Self {
             after,
             any: false,
-            seen: LruCache::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN)),
+            seen: BoundedLru::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN)),
         }
     }
 

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use lru::LruCache;
+use crate::bounded::BoundedLru;
 use serde_json::{Value, json};
 
 use crate::{
@@ -162,7 +162,7 @@ pub struct Observer {
     pending_bytes: usize,
     max_pending_bytes: usize,
     timeout: Duration,
-    flows: LruCache<FlowKey, Flow>,
+    flows: BoundedLru<FlowKey, Flow>,
     /// What happened so far.
     pub stats: ObserveStats,
 }
@@ -177,7 +177,7 @@ impl Observer {
             pending_bytes: 0,
             max_pending_bytes: cfg.max_pending_bytes,
             timeout: cfg.response_timeout,
-            flows: LruCache::new(NonZeroUsize::new(cfg.max_flows.max(1)).expect("max(1)")),
+            flows: BoundedLru::new(NonZeroUsize::new(cfg.max_flows.max(1)).expect("max(1)")),
             stats: ObserveStats::default(),
         }
     }

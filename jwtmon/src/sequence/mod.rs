@@ -13,7 +13,7 @@ pub mod session;
 
 use std::{collections::HashMap, num::NonZeroUsize};
 
-use lru::LruCache;
+use crate::bounded::BoundedLru;
 use serde::Serialize;
 use serde_json::json;
 
@@ -75,7 +75,7 @@ pub struct Sequencer {
     grams: Ngrams,
     transitions: HashMap<(u16, u16), u64, ahash::RandomState>,
     from: HashMap<u16, u64, ahash::RandomState>,
-    sessions: LruCache<u64, Session>,
+    sessions: BoundedLru<u64, Session>,
     rules: Vec<rules::Compiled>,
     windowed: HashMap<u16, usize>,
     hasher: ahash::RandomState,
@@ -99,7 +99,7 @@ impl Sequencer {
             grams: Ngrams::new(cfg.max_ngrams),
             transitions: HashMap::with_hasher(ahash::RandomState::new()),
             from: HashMap::with_hasher(ahash::RandomState::new()),
-            sessions: LruCache::new(cap),
+            sessions: BoundedLru::new(cap),
             rules,
             windowed,
             hasher: ahash::RandomState::new(),

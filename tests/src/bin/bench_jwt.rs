@@ -2,6 +2,7 @@
 //! algorithm, uncached analysis (every token new) next to the raw
 //! `jsonwebtoken::crypto::verify` figure in the same run; the cached path
 //! (a token seen before); and a mixed stream with 90% repeat tokens.
+//! Arguments name the algorithms to run (all when none).
 
 use std::{
     hint::black_box,
@@ -163,7 +164,12 @@ fn main() {
         "| algorithm | raw jsonwebtoken verify/s | jwtmon uncached/s | ratio | jwtmon cached/s | mixed (90% repeats)/s |"
     );
     println!("|---|---:|---:|---:|---:|---:|");
+    // `bench-jwt HS256 ES256`: only these (for profiling one path).
+    let only: Vec<String> = std::env::args().skip(1).collect();
     for (name, alg, enc, dec, issuer, n) in cases {
+        if !only.is_empty() && !only.iter().any(|o| o.eq_ignore_ascii_case(name)) {
+            continue;
+        }
         let toks = tokens(&enc, alg, name, n);
         let t = Instant::now();
         for tok in &toks {

@@ -7,8 +7,8 @@
 
 use std::{net::SocketAddr, num::NonZeroUsize, path::Path, time::SystemTime};
 
+use crate::bounded::BoundedLru;
 use jwtmon_common::tcp_flag;
-use lru::LruCache;
 
 use super::server::Servers;
 use crate::capture::{
@@ -37,7 +37,7 @@ pub struct TlsAssemblyStats {
 pub struct TlsAssembler {
     streams: Reassembly,
     servers: Servers,
-    http2: LruCache<(SocketAddr, SocketAddr), ()>,
+    http2: BoundedLru<(SocketAddr, SocketAddr), ()>,
     /// What was counted here.
     pub stats: TlsAssemblyStats,
 }
@@ -49,7 +49,7 @@ impl TlsAssembler {
         Self {
             streams: Reassembly::new(limits),
             servers: Servers::new(proc_root),
-            http2: LruCache::new(NonZeroUsize::new(H2_REMEMBERED).unwrap_or(NonZeroUsize::MIN)),
+            http2: BoundedLru::new(NonZeroUsize::new(H2_REMEMBERED).unwrap_or(NonZeroUsize::MIN)),
             stats: TlsAssemblyStats::default(),
         }
     }

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lru::LruCache;
+use crate::bounded::BoundedLru;
 
 /// Listening sockets remembered.
 const REMEMBERED: usize = 4096;
@@ -23,7 +23,7 @@ pub const UNKNOWN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED
 /// Cached lookups of listening-socket addresses.
 pub struct Servers {
     proc_root: PathBuf,
-    cache: LruCache<(u32, u32), (SocketAddr, Instant)>,
+    cache: BoundedLru<(u32, u32), (SocketAddr, Instant)>,
     /// Lookups that found nothing (the process or socket was gone).
     pub unknown: u64,
 }
@@ -33,7 +33,7 @@ impl Servers {
     pub fn new(proc_root: &Path) -> Self {
         Self {
             proc_root: proc_root.to_path_buf(),
-            cache: LruCache::new(NonZeroUsize::new(REMEMBERED).unwrap_or(NonZeroUsize::MIN)),
+            cache: BoundedLru::new(NonZeroUsize::new(REMEMBERED).unwrap_or(NonZeroUsize::MIN)),
             unknown: 0,
         }
     }

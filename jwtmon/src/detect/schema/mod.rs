@@ -25,7 +25,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use lru::LruCache;
+use crate::bounded::BoundedLru;
 use serde_json::json;
 use tracing::warn;
 
@@ -90,8 +90,8 @@ pub struct Schema {
     cfg: SchemaConfig,
     model: Model,
     openapi: Document,
-    quiet: LruCache<(IpAddr, u64, Kind), SystemTime>,
-    undeclared: LruCache<u64, SystemTime>,
+    quiet: BoundedLru<(IpAddr, u64, Kind), SystemTime>,
+    undeclared: BoundedLru<u64, SystemTime>,
     dirty: bool,
 }
 
@@ -134,8 +134,8 @@ impl Schema {
             cfg: cfg.clone(),
             model,
             openapi,
-            quiet: LruCache::new(cap(keys)),
-            undeclared: LruCache::new(cap(1_000)),
+            quiet: BoundedLru::new(cap(keys)),
+            undeclared: BoundedLru::new(cap(1_000)),
             dirty: false,
         })
     }
