@@ -81,7 +81,7 @@ pub fn entities(s: &str) -> Cow<'_, str> {
             (c, 1 + prefix + len + semi)
         } else {
             let name_len = body.bytes().take_while(u8::is_ascii_alphabetic).count();
-            let c = match &body[..name_len] {
+            let c = match body[..name_len].to_ascii_lowercase().as_str() {
                 "quot" => Some('"'),
                 "apos" => Some('\''),
                 "lt" => Some('<'),
@@ -93,6 +93,27 @@ pub fn entities(s: &str) -> Cow<'_, str> {
                 "rpar" => Some(')'),
                 "tab" => Some('\t'),
                 "newline" => Some('\n'),
+                "lbrace" | "lcub" => Some('{'),
+                "rbrace" | "rcub" => Some('}'),
+                "lsqb" | "lbrack" => Some('['),
+                "rsqb" | "rbrack" => Some(']'),
+                "dollar" => Some('$'),
+                "sol" => Some('/'),
+                "bsol" => Some('\\'),
+                "period" => Some('.'),
+                "comma" => Some(','),
+                "semi" => Some(';'),
+                "equals" => Some('='),
+                "grave" => Some('`'),
+                "verbar" | "vert" => Some('|'),
+                "excl" => Some('!'),
+                "quest" => Some('?'),
+                "num" => Some('#'),
+                "percnt" => Some('%'),
+                "plus" => Some('+'),
+                "ast" => Some('*'),
+                "lowbar" => Some('_'),
+                "hyphen" | "dash" => Some('-'),
                 _ => None,
             };
             let semi = usize::from(body[name_len..].starts_with(';'));
@@ -110,6 +131,22 @@ pub fn entities(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Decoded bytes as text: UTF-8 when they are, else each byte the
+/// Latin-1 character it names (so `%BC` stays `¼` for the charset checks
+/// instead of becoming U+FFFD).
+pub fn utf8_or_latin1(bytes: Cow<'_, [u8]>) -> Cow<'_, str> {
+    match bytes {
+        Cow::Borrowed(b) => match std::str::from_utf8(b) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => Cow::Owned(b.iter().map(|&c| char::from(c)).collect()),
+        },
+        Cow::Owned(b) => match String::from_utf8(b) {
+            Ok(s) => Cow::Owned(s),
+            Err(e) => Cow::Owned(e.into_bytes().iter().map(|&c| char::from(c)).collect()),
+        },
+    }
+}
+
 /// Percent-decoding (with `%uXXXX`) repeated until nothing changes, at
 /// most [`ROUNDS`] times, then character references.
 pub fn deep(s: &str) -> Cow<'_, str> {
@@ -119,9 +156,7 @@ pub fn deep(s: &str) -> Cow<'_, str> {
             break;
         }
         let u = percent_u(&cur).into_owned();
-        let next = percent_encoding::percent_decode_str(&u)
-            .decode_utf8_lossy()
-            .into_owned();
+        let next = utf8_or_latin1(percent_encoding::percent_decode_str(&u).into()).into_owned();
         if next == *cur {
             break;
         }
@@ -239,6 +274,85 @@ pub fn without_inline_comments(s: &str) -> Option<String> {
     }
     out.push_str(rest);
     Some(out)
+}
+
+/// The value with compatibility characters folded (NFKC: fullwidth
+/// `＜ｓｃｒｉｐｔ＞` is `<script>`, circled and super/subscript digits are
+/// digits) and the ideographic full stops a URL host parser reads as
+/// dots; `None` when that changes nothing or yields no ASCII syntax.
+pub fn compatibility(s: &str) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization;
+    if s.is_ascii() {
+        return None;
+    }
+    let folded: String = s
+        .nfkc()
+        .map(|c| match c {
+            '\u{3002}' | '\u{ff61}' => '.',
+            c => c,
+        })
+        .collect();
+    (folded != s && folded.bytes().any(|b| b.is_ascii_punctuation())).then_some(folded)
+}
+
+/// The value as a decoder that drops the high bit reads it (the US-ASCII
+/// charset trick: `¼script¾` is `<script>`), for Latin-1 characters only;
+/// `None` unless that makes both a `<` and a `>` the value did not have.
+pub fn seven_bit(s: &str) -> Option<String> {
+    if s.is_ascii() {
+        return None;
+    }
+    let masked: String = s
+        .chars()
+        .map(|c| match u32::from(c) {
+            0x80..=0xff => char::from((u32::from(c) & 0x7f) as u8),
+            _ => c,
+        })
+        .collect();
+    let new = |b: char| masked.contains(b) && !s.contains(b);
+    (new('<') && new('>')).then_some(masked)
+}
+
+/// JavaScript and JSON escapes undone: `\uXXXX`, `\u{X...}` and `\xHH`
+/// (how a payload reaches an `eval` or a template as itself); `None` when
+/// there is none.
+pub fn js_escapes(s: &str) -> Option<String> {
+    if !s.contains("\\u") && !s.contains("\\x") && !s.contains("\\U") && !s.contains("\\X") {
+        return None;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let mut changed = false;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let (digits, skip) = match tail.as_bytes().get(1) {
+            Some(b'u' | b'U') if tail.as_bytes().get(2) == Some(&b'{') => {
+                let end = tail[3..].find('}').map(|e| e + 3);
+                match end {
+                    Some(e) if e > 3 && e <= 9 => (Some(&tail[3..e]), e + 1),
+                    _ => (None, 1),
+                }
+            }
+            Some(b'u' | b'U') => (tail.get(2..6), 6),
+            Some(b'x' | b'X') => (tail.get(2..4), 4),
+            _ => (None, 1),
+        };
+        if let Some(c) = digits
+            .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|d| u32::from_str_radix(d, 16).ok())
+            .and_then(char::from_u32)
+        {
+            out.push(c);
+            rest = &tail[skip..];
+            changed = true;
+        } else {
+            out.push('\\');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    changed.then_some(out)
 }
 
 /// The Java serialization stream magic (`0xACED0005`).

@@ -155,10 +155,41 @@ fn xml_values(text: &str, out: &mut Vec<(Place, Cow<'_, str>)>) {
     }
 }
 
+/// `application/x-www-form-urlencoded` pairs, `+` a space, escapes
+/// undone; bytes that are not UTF-8 read as Latin-1 (not U+FFFD, which
+/// would hide what a charset trick spells).
+fn form_pairs(text: &[u8]) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    fn part(p: &[u8]) -> Cow<'_, str> {
+        let spaced: Cow<'_, [u8]> = if p.contains(&b'+') {
+            Cow::Owned(
+                p.iter()
+                    .map(|&b| if b == b'+' { b' ' } else { b })
+                    .collect(),
+            )
+        } else {
+            Cow::Borrowed(p)
+        };
+        let decoded: Cow<'_, [u8]> = match spaced {
+            Cow::Borrowed(b) => percent_encoding::percent_decode(b).into(),
+            Cow::Owned(b) => Cow::Owned(percent_encoding::percent_decode(&b).collect()),
+        };
+        crate::detect::decode::utf8_or_latin1(decoded)
+    }
+    text.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &pair[..0]),
+            };
+            (part(k), part(v))
+        })
+}
+
 /// Form pairs of `text` as values at `place`, names included; a value
 /// that is itself `name=value` (double-encoded forms) adds its parts.
 fn form_values<'a>(text: &'a [u8], place: Place, out: &mut Vec<(Place, Cow<'a, str>)>) {
-    for (k, v) in form_urlencoded::parse(text) {
+    for (k, v) in form_pairs(text) {
         for x in [k, v] {
             if x.is_empty() {
                 continue;

