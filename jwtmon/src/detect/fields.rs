@@ -158,7 +158,7 @@ fn xml_values(text: &str, out: &mut Vec<(Place, Cow<'_, str>)>) {
 /// `application/x-www-form-urlencoded` pairs, `+` a space, escapes
 /// undone; bytes that are not UTF-8 read as Latin-1 (not U+FFFD, which
 /// would hide what a charset trick spells).
-fn form_pairs(text: &[u8]) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+pub(crate) fn form_pairs(text: &[u8]) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
     fn part(p: &[u8]) -> Cow<'_, str> {
         let spaced: Cow<'_, [u8]> = if p.contains(&b'+') {
             Cow::Owned(

@@ -142,7 +142,8 @@ pub const FAMILIES: [(&str, &str, &[&str]); 9] = [
     (
         "932",
         "REQUEST-932-APPLICATION-ATTACK-RCE",
-        &["injection_command"],
+        // CRS files SMTP, IMAP and POP3 command injection (932300-932321) here.
+        &["injection_command", "injection_mail"],
     ),
     (
         "933",

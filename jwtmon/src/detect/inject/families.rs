@@ -105,7 +105,13 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                 ),
                 (
                     "imap command after a line break",
-                    r"[\r\n]\s*[a-z0-9]{1,8}\s+(?:select|examine|fetch|login|logout|capability|list|lsub|store|copy|append|create|delete|rename|uid|search)\b",
+                    // A tag, a command and the arguments it takes (a
+                    // sentence's "we search for" is not one).
+                    r#"[\r\n]\s*[a-z0-9]{1,8}\s+(?:(?:select|examine|status|delete|rename|subscribe|unsubscribe|create|append|lsub|list)\s+(?:inbox\b|"[^"]*"|\S+\s+\()|(?:fetch|store|copy|move|uid)\s+[0-9*:,]+\s|search\s+(?:text|all|from|to|subject|body|since|before|unseen|seen|header|uid)\s|login\s+\S+\s+\S+\s*(?:[\r\n]|$)|(?:logout|capability|noop|check|close|expunge|starttls)\s*(?:[\r\n]|$))"#,
+                ),
+                (
+                    "pop3 command after a line break",
+                    r"[\r\n]\s*(?:(?:retr|dele|top|list|uidl)\s+[0-9]+(?:\s+[0-9]+)?|(?:user|pass|apop)\s+\S+|auth\s+[a-z0-9_-]+(?:\s+[a-z0-9+/=]+)?|stat|stls|capa)\s*(?:[\r\n]|$)",
                 ),
             ],
         ),
@@ -398,6 +404,7 @@ static COMBINED: LazyLock<Combined> = LazyLock::new(|| {
 
 /// Compiles every pattern now, so the first request does not pay for it.
 pub fn warm() {
+    LazyLock::force(&INCLUDE_NAMES);
     LazyLock::force(&COMBINED);
     LazyLock::force(&SESSION_NAMES);
     let _ = jndi("${x}");
@@ -407,6 +414,27 @@ pub fn warm() {
 /// True when `lower` is the name of a session identifier parameter.
 pub fn session_parameter(lower: &str) -> bool {
     lower.len() <= 32 && SESSION_NAMES.is_match(lower)
+}
+
+/// A parameter that names something to load from the file system
+/// (`_CONF[path]`, `mosConfig_absolute_path`, `include`, `template`):
+/// its last word says so.
+static INCLUDE_NAMES: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?:^|[_\[\].-])(?:path|dir|directory|folder|root|include|inc|require|lib|libdir|basedir|module|tpl|template|theme|skin|lang|language|conf|config|cfg)\]?$",
+    )
+    .expect("pattern compiles")
+});
+
+/// Remote file inclusion by name: a remote URL given to a parameter that
+/// names a local path or file to include.
+pub fn remote_include(name_lower: &str, value: &str) -> bool {
+    let v = value.trim().to_ascii_lowercase();
+    name_lower.len() <= 64
+        && ["http://", "https://", "ftp://", "ftps://", "//"]
+            .iter()
+            .any(|p| v.starts_with(p))
+        && INCLUDE_NAMES.is_match(name_lower)
 }
 
 /// A framework's session cookie name sent as a body field (the generic

@@ -171,6 +171,23 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
             q,
         );
     }
+    // A remote URL where a parameter names a local file to include.
+    if let Some(q) = req
+        .query
+        .as_deref()
+        .filter(|q| q.contains(':') || q.contains('%'))
+    {
+        for (k, v) in crate::detect::fields::form_pairs(q.as_bytes()) {
+            if families::remote_include(&k.to_ascii_lowercase(), &decode::deep(&v)) {
+                found.add(
+                    Kind::InjectionRfi,
+                    "remote url for a file parameter",
+                    Place::Query,
+                    &v,
+                );
+            }
+        }
+    }
     for (place, v) in values(req, cfg.max_value_bytes) {
         found.value(place, &v);
         for bytes in decode::base64_bytes(&v) {
@@ -291,6 +308,40 @@ mod tests {
             found("", "v=$%26lbrace;jndi:ldap://x.test/a}"),
             ["injection_jndi"]
         );
+    }
+
+    #[test]
+    fn remote_urls_for_file_parameters_are_inclusions() {
+        assert_eq!(found("_CONF[path]=https://foo.test", ""), ["injection_rfi"]);
+        assert_eq!(
+            found("mosConfig_absolute_path=http://x.test/s.txt", ""),
+            ["injection_rfi"]
+        );
+        assert_eq!(found("template=%2F%2Fx.test%2Fa", ""), ["injection_rfi"]);
+        for q in [
+            "redirect_uri=https://partner.test/cb",
+            "page=https://example.test/article",
+            "path=/var/www/a",
+            "image_url=https://cdn.test/a.png",
+        ] {
+            assert!(found(q, "").is_empty(), "{q}: {:?}", found(q, ""));
+        }
+    }
+
+    #[test]
+    fn mail_commands_need_their_arguments() {
+        assert_eq!(
+            found("", "t=%0d%0aa001+STATUS+INBOX+(MESSAGES)"),
+            ["injection_mail"]
+        );
+        assert_eq!(found("", "t=%0d%0aRETR+123"), ["injection_mail"]);
+        for body in [
+            "t=Hello%0d%0awe+search+for+a+flat+near+the+station",
+            "t=Shopping%0d%0aI+list+what+we+need",
+            "t=Line+one%0d%0aStatus+is+fine",
+        ] {
+            assert!(found("", body).is_empty(), "{body}: {:?}", found("", body));
+        }
     }
 
     #[test]
