@@ -236,6 +236,8 @@ catalogue! {
     SequenceRuleViolation = "sequence_rule_violation", Medium, ALERT;
     /// A session's recent calls are improbable under the learnt call-order model.
     SequenceAnomalous = "sequence_anomalous", Medium, ALERT;
+    /// A Content-Type that would send the body to the wrong parser (a boundary on a non-multipart type, a media type in a parameter, several types).
+    EvasionContentType = "evasion_content_type", Medium, ALERT;
     /// TCP in IP fragments to a monitored port (real TCP stacks do not fragment).
     EvasionIpFragment = "evasion_ip_fragment", Medium, ALERT;
 }

@@ -127,7 +127,12 @@ pub const FAMILIES: [(&str, &str, &[&str]); 9] = [
         "921",
         "REQUEST-921-PROTOCOL-ATTACK",
         // CRS files its LDAP injection rule (921200) here.
-        &["injection_crlf", "request_smuggling", "injection_ldap"],
+        &[
+            "injection_crlf",
+            "request_smuggling",
+            "injection_ldap",
+            "evasion_content_type",
+        ],
     ),
     (
         "930",

@@ -437,6 +437,49 @@ pub fn remote_include(name_lower: &str, value: &str) -> bool {
         && INCLUDE_NAMES.is_match(name_lower)
 }
 
+/// Why a `Content-Type` would send the body to the wrong parser, if it
+/// would: a boundary on a type that is not multipart, a parameter whose
+/// value is itself a media type, or more than one type. Filters that pick
+/// their body parser by a substring of this header read such a body one
+/// way and the application another.
+pub fn content_type_confusion(ct: &str) -> Option<&'static str> {
+    let lower = ct.to_ascii_lowercase();
+    let mut parts = lower.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    let Some((top, sub)) = media.split_once('/') else {
+        return (!media.is_empty()).then_some("not a media type");
+    };
+    if !token(top) || !token(sub) {
+        return Some(if media.contains(',') {
+            "several media types"
+        } else {
+            "not a media type"
+        });
+    }
+    if top == "multipart" {
+        return None;
+    }
+    for p in parts {
+        let (name, value) = p.split_once('=').unwrap_or((p, ""));
+        let value = value.trim().trim_matches('"');
+        if name.trim() == "boundary" {
+            return Some("boundary on a type that is not multipart");
+        }
+        if let Some((a, b)) = value.split_once('/')
+            && token(a)
+            && token(b.split([' ', ',']).next().unwrap_or(""))
+        {
+            return Some("media type in a parameter");
+        }
+    }
+    None
+}
+
 /// A framework's session cookie name sent as a body field (the generic
 /// `session_id` and `sid` are ordinary fields of many APIs there).
 pub fn session_field(lower: &str) -> bool {

@@ -171,6 +171,13 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
             q,
         );
     }
+    if let Some(why) = req
+        .content_type
+        .as_deref()
+        .and_then(families::content_type_confusion)
+    {
+        found.add(Kind::EvasionContentType, why, Place::Header, "");
+    }
     // A remote URL where a parameter names a local file to include.
     if let Some(q) = req
         .query
@@ -325,6 +332,40 @@ mod tests {
             "image_url=https://cdn.test/a.png",
         ] {
             assert!(found(q, "").is_empty(), "{q}: {:?}", found(q, ""));
+        }
+    }
+
+    #[test]
+    fn content_types_that_pick_the_wrong_parser() {
+        let kinds = |ct: &str| {
+            let req = Request {
+                method: "POST".into(),
+                path: "/p".into(),
+                content_type: Some(ct.into()),
+                ..Request::default()
+            };
+            inspect(&InjectionConfig::default(), &req)
+                .into_iter()
+                .map(|h| h.kind.name())
+                .collect::<Vec<_>>()
+        };
+        for ct in [
+            "application/x-www-form-urlencoded;boundary=\"application/json\"",
+            "application/json; charset=\"text/xml\"",
+            "application/json, application/xml",
+            "text/plain\"",
+        ] {
+            assert_eq!(kinds(ct), ["evasion_content_type"], "{ct}");
+        }
+        for ct in [
+            "application/json",
+            "application/vnd.mycompany.myapp.customer-v2+json",
+            "text/html; charset=UTF-8",
+            "multipart/form-data; boundary=----webkitformboundary12w4lszoxn26vnd",
+            "multipart/related; type=\"application/xop+xml\"; boundary=x",
+            "application/soap+xml; action=\"urn:a\"",
+        ] {
+            assert!(kinds(ct).is_empty(), "{ct}: {:?}", kinds(ct));
         }
     }
 
