@@ -766,6 +766,15 @@ fn leftover(path: &str) -> Option<&'static str> {
         return Some("hidden file or directory");
     }
     let last = path.rsplit('/').next().unwrap_or("");
+    // Logs left where the server serves them (`wp-content/debug.log`,
+    // PHP's `error_log`): they hold paths, queries and often secrets.
+    static LOG: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(?:[a-z0-9_.-]*\.log(?:\.[0-9]{1,2})?(?:\.gz)?|error_log|access_log)$")
+            .expect("pattern compiles")
+    });
+    if LOG.is_match(last) {
+        return Some("log file");
+    }
     (last.contains('.') || last.ends_with('~'))
         .then(|| BACKUP.is_match(last))
         .filter(|m| *m)

@@ -53,6 +53,8 @@ fn attacks_of_each_family() {
         (Query, "(sy.(st).em)('uname');", "injection_php"),
         (Query, "$_ab[5]['d'] /*x*/ (17)", "injection_php"),
         (Query, "_flask_session", "session_fixation"),
+        (Path, "/wp-content/debug.log", "probe_leftover_file"),
+        (Path, "/error_log", "probe_leftover_file"),
         (Body, "jsessionid", "session_fixation"),
         (Query, "{{7*7}}", "injection_ssti"),
         (
@@ -204,6 +206,9 @@ fn benign_look_alikes() {
         (Query, "first__name"),
         (Query, "__init__"),
         (Path, "/admin/index.php"),
+        (Path, "/api/v1/log"),
+        (Path, "/blog/changelog"),
+        (Path, "/api/logs/2024.json"),
         (Query, "Hello ${name}, your order ${order} shipped"),
         (Query, "see (figure 2)('a') below"),
         (Body, "the constructor of a prototype-based language"),

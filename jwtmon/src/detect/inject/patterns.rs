@@ -49,7 +49,7 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                 ),
                 (
                     "event handler attribute",
-                    r"[\x22'`/;,(]\s*on[a-z]{3,}\s*=\s*[^\s=]|\s\s*on[a-z]{3,30}\s*=\s*(?:[^\s=]|\s=)|(?:^|\s)on(?:error|load|click|dblclick|auxclick|mouse[a-z]+|pointer[a-z]+|focus(?:in|out)?|blur|key(?:up|down|press)|submit|change|input|toggle|animation[a-z]+|transition[a-z]+|begin|end|scroll|wheel|drag[a-z]*|drop|play|pause|message|resize|select|show|start|copy|paste|cut|contextmenu|abort|beforeunload|unload|hashchange|popstate|pageshow|loadstart|canplay|seeked|webkit[a-z]+)\s*=\s*[^\s=]",
+                    r"[\x22'`/;,(]\s*on[a-z]{3,}\s*=\s*(?:[^\s=]|$)|\s\s*on[a-z]{3,30}\s*=\s*(?:[^\s=]|\s=)|^\s+on[a-z]{3,30}\s*=\s*$|[\x22'`/;,(\s]formaction\s*=|(?:^|\s)on(?:error|load|click|dblclick|auxclick|mouse[a-z]+|pointer[a-z]+|focus(?:in|out)?|blur|key(?:up|down|press)|submit|change|input|toggle|animation[a-z]+|transition[a-z]+|begin|end|scroll|wheel|drag[a-z]*|drop|play|pause|message|resize|select|show|start|copy|paste|cut|contextmenu|abort|beforeunload|unload|hashchange|popstate|pageshow|loadstart|canplay|seeked|webkit[a-z]+)\s*=\s*[^\s=]",
                 ),
                 (
                     "javascript url",
@@ -57,15 +57,15 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                 ),
                 (
                     "active tag",
-                    r"<\s*(?:iframe|object|embed|svg|math|base|meta|link|style|frameset|applet|isindex|marquee|xss|keygen|dialog|noscript)\b|<\s*[a-z]+\s*:\s*(?:vmlframe|script|image|imagedata|import|animate|set|handler)\b|<\s*import\b[^>]*\bimplementation\s*=|<\s*form\b[^>]*\bon[a-z]+|<\s*(?:form|button|input|a|area|image|isindex)\b[^>]*\b(?:action|formaction|href|src)\s*=\s*['\x22]?\s*(?:java|vb)script:",
+                    r"<\s*(?:iframe|object|embed|svg|math|base|meta|link|style|frameset|applet|isindex|marquee|xss|keygen|dialog|noscript)\b|<\s*[a-z]+\s*:\s*(?:vmlframe|script|image|imagedata|import|animate|set|handler)\b|<\s*\??\s*import\b[^>]*\bimplementation\s*=|<[a-z][a-z0-9:-]*\s[^>]*\b(?:xmlns(?::[a-z]+)?|xlink:href|xsi:schemalocation)\s*=|<\s*xi:include\b|<\s*form\b[^>]*\bon[a-z]+|<\s*(?:form|button|input|a|area|image|isindex)\b[^>]*\b(?:action|formaction|href|src)\s*=\s*['\x22]?\s*(?:java|vb)script:",
                 ),
                 (
                     "dom sink",
-                    r"document\s*\.\s*(?:cookie|write|writeln|location|domain)|window\s*\.\s*location|\.(?:inner|outer)html\s*=|\beval\s*\(|\balert\s*\(|\bprompt\s*\(|\bconfirm\s*\(|\bsettimeout\s*\(\s*['\x22`]|\bfunction\s*\(\s*\)\s*\{|\b(?:setinterval|settimeout|execscript)\s*\(\s*[a-z_$'\x22`]|\bnew\s+function\s*\(|\b(?:btoa|atob)\s*\(|\bimport\s*\{[^}]*\}\s*from\b|\bdocument\s*\.\s*(?:createelement|body\s*\.\s*appendchild)|\.appendchild\s*\(\s*document",
+                    r"document\s*\.\s*(?:cookie|write|writeln|location|domain)|window\s*\.\s*location|\.(?:inner|outer)html\s*=|\beval\s*\(|\balert\s*\(|\bprompt\s*\(|\bconfirm\s*\(|\bsettimeout\s*\(\s*['\x22`]|\bfunction\s*\(\s*\)\s*\{|\b(?:setinterval|settimeout|execscript)\s*\(\s*[a-z_$'\x22`]|\bnew\s+function\s*\(|\b(?:btoa|atob)\s*\(|\bimport\s*\{[^}]*\}\s*from\b|\bdocument\s*\.\s*(?:createelement|body\s*\.\s*appendchild)|\.appendchild\s*\(\s*document|\bdocument\s*\.\s*(?:queryselector(?:all)?|getelementsby[a-z]+|getelementbyid)\s*\([^)]*\)\s*(?:\[[^\]]*\]\s*)?\.\s*(?:textcontent|innertext|innerhtml|outerhtml|src|href|action)\s*=",
                 ),
                 (
                     "obfuscated property call",
-                    r"(?:\bself|\btop|\bparent|\bwindow|\bglobalthis|\bframes|\bthis|\(\s*document\s*\)|\bdocument)\s*\[\s*['\x22`]|\[\s*\]\s*\.\s*[a-z]+\s*\.\s*call\s*`|\breflect\s*\.\s*[a-z]+|\.(?:call|apply)\s*`|\b[a-z_$][a-z0-9_$]*\s*`[^`]*\$\{|\(\s*!\s*\[\s*\]\s*\+?\s*\[\s*\]\s*\)|\[\s*!\s*\[\s*\]\s*\]",
+                    r"(?:\bself|\btop|\bparent|\bwindow|\bglobalthis|\bframes|\bthis|\(\s*document\s*\)|\bdocument)\s*\[\s*['\x22`]|\[\s*\]\s*\.\s*[a-z]+\s*\.\s*call\s*`|\breflect\s*\.\s*[a-z]+|\.(?:call|apply)\s*`|\b[a-z_$][a-z0-9_$]*\s*`[^`]*\$\{|\(\s*!\s*\[\s*\]\s*\+?\s*\[\s*\]\s*\)|\[\s*!\s*\[\s*\]\s*\]|(?:[!+]\s*){2,}\[\s*\]",
                 ),
                 ("data url", r"data\s*:\s*text/html|data\s*:[^,]{0,60},\s*<"),
                 (
@@ -306,6 +306,22 @@ mod tests {
     fn attacks() {
         for (v, k) in [
             ("<script>alert(1)</script>", "injection_xss"),
+            ("\"onzoom=", "injection_xss"),
+            ("'formaction=javascript:x", "injection_xss"),
+            (
+                "<a xmlns:xlink=\"http://www.w3.org/1999/xlink\" xlink:href=\"x\">",
+                "injection_xss",
+            ),
+            ("<?import implementation=\"x.htc\">", "injection_xss"),
+            (
+                "document.querySelector(\"p\").textContent=\"XSS\"",
+                "injection_xss",
+            ),
+            ("+!![]", "injection_xss"),
+            (":(){ :|:& };:", "injection_command"),
+            ("& FOR %- IN (a,b,c) DO cmd", "injection_command"),
+            ("IF /I NOT EXIST C:\\x echo hey", "injection_command"),
+            (";cpulimit -l 100 -f whoami", "injection_command"),
             ("<img src=x onerror=alert(1)>", "injection_xss"),
             ("<svg/onload=confirm(1)>", "injection_xss"),
             ("javascript:alert(document.cookie)", "injection_xss"),
@@ -370,6 +386,11 @@ mod tests {
             "fields=id,name,price",
             "time to say goodbye",
             "you'll see",
+            "status: online=",
+            "we went on holiday = fun",
+            "wow!! [see] this",
+            "env and the environment",
+            "find the best plan",
         ] {
             assert!(kinds(v).is_empty(), "{v}: {:?}", kinds(v));
         }
