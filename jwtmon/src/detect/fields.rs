@@ -354,11 +354,23 @@ fn body_values<'a>(req: &'a Request, body: &'a [u8], out: &mut Vec<(Place, Cow<'
         }
     } else if is_xml(req, body) {
         xml_values(&String::from_utf8_lossy(body), out);
+    } else if let Some(v) = sniffed_json(req, body) {
+        json_strings(&v, out);
     } else if is_form(req) || (!is_json(req) && body.contains(&b'=')) {
         form_values(body, Place::Body, out);
     } else {
         out.push((Place::Body, String::from_utf8_lossy(body)));
     }
+}
+
+/// A body that is a JSON object or array whatever its declared type (a
+/// form or text label does not change what the application parses).
+fn sniffed_json(req: &Request, body: &[u8]) -> Option<Value> {
+    let start = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if is_json(req) || !matches!(start, b'{' | b'[') {
+        return None;
+    }
+    serde_json::from_slice::<Value>(body).ok()
 }
 
 /// Bytes of an inflated body kept at most...

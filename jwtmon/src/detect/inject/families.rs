@@ -313,7 +313,7 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
             &[
                 (
                     "node child process",
-                    r"\brequire\s*\(\s*['\x22`]child_process|\bchild_process\b\s*['\x22`)]?\s*\)?\s*\.\s*(?:exec|spawn|fork)|process\.mainmodule|\bglobal\.process\b|process\.binding\s*\(|\b(?:exec|spawn)sync\s*\(",
+                    r"\brequire\s*\(\s*['\x22`]child_process|\bchild_process\b\s*['\x22`)]?\s*\)?\s*\.\s*(?:exec|spawn|fork)|process\.mainmodule|\bglobal\.process\b|process\.binding\s*\(|\b(?:exec|spawn)sync\s*\(|\bprocess\s*\.\s*spawn\s*\(",
                 ),
                 (
                     "node runtime object",
@@ -322,7 +322,7 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                 (
                     // A loop that never ends: a denial of service in eval'd code.
                     "endless loop",
-                    r"\bwhile\s*\(\s*(?:true|1|-1|infinity|this|!+\s*(?:false|0|nan|null|undefined|''|\x22\x22|``|\[\]|\{\})|!!\s*(?:\[\]|``|\{\}|true|1))\s*\)|\bfor\s*\(\s*;\s*;\s*\)",
+                    r"\bwhile\s*\(+\s*(?:[!+-]\s*)*(?:true|[0-9]+|infinity|this|false|nan|null|undefined|''|\x22\x22|``|\[\]|\{\}|new\s+[a-z]+|string|number|object|array|date|math|json|boolean|symbol)\s*\)+\s*(?:;|\{|$)|\bfor\s*\(\s*;\s*;\s*\)",
                 ),
                 ("perl code block", r"@\{\s*\["),
                 (
@@ -595,6 +595,15 @@ fn url_threat(lower: &str) -> Option<(Kind, &'static str)> {
     {
         return Some((Kind::InjectionSsrf, "internal host"));
     }
+    // A `data:` URL of text where a URL is fetched: the attacker supplies
+    // the "remote" content itself (images and documents are common
+    // uploads written this way, text is not).
+    if let Some(media) = v.strip_prefix("data:")
+        && media.starts_with("text/")
+        && !media.starts_with("text/html")
+    {
+        return Some((Kind::InjectionSsrf, "data url"));
+    }
     // mod_proxy's `unix:/path|http://...`: a request to a local socket.
     if v.starts_with("unix:") && v.contains('|') {
         return Some((Kind::InjectionSsrf, "unix socket url"));
@@ -624,6 +633,17 @@ fn url_threat(lower: &str) -> Option<(Kind, &'static str)> {
     let host = url_host(rest);
     if internal_host(&host) {
         return Some((Kind::InjectionSsrf, "internal address"));
+    }
+    // `http://good:80 &@good:80# @10.0.0.1:22/`: URL parsers disagree on
+    // where user info ends; any host after an `@` may be the one reached.
+    if rest.matches('@').count() > 1 || (rest.contains('@') && rest.contains([' ', '#'])) {
+        let confused = rest
+            .match_indices('@')
+            .map(|(i, _)| url_host(&rest[i + 1..]))
+            .any(|h| internal_host(&h));
+        if confused {
+            return Some((Kind::InjectionSsrf, "internal address behind user info"));
+        }
     }
     if matches!(scheme, "http" | "https" | "ftp" | "ftps") {
         if host.parse::<Ipv4Addr>().is_ok() || host.parse::<Ipv6Addr>().is_ok() {
@@ -668,6 +688,14 @@ fn internal_host(host: &str) -> bool {
                 | "ip6-localhost"
                 | "ip6-loopback"
                 | "metadata.google.internal"
+                | "localhost4"
+                | "localhost6"
+                | "localhost4.localdomain4"
+                | "localhost6.localdomain6"
+                | "metadata.packet.net"
+                | "metadata.platformequinix.com"
+                | "metadata.tencentyun.com"
+                | "metadata.azure.com"
         )
     {
         return true;
@@ -675,6 +703,9 @@ fn internal_host(host: &str) -> bool {
     if let Some(v4) = loose_ipv4(host) {
         return internal_v4(v4);
     }
+    // A zone id (`fe80::1%eth0`, `%25`-escaped in a URL) names a local
+    // interface: only link-local addresses have one.
+    let host = host.split_once('%').map_or(host, |(a, _)| a);
     if let Ok(v6) = host.parse::<Ipv6Addr>() {
         if let Some(v4) = v6.to_ipv4_mapped() {
             return internal_v4(v4);
@@ -709,6 +740,9 @@ fn internal_v4(a: Ipv4Addr) -> bool {
         || a.is_broadcast()
         || (o[0] == 100 && (o[1] & 0xc0) == 64)
         || o[0] == 0
+        // IETF protocol assignments (192.0.0.0/24: Oracle Cloud's metadata
+        // service answers at 192.0.0.192).
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0)
 }
 
 /// IPv4 as inet_aton reads it: 1 to 4 parts, each decimal, octal (`0`)

