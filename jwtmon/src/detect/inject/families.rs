@@ -203,13 +203,25 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
             Kind::InjectionPhp,
             ANY,
             &[
-                ("php open tag", r"<\?(?:php\b|=|\s)|\[/?php\]|\{/?php\}"),
+                (
+                    "php open tag",
+                    // `<?xml` opens PHP too when short tags are on, unless it
+                    // is an XML declaration; a bare `<?` at the end waits
+                    // for the rest.
+                    r"<\?(?:php\b|=|\s|$)|<\?xml(?:[^\sv]|\s+[^\sv])|\[\\?/?php\]|\{/?php\}",
+                ),
+                (
+                    // `touch/*a*/()`, `serialize#c\n()`, `symlink//c\n()`: a
+                    // comment between a name and its call hides the call.
+                    "call split by a comment",
+                    r"\b[a-z_][a-z0-9_]*(?:\s*/\*(?s:.*?)\*/|//[^\n]*\n|#[^\n]*\n)(?:\s|/\*(?s:.*?)\*/|//[^\n]*\n|#[^\n]*\n)*\(",
+                ),
                 (
                     "dangerous function call",
                     // Whitespace, newlines and comments may sit between the
                     // name and its parenthesis (`exec //x\n (...)`).
                     &format!(
-                        r"\b{PHP_FUNCTIONS}(?:\s|/\*.*?\*/|//[^\n]*\n|#[^\n]*\n)*\(|\b{PHP_WORDS}\("
+                        r"\b{PHP_FUNCTIONS}(?:\s|/\*(?s:.*?)\*/|//[^\n]*\n|#[^\n]*\n)*\(|\b{PHP_WORDS}\("
                     ),
                 ),
                 (
