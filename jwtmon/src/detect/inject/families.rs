@@ -101,17 +101,17 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
             &[
                 (
                     "smtp command after a line break",
-                    r"[\r\n]\s*(?:mail\s+from|rcpt\s+to)\s*:|[\r\n]\s*(?:data|quit|rset|helo|ehlo)\s*(?:[\r\n]|$)",
+                    r"[\r\n]\s*(?:mail\s+from|rcpt\s+to)\s*:|[\r\n]\s*(?:data|quit|rset|noop|starttls)\s*(?:[\r\n]|$)|[\r\n]\s*(?:helo|ehlo|vrfy|expn)\s+[a-z0-9.@<>_-]+\s*(?:[\r\n]|$)|[\r\n]\s*help\s+[a-z]+\s*(?:[\r\n]|$)",
                 ),
                 (
                     "imap command after a line break",
                     // A tag, a command and the arguments it takes (a
                     // sentence's "we search for" is not one).
-                    r#"[\r\n]\s*[a-z0-9]{1,8}\s+(?:(?:select|examine|status|delete|rename|subscribe|unsubscribe|create|append|lsub|list)\s+(?:inbox\b|"[^"]*"|\S+\s+\()|(?:fetch|store|copy|move|uid)\s+[0-9*:,]+\s|search\s+(?:text|all|from|to|subject|body|since|before|unseen|seen|header|uid)\s|login\s+\S+\s+\S+\s*(?:[\r\n]|$)|(?:logout|capability|noop|check|close|expunge|starttls)\s*(?:[\r\n]|$))"#,
+                    r#"[\r\n]\s*[a-z0-9]{1,8}\s+(?:(?:select|examine|status|delete|rename|subscribe|unsubscribe|create|append|lsub|list)\s+(?:inbox\b|"[^"]*"|\S+\s+\()|(?:fetch|store|copy|move|uid)\s+[0-9*:,]+\s|search\s+(?:text|all|from|to|subject|body|since|before|unseen|seen|header|uid|flagged|unflagged|answered|deleted|recent|larger|smaller|keyword)\s|(?:login\s+\S+\s+\S+|authenticate\s+[a-z0-9_-]+)\s*(?:[\r\n]|$)|(?:logout|capability|noop|check|close|expunge|starttls|quit)\s*(?:[\r\n]|$))"#,
                 ),
                 (
                     "pop3 command after a line break",
-                    r"[\r\n]\s*(?:(?:retr|dele|top|list|uidl)\s+[0-9]+(?:\s+[0-9]+)?|(?:user|pass|apop)\s+\S+|auth\s+[a-z0-9_-]+(?:\s+[a-z0-9+/=]+)?|stat|stls|capa)\s*(?:[\r\n]|$)",
+                    r"[\r\n]\s*(?:(?:retr|dele|top|list|uidl)\s+[0-9]+(?:\s+[0-9]+)?|(?:user|pass)\s+\S+|apop\s+\S+\s+[0-9a-f]{32}|auth\s+[a-z0-9_-]+(?:\s+[a-z0-9+/=]+)?|stat|stls|capa)\s*(?:[\r\n]|$)",
                 ),
             ],
         ),

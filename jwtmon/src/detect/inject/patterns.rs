@@ -28,7 +28,7 @@ fn set(kind: Kind, rules: &[(&'static str, &str)]) -> Set {
 
 /// Tools whose names are not English words: a command wherever it
 /// starts.
-const TOOLS: &str = "(?:cat|tac|ls|id|whoami|uname|ifconfig|netstat|wget|curl|nc|ncat|netcat|socat|telnet|ssh|scp|sftp|tftp|rsync|bash|sh|zsh|dash|ksh|csh|tcsh|busybox|ping|traceroute|nslookup|dig|rm|rmdir|chmod|chown|chgrp|chattr|mkfifo|mknod|dd|tar|gzip|gunzip|zcat|bzip2|bunzip2|xz|unxz|unzip|7z|zstd|base64|base32|xxd|hexdump|strings|grep|egrep|fgrep|awk|gawk|sed|uniq|xargs|printenv|nohup|crontab|sudo|doas|passwd|useradd|usermod|python[0-9.]*|perl|ruby|php[0-9]*|node|nodejs|lua|javac|gcc|c89|c99|powershell|pwsh|cmd(?:\\.exe)?|certutil|bitsadmin|mshta|rundll32|regsvr32|wmic|schtasks|tasklist|taskkill|systeminfo|ipconfig|openssl|gpg|sendmail|systemctl|journalctl|lsof|strace|ltrace|gdb|vim?|nano|emacs|docker|kubectl|ansible(?:-[a-z]+)?|puppet|terraform|gcloud|apt-get|yum|dnf|apk|rpm|dpkg|md5sum|sha[0-9]+sum|readlink|realpath|getent|tclsh|irb|jrunscript|jshell|sqlite3|mysql|psql|redis-cli|nmap|masscan|iptables|nft|modprobe|insmod|chroot|setsid|pkexec|visudo|lastlog|lastb|faillog|flock|rmt(?:-[a-z]+)?|cscli|pipx|knife|chef-[a-z]+|salt-[a-z]+|adduser|deluser|addgroup|groupadd|userdel|chpasswd|chsh|setfacl|getfacl|ldd|objdump|readelf|tcpdump|tshark|hping3|nping|ifup|ifdown|iwconfig|nmcli|hostnamectl|timedatectl|loginctl|poweroff|telinit|fuser|pgrep|pidof|lscpu|lsblk|lspci|lsusb|lsmod|dmesg|sysctl|uptime|vmstat|iostat|whereis|busctl|udevadm|setcap|getcap|runuser|newgrp|perf|ssh-copy-id|ssh-keygen|ssh-add|bsdtar|ll|cpulimit|trap|comm|zstdcat|zstdgrep|zstdless|lastlogin|pip[0-9.]*|gcc[0-9.]*|clang|env|shutdown|reboot|find|killall|pkill)";
+const TOOLS: &str = "(?:cat|tac|ls|id|whoami|uname|ifconfig|netstat|wget|curl|nc|ncat|netcat|socat|telnet|ssh|scp|sftp|tftp|rsync|bash|sh|zsh|dash|ksh|csh|tcsh|busybox|ping|traceroute|nslookup|dig|rm|rmdir|chmod|chown|chgrp|chattr|mkfifo|mknod|dd|tar|gzip|gunzip|zcat|bzip2|bunzip2|xz|unxz|unzip|7z|zstd|base64|base32|xxd|hexdump|strings|grep|egrep|fgrep|awk|gawk|sed|uniq|xargs|printenv|nohup|crontab|sudo|doas|passwd|useradd|usermod|python[0-9.]*|perl|ruby|php[0-9]*|node|nodejs|lua|javac|gcc|c89|c99|powershell|pwsh|cmd(?:\\.exe)?|certutil|bitsadmin|mshta|rundll32|regsvr32|wmic|schtasks|tasklist|taskkill|systeminfo|ipconfig|openssl|gpg|sendmail|systemctl|journalctl|lsof|strace|ltrace|gdb|vim?|nano|emacs|docker|kubectl|ansible(?:-[a-z]+)?|puppet|terraform|gcloud|apt-get|yum|dnf|apk|rpm|dpkg|md5sum|sha[0-9]+sum|readlink|realpath|getent|tclsh|irb|jrunscript|jshell|sqlite3|mysql|psql|redis-cli|nmap|masscan|iptables|nft|modprobe|insmod|chroot|setsid|pkexec|visudo|lastlog|lastb|faillog|flock|rmt(?:-[a-z]+)?|cscli|pipx|knife|chef-[a-z]+|salt-[a-z]+|adduser|deluser|addgroup|groupadd|userdel|chpasswd|chsh|setfacl|getfacl|ldd|objdump|readelf|tcpdump|tshark|hping3|nping|ifup|ifdown|iwconfig|nmcli|hostnamectl|timedatectl|loginctl|poweroff|telinit|fuser|pgrep|pidof|lscpu|lsblk|lspci|lsusb|lsmod|dmesg|sysctl|uptime|vmstat|iostat|whereis|busctl|udevadm|setcap|getcap|runuser|newgrp|perf|ssh-copy-id|ssh-keygen|ssh-add|bsdtar|ll|cpulimit|trap|comm|zstdcat|zstdgrep|zstdless|lastlogin|pip[0-9.]*|gcc[0-9.]*|clang|env|shutdown|reboot|find|killall|pkill|regedit|reg|bcdboot|bcdedit|vssadmin|wevtutil|netsh|sc|aptitude|ab|at|schtasks|icacls|takeown|cacls|attrib|bitsadmin)";
 /// Tools named like English words: a command only after a shell
 /// separator.
 pub(super) const WORDS: &str = "(?:echo|printf|type|head|tail|more|less|find|sort|cut|tr|wc|tee|env|export|set|unset|alias|eval|exec|source|timeout|time|watch|at|su|kill|pkill|killall|ps|top|who|w|last|host|file|date|sleep|yes|seq|test|stat|basename|dirname|column|fold|comm|diff|cmp|paste|join|split|shuf|rev|expand|fmt|pr|iconv|mail|mount|umount|df|du|free|ed|ex|make|go|git|npm|pip|gem|apt|service|history|net|reg|sc|copy|del|dir|move|ren|start|rc|od|nl|ln|mv|cp|touch|mkdir|locate|logger|wall|write|finger|expect|ip|ss)";
@@ -108,6 +108,11 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                     // that pipes or backgrounds (a fork bomb's shape).
                     "shell function definition",
                     r"(?:^|[;&|\s])(?:[:.]|[a-z_][a-z0-9_]*)\s*\(\s*\)\s*\{[^}]*[|&][^}]*\}\s*;",
+                ),
+                (
+                    // PowerShell: download cradles and their aliases.
+                    "powershell cmdlet",
+                    r"\b(?:invoke-(?:webrequest|expression|restmethod|command|item|wmimethod)|start-process|start-bitstransfer|new-object\s+(?:system\.)?net\.webclient|set-executionpolicy|get-wmiobject|add-mppreference)\b|\.\s*download(?:string|file|data)\s*\(|(?:^|[;&|`\n(])\s*(?:iwr|iex|irm|icm|iwmi|saps|gwmi)\s+\S",
                 ),
                 (
                     "alias definition",
@@ -322,6 +327,19 @@ mod tests {
             ("& FOR %- IN (a,b,c) DO cmd", "injection_command"),
             ("IF /I NOT EXIST C:\\x echo hey", "injection_command"),
             (";cpulimit -l 100 -f whoami", "injection_command"),
+            (
+                "Invoke-WebRequest http://example.com/file.ps1",
+                "injection_command",
+            ),
+            (";iwr http://example.com/file.ps1", "injection_command"),
+            (
+                "(New-Object Net.WebClient).DownloadString('http://x/a')",
+                "injection_command",
+            ),
+            (
+                "; regedit /E c:\\a.reg HKEY_CURRENT_USER",
+                "injection_command",
+            ),
             ("<img src=x onerror=alert(1)>", "injection_xss"),
             ("<svg/onload=confirm(1)>", "injection_xss"),
             ("javascript:alert(document.cookie)", "injection_xss"),
@@ -391,6 +409,9 @@ mod tests {
             "wow!! [see] this",
             "env and the environment",
             "find the best plan",
+            "at 2:00 we meet",
+            "reg. no. 12345",
+            "the sc team",
         ] {
             assert!(kinds(v).is_empty(), "{v}: {:?}", kinds(v));
         }
