@@ -135,6 +135,45 @@ pub fn requests() -> Vec<Vec<u8>> {
             "",
         ));
     }
+    // Shapes the newer readings must leave alone: a PHP site's pages,
+    // accented and fullwidth text, an avatar as a data URL, a telemetry
+    // body with its own session id, JavaScript-like text with escapes.
+    for (line, extra, body) in [
+        ("GET /index.php?page=2&lang=fr", "", String::new()),
+        ("GET /wp-admin/admin-ajax.php?action=heartbeat", "", String::new()),
+        (
+            "POST /api/v1/profile",
+            "Content-Type: application/x-www-form-urlencoded; charset=UTF-8\r\n",
+            format!("name={}&city={}", q("Françoise Müller"), q("Köln (Ehrenfeld)")),
+        ),
+        (
+            "POST /api/v1/notes",
+            "Content-Type: application/json\r\n",
+            r#"{"text": "Preis: ¼ Liter für 3€ — über die Brücke à la carte", "tags": ["（全角）", "日本語。"]}"#.to_string(),
+        ),
+        (
+            "POST /api/v1/avatar",
+            "Content-Type: application/json\r\n",
+            r#"{"image": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="}"#.to_string(),
+        ),
+        (
+            "POST /api/v1/events",
+            "Content-Type: application/json\r\n",
+            r#"{"session_id": "c0ffee42", "sid": "a1", "event": "page_view", "path": "/pricing"}"#.to_string(),
+        ),
+        (
+            "POST /api/v1/snippets",
+            "Content-Type: application/json\r\n",
+            r#"{"title": "Unicode in JSON", "body": "Write \\u00e9 for é and \\x41 for A."}"#.to_string(),
+        ),
+        (
+            "GET /api/v1/users?username__sort=asc&first__name=ann",
+            "",
+            String::new(),
+        ),
+    ] {
+        out.push(head(line, extra, &body));
+    }
     for i in 0..20 {
         out.push(head(
             &format!(
