@@ -11,6 +11,7 @@ pub mod families;
 pub mod paranoid;
 pub mod patterns;
 pub mod sqli;
+pub mod urls;
 
 use std::sync::LazyLock;
 
