@@ -168,8 +168,16 @@ impl Engine {
         if usage == Use::Offline {
             decider.set_allowlist(config.allowlist.entries.clone());
         }
+        // Offline analysis is not real time: every signature is verified.
+        let jwt = match usage {
+            Use::Live => config.jwt.clone(),
+            Use::Offline => crate::jwt::config::JwtConfig {
+                verify_budget: std::time::Duration::ZERO,
+                ..config.jwt.clone()
+            },
+        };
         Ok(Self {
-            analyzer: JwtAnalyzer::new(&config.jwt)?,
+            analyzer: JwtAnalyzer::new(&jwt)?,
             detectors: Detectors::new(&detect_config(config, usage))?,
             sequences: Sequencer::new(&config.sequence)?,
             decider,

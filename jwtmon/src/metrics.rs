@@ -110,6 +110,8 @@ pub struct Metrics {
     /// TLS capture counters by event (`attach_failures`,
     /// `http2_connections`).
     pub tls_events: Family<Labels, Counter>,
+    /// Bearer JWTs by outcome (`analysed`, `cached`, `verify_skipped`).
+    pub jwt_tokens: Family<Labels, Counter>,
 }
 
 /// The kernel counters exported, with their names and help.
@@ -213,6 +215,7 @@ impl Metrics {
             fleet_queued: Gauge::default(),
             tls_libraries: Gauge::default(),
             tls_events: Family::default(),
+            jwt_tokens: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -314,6 +317,11 @@ impl Metrics {
             "jwtmon_tls_events",
             "TLS capture counters: attach_failures, http2_connections (not analysed)",
             m.tls_events.clone(),
+        );
+        r.register(
+            "jwtmon_jwt_tokens",
+            "Bearer JWTs by outcome: analysed (all), cached (verdict reused), verify_skipped (signature not checked: verify_budget spent)",
+            m.jwt_tokens.clone(),
         );
         Self { registry: r, ..m }
     }

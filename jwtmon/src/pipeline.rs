@@ -242,6 +242,14 @@ pub async fn run(
                     }
                     m.revoked_tokens
                         .set(i64::try_from(engine.analyzer.revocations.len()).unwrap_or(i64::MAX));
+                    let js = &engine.analyzer.stats;
+                    for (outcome, v) in [
+                        ("analysed", js.tokens),
+                        ("cached", js.cache_hits),
+                        ("verify_skipped", js.verify_skipped),
+                    ] {
+                        Metrics::set_counter(&m.jwt_tokens.get_or_create(&Metrics::label("outcome", outcome)), v);
+                    }
                 }
                 assembler.expire(SystemTime::now(), &mut messages);
                 observer.expire(SystemTime::now(), &mut batch);

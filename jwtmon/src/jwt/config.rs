@@ -38,6 +38,11 @@ pub struct JwtConfig {
     pub privilege_claims: Vec<String>,
     /// Tokens and subjects tracked by the behaviour checks.
     pub max_tracked_tokens: usize,
+    /// Time per second that signature verification of new tokens may
+    /// take (`0s`: no limit). Beyond it a new token gets the key-free
+    /// checks only, is not cached, and is counted.
+    #[serde(with = "humantime_serde")]
+    pub verify_budget: Duration,
 }
 
 impl Default for JwtConfig {
@@ -57,6 +62,7 @@ impl Default for JwtConfig {
                 .map(String::from)
                 .to_vec(),
             max_tracked_tokens: 100_000,
+            verify_budget: Duration::from_millis(500),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! the behaviour windows. Dictionary tries run on their own thread.
 
 pub mod behaviour;
+pub mod budget;
 pub mod checks;
 pub mod config;
 pub mod cracker;
@@ -94,6 +95,9 @@ pub struct JwtStats {
     pub cache_misses: u64,
     /// Bearer credentials that are not JWTs.
     pub opaque: u64,
+    /// New tokens whose signature was not verified: the verification
+    /// budget was spent (key-free checks only, not cached).
+    pub verify_skipped: u64,
 }
 
 /// Kinds that a JWKS refetch can change.
@@ -118,6 +122,8 @@ pub struct JwtAnalyzer {
     /// Whether unknown kids wait for a refetch (live runs) or are
     /// reported at once (offline runs, which fetch before they start).
     defer_unknown: bool,
+    /// Time per second that new tokens' signatures may take.
+    budget: budget::VerifyBudget,
 }
 
 fn unix(t: SystemTime) -> i64 {
@@ -165,6 +171,7 @@ impl JwtAnalyzer {
             refresh_wanted: Vec::new(),
             pending: pending::Pending::default(),
             defer_unknown: false,
+            budget: budget::VerifyBudget::new(cfg.verify_budget),
             cfg: cfg.clone(),
         })
     }
@@ -224,7 +231,7 @@ impl JwtAnalyzer {
             let Some(first) = w.requests.first() else {
                 continue;
             };
-            let v = Arc::new(self.compute(&w.token, first, false));
+            let v = Arc::new(self.compute(&w.token, first, false, true));
             self.cache.put(digest, v.clone());
             let last = w.requests.len() - 1;
             for r in v
@@ -293,7 +300,7 @@ impl JwtAnalyzer {
             .or_else(|| self.issuers.iter().find(|i| i.cfg.issuer.is_empty()))
     }
 
-    fn compute(&mut self, raw_token: &str, ctx: &Finding, crack: bool) -> Verdict {
+    fn compute(&mut self, raw_token: &str, ctx: &Finding, crack: bool, verify: bool) -> Verdict {
         // A JWT's payload must be a JSON object (a bare JWS may not be).
         let parsed = token::parse(raw_token).and_then(|t| {
             if t.payload_is_json {
@@ -328,6 +335,7 @@ impl JwtAnalyzer {
             issuer,
             !self.issuers.is_empty(),
             &self.cfg.trusted_key_urls,
+            verify,
         );
         let leeway = issuer.map_or(60, |i| i.cfg.leeway.as_secs() as i64);
         if let (Some(SigVerdict::UnknownKey(_)), Some(i)) = (&verdict, issuer_idx)
@@ -447,9 +455,18 @@ impl JwtAnalyzer {
             v.clone()
         } else {
             self.stats.cache_misses += 1;
-            let v = Arc::new(self.compute(raw_token, &ctx(), true));
-            self.cache.put(digest, v.clone());
-            v
+            let start = std::time::Instant::now();
+            if self.budget.allow(start) {
+                let v = Arc::new(self.compute(raw_token, &ctx(), true, true));
+                self.budget.spend(start.elapsed());
+                self.cache.put(digest, v.clone());
+                v
+            } else {
+                // Judged without its signature, and not cached: a later
+                // request may find the budget free again.
+                self.stats.verify_skipped += 1;
+                Arc::new(self.compute(raw_token, &ctx(), false, false))
+            }
         };
         let now = unix(obs.time);
         let emit = |kind: Kind, detail: Value, out: &mut Vec<Finding>| {

@@ -731,3 +731,52 @@ fn jws_shape_is_three_base64url_parts() {
     assert!(!looks_like_jws("abc.def.ghi"));
     assert!(!looks_like_jws(&format!("eyJ{}.a.b", "A".repeat(17 << 10))));
 }
+
+#[test]
+fn past_the_verification_budget_tokens_get_key_free_checks_and_no_cache() {
+    let cfg = JwtConfig {
+        verify_budget: Duration::from_nanos(1),
+        ..rsa_cfg()
+    };
+    let mut a = JwtAnalyzer::new(&cfg).unwrap();
+    let forged = |n: u32| {
+        let good = rs256(
+            json!({ "iss": "https://auth.test", "aud": "api", "sub": format!("u{n}"),
+            "iat": NOW - 10, "exp": NOW + 3600 }),
+        );
+        let (input, _) = good.rsplit_once('.').unwrap();
+        format!("{input}.{}", b64(&[n as u8; 256]))
+    };
+    let mut out = Vec::new();
+    // The first verify spends the whole budget of this second.
+    a.analyze(&obs(&forged(1), "10.0.0.1", "a", at(NOW)), &mut out);
+    assert_eq!(
+        out.iter().map(|f| f.kind.name()).collect::<Vec<_>>(),
+        ["jwt_signature_invalid"]
+    );
+    out.clear();
+    // The next forged one is not called invalid (it was not checked), and
+    // a token that needs no key is still caught.
+    a.analyze(&obs(&forged(2), "10.0.0.1", "a", at(NOW)), &mut out);
+    assert!(out.is_empty(), "{:?}", out.first().map(|f| f.kind));
+    let none = token(
+        json!({"alg": "none"}),
+        claims(),
+        &EncodingKey::from_secret(b"x"),
+        Algorithm::HS256,
+    );
+    let (input, _) = none.rsplit_once('.').unwrap();
+    a.analyze(
+        &obs(&format!("{input}."), "10.0.0.1", "a", at(NOW)),
+        &mut out,
+    );
+    assert_eq!(
+        out.iter().map(|f| f.kind.name()).collect::<Vec<_>>(),
+        ["jwt_alg_none"]
+    );
+    assert_eq!(a.stats.verify_skipped, 2);
+    // Not cached: seen again, it is judged again (and counted again).
+    a.analyze(&obs(&forged(2), "10.0.0.1", "a", at(NOW)), &mut out);
+    assert_eq!((a.stats.cache_misses, a.stats.cache_hits), (4, 0));
+    assert_eq!(a.stats.verify_skipped, 3);
+}
