@@ -2,7 +2,9 @@
 //! algorithm, uncached analysis (every token new) next to the raw
 //! `jsonwebtoken::crypto::verify` figure in the same run; the cached path
 //! (a token seen before); and a mixed stream with 90% repeat tokens.
-//! Arguments name the algorithms to run (all when none).
+//! Then a flood of unique forged RS256 tokens with and without the
+//! verification budget. Arguments name the algorithms to run (`flood` for
+//! the flood; all when none).
 
 use std::{
     hint::black_box,
@@ -244,5 +246,78 @@ fn main() {
             uncached / raw
         );
     }
+    if only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case("flood")) {
+        forged_flood(&rsa_pub, &DecodingKey::from_rsa_pem(&std::fs::read(&rsa_pub).unwrap()).unwrap());
+    }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A flood of unique forged RS256 tokens (valid structure, random
+/// signatures) for two seconds of analysis: with the default verification
+/// budget and without one, next to raw verification in the same run.
+fn forged_flood(public: &std::path::Path, dec: &DecodingKey) {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"JWT"}"#);
+    let token = |i: usize| {
+        let c = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"iss":"https://auth.bench","sub":"forged{i}","iat":{},"exp":{}}}"#,
+            now - 10,
+            now + 3600
+        ));
+        let sig: Vec<u8> = (0..256).map(|k| (i.wrapping_mul(31) ^ k) as u8).collect();
+        format!("{h}.{c}.{}", URL_SAFE_NO_PAD.encode(sig))
+    };
+    let n = 200_000;
+    let toks: Vec<String> = (0..n).map(token).collect();
+    let observations: Vec<Observation> = toks.iter().enumerate().map(|(i, t)| obs(t, i)).collect();
+    let t = Instant::now();
+    let mut raw = 0;
+    while t.elapsed() < Duration::from_millis(500) {
+        let (input, sig) = toks[raw % n].rsplit_once('.').unwrap();
+        assert!(!crypto::verify(sig, input.as_bytes(), dec, Algorithm::RS256).unwrap_or(false));
+        raw += 1;
+    }
+    let raw = per_s(raw, t.elapsed());
+    println!();
+    println!("flood of unique forged RS256 tokens, 2 s of analysis each (raw verify: {raw:.0}/s)");
+    println!();
+    println!("| verify_budget | analyses/s | vs raw verify | verified | skipped (key-free checks only) |");
+    println!("|---|---:|---:|---:|---:|");
+    for budget in [Duration::from_millis(500), Duration::ZERO] {
+        let cfg = JwtConfig {
+            issuers: vec![IssuerConfig {
+                public_key_files: vec![public.to_path_buf()],
+                ..Default::default()
+            }],
+            verify_budget: budget,
+            weak_secret_queue: 1,
+            ..JwtConfig::default()
+        };
+        let mut a = JwtAnalyzer::new(&cfg).unwrap();
+        let mut out = Vec::new();
+        let t = Instant::now();
+        let mut done = 0;
+        while t.elapsed() < Duration::from_secs(2) && done < n {
+            for o in &observations[done..(done + 1000).min(n)] {
+                a.analyze(o, &mut out);
+            }
+            done = (done + 1000).min(n);
+            out.clear();
+        }
+        let rate = per_s(done, t.elapsed());
+        let label = if budget.is_zero() {
+            "0s (no limit)".to_string()
+        } else {
+            format!("{} ms", budget.as_millis())
+        };
+        println!(
+            "| {label} | {rate:.0} | {:.2}x | {} | {} |",
+            rate / raw,
+            a.stats.cache_misses - a.stats.verify_skipped,
+            a.stats.verify_skipped
+        );
+    }
 }
