@@ -247,7 +247,10 @@ fn main() {
         );
     }
     if only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case("flood")) {
-        forged_flood(&rsa_pub, &DecodingKey::from_rsa_pem(&std::fs::read(&rsa_pub).unwrap()).unwrap());
+        forged_flood(
+            &rsa_pub,
+            &DecodingKey::from_rsa_pem(&std::fs::read(&rsa_pub).unwrap()).unwrap(),
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -284,7 +287,9 @@ fn forged_flood(public: &std::path::Path, dec: &DecodingKey) {
     println!();
     println!("flood of unique forged RS256 tokens, 2 s of analysis each (raw verify: {raw:.0}/s)");
     println!();
-    println!("| verify_budget | analyses/s | vs raw verify | verified | skipped (key-free checks only) |");
+    println!(
+        "| verify_budget | analyses/s | vs raw verify | verified | skipped (key-free checks only) |"
+    );
     println!("|---|---:|---:|---:|---:|");
     for budget in [Duration::from_millis(500), Duration::ZERO] {
         let cfg = JwtConfig {
