@@ -81,7 +81,17 @@ pub fn entities(s: &str) -> Cow<'_, str> {
             (c, 1 + prefix + len + semi)
         } else {
             let name_len = body.bytes().take_while(u8::is_ascii_alphabetic).count();
-            let c = match body[..name_len].to_ascii_lowercase().as_str() {
+            // Names are matched case-insensitively (`&LBRACE;`), without
+            // an allocation for the usual lower-case ones.
+            let name = &body[..name_len];
+            let folded;
+            let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                folded = name.to_ascii_lowercase();
+                folded.as_str()
+            } else {
+                name
+            };
+            let c = match name {
                 "quot" => Some('"'),
                 "apos" => Some('\''),
                 "lt" => Some('<'),
@@ -281,8 +291,9 @@ pub fn without_inline_comments(s: &str) -> Option<String> {
 /// digits) and the ideographic full stops a URL host parser reads as
 /// dots; `None` when that changes nothing or yields no ASCII syntax.
 pub fn compatibility(s: &str) -> Option<String> {
-    use unicode_normalization::UnicodeNormalization;
-    if s.is_ascii() {
+    use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
+    // Most text (any script) is already NFKC: no copy is made for it.
+    if s.is_ascii() || (is_nfkc_quick(s.chars()) == IsNormalized::Yes && !s.contains('\u{3002}')) {
         return None;
     }
     let folded: String = s
@@ -297,20 +308,19 @@ pub fn compatibility(s: &str) -> Option<String> {
 
 /// The value as a decoder that drops the high bit reads it (the US-ASCII
 /// charset trick: `¼script¾` is `<script>`), for Latin-1 characters only;
-/// `None` unless that makes both a `<` and a `>` the value did not have.
+/// `None` unless the value has the two that become `<` and `>` (`¼`, `¾`).
 pub fn seven_bit(s: &str) -> Option<String> {
-    if s.is_ascii() {
+    if !(s.contains('\u{bc}') && s.contains('\u{be}')) {
         return None;
     }
-    let masked: String = s
-        .chars()
-        .map(|c| match u32::from(c) {
-            0x80..=0xff => char::from((u32::from(c) & 0x7f) as u8),
-            _ => c,
-        })
-        .collect();
-    let new = |b: char| masked.contains(b) && !s.contains(b);
-    (new('<') && new('>')).then_some(masked)
+    Some(
+        s.chars()
+            .map(|c| match u32::from(c) {
+                0x80..=0xff => char::from((u32::from(c) & 0x7f) as u8),
+                _ => c,
+            })
+            .collect(),
+    )
 }
 
 /// JavaScript and JSON escapes undone: `\uXXXX`, `\u{X...}` and `\xHH`

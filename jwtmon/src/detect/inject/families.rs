@@ -489,10 +489,18 @@ pub fn content_type_confusion(ct: &str) -> Option<&'static str> {
     None
 }
 
-/// A framework's session cookie name sent as a body field (the generic
-/// `session_id` and `sid` are ordinary fields of many APIs there).
-pub fn session_field(lower: &str) -> bool {
-    !matches!(lower, "session_id" | "session-id" | "sid") && session_parameter(lower)
+/// A session identifier's name where a client must not set one, as the
+/// finding's shape: any known name in the URL, a framework's session
+/// cookie name as a body field (the generic `session_id` and `sid` are
+/// ordinary fields of many APIs there).
+pub fn session_name(place: Place, lower: &str) -> Option<&'static str> {
+    match place {
+        Place::Query => session_parameter(lower).then_some("session parameter in the url"),
+        Place::Body => (!matches!(lower, "session_id" | "session-id" | "sid")
+            && session_parameter(lower))
+        .then_some("session cookie name in the body"),
+        _ => None,
+    }
 }
 
 /// Every `(kind, shape)` family the value at `place` matches.
@@ -520,10 +528,8 @@ pub fn detect(place: Place, lower: &str) -> Vec<(Kind, &'static str)> {
     {
         out.push(shape);
     }
-    if (place == Place::Query && session_parameter(lower))
-        || (place == Place::Body && session_field(lower))
-    {
-        out.push((Kind::SessionFixation, "session parameter in the url"));
+    if let Some(shape) = session_name(place, lower) {
+        out.push((Kind::SessionFixation, shape));
     }
     if place == Place::Path
         && let Some(shape) = leftover(lower)

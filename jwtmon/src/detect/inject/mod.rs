@@ -84,9 +84,12 @@ impl Found<'_> {
     /// undone, and (for markup only) the high bit dropped.
     fn value(&mut self, place: Place, v: &str) {
         self.view(place, v);
+        let folded = decode::compatibility(v);
         let unescaped = decode::js_escapes(v);
-        let views = [decode::compatibility(v), unescaped.clone()];
-        for other in views.iter().flatten() {
+        for other in [folded.as_deref(), unescaped.as_deref()]
+            .into_iter()
+            .flatten()
+        {
             self.view(place, other);
         }
         for text in std::iter::once(v).chain(unescaped.as_deref()) {
@@ -117,16 +120,8 @@ impl Found<'_> {
                     v,
                 );
             }
-            let lower = v.to_ascii_lowercase();
-            if (place == Place::Query && families::session_parameter(&lower))
-                || (place == Place::Body && families::session_field(&lower))
-            {
-                self.add(
-                    Kind::SessionFixation,
-                    "session parameter in the url",
-                    place,
-                    v,
-                );
+            if let Some(shape) = families::session_name(place, &v.to_ascii_lowercase()) {
+                self.add(Kind::SessionFixation, shape, place, v);
             }
             return;
         }
@@ -179,11 +174,13 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
     {
         found.add(Kind::EvasionContentType, why, Place::Header, "");
     }
-    // A remote URL where a parameter names a local file to include.
+    // A remote URL where a parameter names a local file to include (a
+    // second pass over the query, for its pairs, only when it holds a
+    // `//`, plain or escaped).
     if let Some(q) = req
         .query
         .as_deref()
-        .filter(|q| q.contains(':') || q.contains('%'))
+        .filter(|q| q.contains("//") || q.contains("%2f") || q.contains("%2F"))
     {
         for (k, v) in crate::detect::fields::form_pairs(q.as_bytes()) {
             if families::remote_include(&k.to_ascii_lowercase(), &decode::deep(&v)) {
