@@ -44,6 +44,8 @@ pub struct Reporter<'a> {
     facts: &'a TokenFacts,
     out: &'a mut Vec<Finding>,
     since: usize,
+    /// The current detector's prepared result (`crate::detect::Prepare`).
+    pub(crate) prepared: Option<&'a crate::detect::Prepared>,
 }
 
 impl<'a> Reporter<'a> {
@@ -55,7 +57,14 @@ impl<'a> Reporter<'a> {
             facts,
             out,
             since,
+            prepared: None,
         }
+    }
+
+    /// What the current detector's `Prepare` made of this observation,
+    /// if it ran (on a worker thread) and made a `T`.
+    pub fn prepared<T: 'static>(&self) -> Option<&'a T> {
+        self.prepared?.downcast_ref()
     }
 
     /// Whether anything was reported about this request before the

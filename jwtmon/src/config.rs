@@ -116,6 +116,10 @@ pub struct DaemonConfig {
     /// Where the daemon keeps its files (incident database, pseudonym
     /// key, admin socket); relative paths elsewhere are taken under it.
     pub state_dir: PathBuf,
+    /// Threads that analyse requests (0: one per CPU, at most 4). The
+    /// stateful pass is one of them; the others run the stateless checks
+    /// (injection inspection) ahead of it.
+    pub analysis_threads: usize,
 }
 
 /// What the daemon prints on stdout.
@@ -159,6 +163,7 @@ impl Default for DaemonConfig {
             keep_attached: false,
             emit: Emit::Findings,
             state_dir: PathBuf::from("/var/lib/jwtmon"),
+            analysis_threads: 0,
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::{
     jwt::{JwtAnalyzer, JwtError},
     observe::Observation,
     sequence::{Sequencer, endpoints::OpenApiError},
+    workers::{Workers, WorkersError},
 };
 
 /// Why the engine cannot be built (each names the config key and file).
@@ -30,6 +31,9 @@ pub enum EngineError {
     /// The sequence engine's OpenAPI file.
     #[error(transparent)]
     OpenApi(#[from] OpenApiError),
+    /// `daemon.analysis_threads`.
+    #[error(transparent)]
+    Workers(#[from] WorkersError),
 }
 
 /// Where the engine runs.
@@ -63,11 +67,24 @@ pub struct Engine {
     pub revocations_refused: u64,
     /// Where requests carry opaque credentials.
     pub api_keys: ApiKeysConfig,
+    /// The threads the detectors' stateless parts run on.
+    pub workers: std::sync::Arc<Workers>,
 }
 
 impl Engine {
     /// Runs the token checks and the detectors on one observation.
     pub fn analyze(&mut self, obs: &Observation, findings: &mut Vec<Finding>) {
+        self.analyze_prepared(obs, &[], findings);
+    }
+
+    /// [`Engine::analyze`], with what the detectors' preparers made of
+    /// `obs` (see `detect::Prepare`).
+    fn analyze_prepared(
+        &mut self,
+        obs: &Observation,
+        prepared: &[Option<crate::detect::Prepared>],
+        findings: &mut Vec<Finding>,
+    ) {
         let before = findings.len();
         let mut facts = self.analyzer.analyze(obs, findings);
         facts.api_key = identify(&obs.request, &self.api_keys);
@@ -80,18 +97,27 @@ impl Engine {
                 .api_key_id = Some(key.id.clone());
         }
         facts.flagged = findings.len() > before;
-        self.detectors.observe(obs, &facts, findings);
+        self.detectors
+            .observe_prepared(obs, &facts, prepared, findings);
         self.sequences.observe(obs, &facts, findings);
     }
 
     /// Analyses a batch, decides every finding in `findings` (those made
     /// since the last batch included) and hands the enforcement on.
     pub fn process(&mut self, batch: &[Observation], findings: &mut Vec<Finding>) {
-        for obs in batch {
-            self.analyze(obs, findings);
-        }
+        self.analyze_batch(batch, findings);
         self.analyzer.poll(findings);
         self.decide(findings);
+    }
+
+    /// Analyses each observation of `batch` in order (their stateless
+    /// checks on the worker threads); decides nothing.
+    pub fn analyze_batch(&mut self, batch: &[Observation], findings: &mut Vec<Finding>) {
+        let workers = self.workers.clone();
+        let preparers = self.detectors.preparers().to_vec();
+        workers.each(batch, &preparers, |obs, prepared| {
+            self.analyze_prepared(obs, prepared, findings);
+        });
     }
 
     /// Decides each finding (exactly once: callers pass undecided ones)
@@ -186,6 +212,7 @@ impl Engine {
             max_revoked_tokens: config.decide.max_revoked_tokens,
             revocations_refused: 0,
             api_keys: config.detect.api_keys.clone(),
+            workers: std::sync::Arc::new(Workers::new(config.daemon.analysis_threads)?),
         })
     }
 }

@@ -9,7 +9,8 @@
 //!   `detect` (the `Detector` registry), `sequence` → `decide`;
 //! - act: `enforce` (kernel maps), `respond` (`incident`, `alert`,
 //!   `export`); control: `admin`;
-//! - drivers: `config` composes the sections, `engine` builds the stages,
+//! - drivers: `config` composes the sections, `engine` builds the stages
+//!   (`workers` runs their stateless parts on more threads),
 //!   `pipeline`/`offline` drive them, `daemon` runs it live, `cli` and
 //!   `commands` serve the command line.
 
@@ -48,3 +49,4 @@ pub mod secret;
 pub mod sequence;
 pub mod target;
 pub mod transport;
+pub mod workers;

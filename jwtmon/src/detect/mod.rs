@@ -4,7 +4,9 @@
 //! time throughout, so offline runs and tests are deterministic.
 //!
 //! A detector is one type implementing [`Detector`] and one line in
-//! [`DETECTORS`]; its `[detect.*]` section lives in `config.rs`.
+//! [`DETECTORS`]; its `[detect.*]` section lives in `config.rs`. The part
+//! of its work that needs no state may be offered as a [`Prepare`]: the
+//! engine then runs it on worker threads ahead of `observe`.
 
 pub mod api_keys;
 pub mod auth;
@@ -28,6 +30,7 @@ use crate::{
     observe::Observation,
 };
 use config::DetectConfig;
+use std::sync::Arc;
 
 /// One behaviour detector.
 pub trait Detector: Send {
@@ -48,6 +51,23 @@ pub trait Detector: Send {
     fn save(&mut self) -> Result<Option<std::path::PathBuf>, String> {
         Ok(None)
     }
+
+    /// The stateless part of its work, if it has one: run on any thread
+    /// before `observe`, which finds the result in `report.prepared()`
+    /// (and must do the work itself when there is none).
+    fn preparer(&self) -> Option<Arc<dyn Prepare>> {
+        None
+    }
+}
+
+/// What a [`Prepare`] made of one observation, for its detector.
+pub type Prepared = Box<dyn std::any::Any + Send + Sync>;
+
+/// A detector's work that reads only the observation and fixed
+/// configuration, so it can run on a worker thread.
+pub trait Prepare: Send + Sync {
+    /// The work on one observation.
+    fn prepare(&self, obs: &Observation) -> Prepared;
 }
 
 /// Why the detectors cannot be built.
@@ -119,7 +139,9 @@ pub const DETECTORS: &[Build] = &[
 
 /// All behaviour detectors, built from [`DETECTORS`].
 pub struct Detectors {
-    list: Vec<Box<dyn Detector>>,
+    /// Each detector, with the index of its preparer's result.
+    list: Vec<(Box<dyn Detector>, Option<usize>)>,
+    preparers: Vec<Arc<dyn Prepare>>,
 }
 
 impl Detectors {
@@ -127,25 +149,37 @@ impl Detectors {
     /// (the GeoIP database).
     pub fn new(cfg: &DetectConfig) -> Result<Self, DetectError> {
         let mut list = Vec::with_capacity(DETECTORS.len());
+        let mut preparers = Vec::new();
         for build in DETECTORS {
-            list.extend(build(cfg)?);
+            if let Some(d) = build(cfg)? {
+                let slot = d.preparer().map(|p| {
+                    preparers.push(p);
+                    preparers.len() - 1
+                });
+                list.push((d, slot));
+            }
         }
-        Ok(Self { list })
+        Ok(Self { list, preparers })
+    }
+
+    /// The stateless parts, in the order `observe` expects their results.
+    pub fn preparers(&self) -> &[Arc<dyn Prepare>] {
+        &self.preparers
     }
 
     /// Keys held by the detector called `name`, if it runs.
     pub fn tracked(&self, name: &str) -> Option<usize> {
         self.list
             .iter()
-            .find(|d| d.name() == name)
-            .map(|d| d.tracked())
+            .find(|(d, _)| d.name() == name)
+            .map(|(d, _)| d.tracked())
     }
 
     /// Saves what the detectors learnt (each that keeps a file, if it
     /// changed); returns the files written, or the first error.
     pub fn save(&mut self) -> Result<Vec<std::path::PathBuf>, String> {
         let mut out = Vec::new();
-        for d in &mut self.list {
+        for (d, _) in &mut self.list {
             out.extend(d.save()?);
         }
         Ok(out)
@@ -153,8 +187,21 @@ impl Detectors {
 
     /// Looks at one observation; appends findings to `out`.
     pub fn observe(&mut self, obs: &Observation, facts: &TokenFacts, out: &mut Vec<Finding>) {
+        self.observe_prepared(obs, facts, &[], out);
+    }
+
+    /// [`Detectors::observe`], with the preparers' results for `obs` in
+    /// their order (a missing one: its detector does all of its work).
+    pub fn observe_prepared(
+        &mut self,
+        obs: &Observation,
+        facts: &TokenFacts,
+        prepared: &[Option<Prepared>],
+        out: &mut Vec<Finding>,
+    ) {
         let mut report = Reporter::new(obs, facts, out);
-        for d in &mut self.list {
+        for (d, slot) in &mut self.list {
+            report.prepared = slot.and_then(|i| prepared.get(i)?.as_ref());
             d.observe(&mut report);
         }
     }

@@ -1,8 +1,9 @@
-//! `cargo xtask bench-pipeline`: the whole userspace pipeline on one core
-//! (parse + pair, JWT analysis, every behaviour detector, the sequence
-//! engine, decisions and
-//! the JSON line of each finding) on a generated mixed stream, next to
-//! parse + pair alone on the same stream in the same run. The stream:
+//! `cargo xtask bench-pipeline [--threads N]`: the whole userspace
+//! pipeline (parse + pair, JWT analysis, every behaviour detector, the
+//! sequence engine, decisions and the JSON line of each finding) on a
+//! generated mixed stream, with one analysis thread and with N (default:
+//! the CPUs), next to parse + pair alone on the same stream in the same
+//! run. The findings must be the same for both. The stream:
 //! 5,000 clients, each with its own HS256 token, for 2,000 subjects (70% balance reads,
 //! 10% transfers with JSON bodies, 5% logins mostly failing, 6% searches
 //! with some SQLi/XSS, 4% 404s, 2% alg-none tokens, 3% anonymous health
@@ -159,7 +160,49 @@ fn segments(i: usize, req: &[u8], status: u16, t: SystemTime) -> [Segment; 2] {
     ]
 }
 
+/// Runs the whole pipeline over `stream`; returns the time it took and
+/// the findings by kind.
+fn full_pipeline(
+    config: &Config,
+    stream: &[[Segment; 2]],
+) -> (Duration, std::collections::BTreeMap<&'static str, u64>) {
+    let mut stages = engine::Engine::from_config(config, Use::Live).unwrap();
+    let mut observer = Observer::new(&CaptureConfig::default());
+    let mut findings = Vec::new();
+    let mut by_kind = std::collections::BTreeMap::<&str, u64>::new();
+    let mut sink = std::io::sink();
+    let mut batch: Vec<Observation> = Vec::with_capacity(BATCH * 2);
+    let t = Instant::now();
+    for pair in stream.iter().cloned() {
+        for seg in pair {
+            observer.push(seg, &mut batch);
+        }
+        if batch.len() >= BATCH {
+            stages.process(&batch, &mut findings);
+            for f in &findings {
+                let _ = writeln!(sink, "{}", f.to_json());
+                *by_kind.entry(f.kind.name()).or_default() += 1;
+            }
+            findings.clear();
+            batch.clear();
+        }
+    }
+    stages.process(&batch, &mut findings);
+    for f in &findings {
+        *by_kind.entry(f.kind.name()).or_default() += 1;
+    }
+    (t.elapsed(), by_kind)
+}
+
 fn main() {
+    let threads: usize = std::env::args()
+        .skip_while(|a| a != "--threads")
+        .nth(1)
+        .map_or_else(
+            || std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            |v| v.parse().expect("--threads N"),
+        )
+        .max(1);
     let dir = std::env::temp_dir().join(format!("jwtmon-bench-pipeline-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let secret = b"bench-secret-0123456789abcdef-0123456789".to_vec();
@@ -212,7 +255,7 @@ fn main() {
     let base_elapsed = t.elapsed();
     assert_eq!(observer.stats.paired as usize, N, "every request paired");
 
-    // The whole pipeline.
+    // The whole pipeline, on one analysis thread and then on `threads`.
     let jwt = JwtConfig {
         issuers: vec![IssuerConfig {
             issuer: "https://auth.bench".into(),
@@ -222,48 +265,47 @@ fn main() {
         }],
         ..Default::default()
     };
-    let config = Config {
+    let mut config = Config {
         jwt,
         ..Config::default()
     };
-    let mut stages = engine::Engine::from_config(&config, Use::Live).unwrap();
-    let mut observer = Observer::new(&CaptureConfig::default());
-    let mut findings = Vec::new();
-    let mut by_kind = std::collections::BTreeMap::<&str, u64>::new();
-    let mut sink = std::io::sink();
-    let mut batch: Vec<Observation> = Vec::with_capacity(BATCH * 2);
-    let t = Instant::now();
-    for pair in stream.iter().cloned() {
-        for seg in pair {
-            observer.push(seg, &mut batch);
-        }
-        if batch.len() >= BATCH {
-            stages.process(&batch, &mut findings);
-            for f in &findings {
-                let _ = writeln!(sink, "{}", f.to_json());
-                *by_kind.entry(f.kind.name()).or_default() += 1;
-            }
-            findings.clear();
-            batch.clear();
-        }
+    let mut runs = Vec::new();
+    for n in [1, threads] {
+        config.daemon.analysis_threads = n;
+        runs.push((n, full_pipeline(&config, &stream)));
     }
-    stages.process(&batch, &mut findings);
-    let full_elapsed = t.elapsed();
     std::fs::remove_dir_all(&dir).ok();
 
     let base = N as f64 / base_elapsed.as_secs_f64();
-    let full = N as f64 / full_elapsed.as_secs_f64();
     println!(
-        "one core, {N} requests of {avg} bytes on average, {CLIENTS} clients, {SUBJECTS} subjects (HS256)"
+        "{N} requests of {avg} bytes on average, {CLIENTS} clients, {SUBJECTS} subjects (HS256)"
     );
     println!();
     println!("| stage | requests/s | vs. parse + pair |");
     println!("|---|---:|---:|");
-    println!("| baseline: parse + pair (Observer) | {base:.0} | 1.00x |");
+    println!("| baseline: parse + pair (Observer), one core | {base:.0} | 1.00x |");
+    for (n, (elapsed, _)) in &runs {
+        let full = N as f64 / elapsed.as_secs_f64();
+        println!(
+            "| full pipeline: + JWT + all detectors + decisions + JSON, {n} analysis thread{} | {full:.0} | {:.2}x |",
+            if *n == 1 { "" } else { "s" },
+            full / base
+        );
+    }
+    let one = runs[0].1.0.as_secs_f64();
+    let all = runs[1].1.0.as_secs_f64();
+    println!();
     println!(
-        "| full pipeline: + JWT + all detectors + decisions + JSON | {full:.0} | {:.2}x |",
-        full / base
+        "--threads {threads} vs one thread: {:.2}x (goal >= 1.8x on 2 cores: {})",
+        one / all,
+        if one / all >= 1.8 { "met" } else { "NOT met" }
     );
+    assert_eq!(
+        runs[0].1.1, runs[1].1.1,
+        "the same findings on any number of threads"
+    );
+    let full = N as f64 / one;
+    let by_kind = &runs[0].1.1;
     println!();
     println!(
         "goal >= 300000 requests/s per core: {}",
@@ -271,7 +313,7 @@ fn main() {
     );
     println!();
     println!("findings on the stream (proof the detectors did work):");
-    for (kind, n) in &by_kind {
+    for (kind, n) in by_kind {
         println!("  {kind}: {n}");
     }
 }

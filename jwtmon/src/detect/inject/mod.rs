@@ -13,17 +13,17 @@ pub mod patterns;
 pub mod sqli;
 pub mod urls;
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use serde_json::json;
 
 use super::{
-    Detector,
+    Detector, Prepare, Prepared,
     config::InjectionConfig,
     decode,
     fields::{Place, header_values, values},
 };
-use crate::{analysis::Reporter, finding::Kind, parse::Request};
+use crate::{analysis::Reporter, finding::Kind, observe::Observation, parse::Request};
 
 /// Characters of a path or query payload quoted in a finding (bodies are
 /// never quoted: they may hold passwords).
@@ -235,7 +235,18 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
 }
 
 /// The injection detector: stateless, a finding per kind per request.
-pub struct Injection(pub InjectionConfig);
+/// The inspection itself is its [`Prepare`], so the engine may run it on
+/// a worker thread.
+pub struct Injection(Arc<Inspector>);
+
+/// [`inspect`] with its configuration.
+struct Inspector(InjectionConfig);
+
+impl Prepare for Inspector {
+    fn prepare(&self, obs: &Observation) -> Prepared {
+        Box::new(inspect(&self.0, &obs.request))
+    }
+}
 
 impl Injection {
     /// The detector, its patterns compiled (a first request must not wait
@@ -246,7 +257,7 @@ impl Injection {
         patterns::warm();
         LazyLock::force(&BASE64_JAVA);
         let _ = sqli::detect("' or 1=1--");
-        Self(cfg)
+        Self(Arc::new(Inspector(cfg)))
     }
 }
 
@@ -255,16 +266,28 @@ impl Detector for Injection {
         "injection"
     }
 
-    /// Inspects one request.
+    /// Reports what the inspection of one request found (run here when no
+    /// worker did it).
     fn observe(&mut self, emit: &mut Reporter<'_>) {
         let obs = emit.observation();
-        for h in inspect(&self.0, &obs.request) {
+        let own;
+        let hits = if let Some(h) = emit.prepared::<Vec<Hit>>() {
+            h
+        } else {
+            own = inspect(&self.0.0, &obs.request);
+            &own
+        };
+        for h in hits {
             let mut detail = json!({ "place": h.place.as_str(), "shape": h.shape });
-            if let Some(s) = h.sample {
+            if let Some(s) = &h.sample {
                 detail["sample"] = json!(s);
             }
             emit.finding(h.kind, obs.time, detail);
         }
+    }
+
+    fn preparer(&self) -> Option<Arc<dyn Prepare>> {
+        Some(self.0.clone())
     }
 }
 
