@@ -2,7 +2,7 @@
 //! (several when pipelined), response status lines, and a classification of
 //! malformed input. Never panics on any input.
 
-use std::{borrow::Cow, fmt, sync::OnceLock};
+use std::{borrow::Cow, fmt, mem::MaybeUninit, sync::OnceLock};
 
 use sha2::{Digest, Sha256};
 
@@ -241,9 +241,13 @@ pub fn parse_requests(data: &[u8], complete: bool) -> Vec<Result<Request, Malfor
 
 /// Parses one request head; returns it, the head length and the body length.
 fn parse_one(data: &[u8], complete: bool) -> Result<(Request, usize, usize), Malformed> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(data).map_err(classify)? {
+    // Left uninitialised: httparse writes only the headers it finds.
+    let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req
+        .parse_with_uninit_headers(data, &mut headers)
+        .map_err(classify)?
+    {
         httparse::Status::Complete(head_len) => {
             check_head(&data[..head_len])?;
             let parsed = build(&req, false)?;
@@ -292,22 +296,28 @@ fn parse_one(data: &[u8], complete: bool) -> Result<(Request, usize, usize), Mal
 
 /// What httparse lets through but RFC 9112 forbids and request smuggling
 /// uses: a bare LF as line end, and control bytes in header values.
+#[expect(
+    clippy::needless_bitwise_bool,
+    reason = "without short-circuits the folds vectorize (bench-parse: 0.44x to 0.74x of httparse)"
+)]
 fn check_head(head: &[u8]) -> Result<(), Malformed> {
-    // Branch-free folds so the compiler vectorizes them; the exact reason
-    // is only worked out when something is wrong.
+    // Folds without short-circuits, so the compiler vectorizes them; the
+    // exact reason is only worked out when something is wrong.
     let ctl = head.iter().fold(false, |bad, &b| {
-        bad || ((b < 0x20) && (b != b'\t') && (b != b'\r') && (b != b'\n')) || (b == 0x7f)
+        bad | ((b < 0x20) & (b != b'\t') & (b != b'\r') & (b != b'\n')) | (b == 0x7f)
     });
     if ctl {
         return Err(Malformed::HeaderValue);
     }
     let first_lf = head.first() == Some(&b'\n');
     let last_cr = head.last() == Some(&b'\r');
+    // Every LF follows a CR and every CR precedes an LF: for each pair of
+    // neighbours, "this is LF" equals "the one before is CR".
     let lone = head[1.min(head.len())..]
         .iter()
         .zip(head)
         .fold(false, |bad, (&b, &prev)| {
-            bad || (b == b'\n') && (prev != b'\r') || (prev == b'\r') && (b != b'\n')
+            bad | ((b == b'\n') != (prev == b'\r'))
         });
     if first_lf || last_cr || lone {
         return Err(Malformed::NewLine);
@@ -537,9 +547,13 @@ pub fn parse_responses(data: &[u8]) -> Vec<Response> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < data.len() {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut headers);
-        let status = match resp.parse(&data[at..]) {
+        let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let status = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut resp,
+            &data[at..],
+            &mut headers,
+        ) {
             Ok(httparse::Status::Complete(head)) => {
                 let len = resp
                     .headers
