@@ -92,6 +92,18 @@ fn ip_tcp(
     }
 }
 
+/// One Ethernet frame holding a TCP segment (`flags` as on the wire).
+pub fn tcp_frame(
+    src: SocketAddr,
+    dst: SocketAddr,
+    (seq, ack): (u32, u32),
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let (ethertype, ip) = ip_tcp(src, dst, seq, ack, flags, payload);
+    frame(Link::Ethernet, ethertype, ip)
+}
+
 fn frame(link: Link, ethertype: u16, ip: Vec<u8>) -> Vec<u8> {
     let mut f = Vec::with_capacity(ip.len() + 20);
     match link {

@@ -77,8 +77,21 @@ enum Task {
     /// mixed) per algorithm on one core.
     BenchJwt,
     /// Whole userspace pipeline (parse, JWT, detectors, decisions) in
-    /// requests/s on one core, next to parse + pair alone.
-    BenchPipeline,
+    /// requests/s with one analysis thread and with --threads, next to
+    /// parse + pair alone.
+    BenchPipeline {
+        /// Analysis threads for the second run (0 = one per CPU).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Print the resident memory of offline analysis over a flood of
+    /// distinct sources with unique tokens and paths (default 10M
+    /// requests), next to the same analysis of its first tenth.
+    BenchFlood {
+        /// Requests in the flood.
+        #[arg(long, default_value_t = 10_000_000)]
+        requests: u64,
+    },
     /// Print calls/s and peak memory of the sequence engine on a synthetic
     /// trace shaped like Cloudflare's one-hour snapshot (88k sessions, 260M
     /// calls, 301 endpoints) divided by --scale.
@@ -217,11 +230,23 @@ fn main() -> Result<()> {
         }
         Task::BenchParse => run_bench(&root, "bench-parse", &[]),
         Task::BenchJwt => run_bench(&root, "bench-jwt", &[]),
-        Task::BenchPipeline => run_bench(&root, "bench-pipeline", &[]),
+        Task::BenchPipeline { threads } => {
+            let args: Vec<String> = if threads == 0 {
+                Vec::new()
+            } else {
+                vec!["--threads".into(), threads.to_string()]
+            };
+            run_bench(&root, "bench-pipeline", &args)
+        }
         Task::BenchSequences { scale } => run_bench(
             &root,
             "bench-sequences",
             &["--scale".into(), scale.to_string()],
+        ),
+        Task::BenchFlood { requests } => run_root_bench(
+            &root,
+            "bench-flood",
+            &["--requests".into(), requests.to_string()],
         ),
         Task::BenchCapture => run_root_bench(&root, "bench-capture", &[]),
         Task::BenchTls => run_root_bench(&root, "bench-tls", &[]),

@@ -294,6 +294,13 @@ impl Stream {
 
     fn consume(&mut self, n: usize) {
         let n = n.min(self.buf.len());
+        if n == self.buf.len() {
+            // All handed on: give the memory back, so an idle direction
+            // (of the many a flood leaves) holds no buffer.
+            self.buf = Vec::new();
+            self.marks = Vec::new();
+            return;
+        }
         let keep = self.mark_at(n);
         self.buf.drain(..n);
         self.marks.retain(|m| m.at > n);

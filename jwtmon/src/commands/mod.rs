@@ -330,7 +330,7 @@ fn sequences(
     format: OutputFormat,
 ) -> Result<()> {
     let report = if let Some(path) = pcap {
-        let (stages, _, _) = crate::offline::run_file(path, config)?;
+        let (stages, _) = crate::offline::stream_file(path, config, |_, _| {})?;
         stages.sequences.report(top, min_n.clamp(2, 10))
     } else {
         let Some(file) = &config.sequence.report_file else {
@@ -382,7 +382,7 @@ fn sequences(
 }
 
 fn suggest(config: &Config, pcap: &Path, max: usize) -> Result<()> {
-    let (stages, _, _) = crate::offline::run_file(pcap, config)?;
+    let (stages, _) = crate::offline::stream_file(pcap, config, |_, _| {})?;
     let rules = stages.sequences.suggest(max);
     if rules.is_empty() {
         println!(
@@ -410,78 +410,105 @@ fn suggest(config: &Config, pcap: &Path, max: usize) -> Result<()> {
     Ok(())
 }
 
-fn analyze_findings(config: &Config, path: &Path, format: OutputFormat) -> Result<()> {
-    let (findings, stats) = crate::offline::findings_of_file(path, config)?;
-    let privacy = Pseudonymizer::for_stdout(&config.privacy, &config.daemon.state_dir)?;
-    let mut out = std::io::stdout().lock();
-    match format {
-        OutputFormat::Json => {
-            for f in &findings {
-                writeln!(out, "{}", privacy.line(f.to_json()))?;
-            }
-        }
-        OutputFormat::Table => {
-            writeln!(
-                out,
-                "{:<24} {:<24} {:<8} {:<39} {:<16} {:<16} ENDPOINT",
-                "TIME", "KIND", "SEVERITY", "CLIENT", "SUBJECT", "TOKEN"
-            )?;
-            for f in &findings {
-                let mut subject = f.subject.clone().unwrap_or_else(|| "-".into());
-                subject.truncate(16);
-                writeln!(
-                    out,
-                    "{:<24} {:<24} {:<8} {:<39} {:<16} {:<16} {}",
-                    humantime::format_rfc3339_millis(f.time).to_string(),
-                    f.kind,
-                    f.severity.to_string(),
-                    privacy.ip(f.src_ip),
-                    subject,
-                    f.token_id.as_deref().unwrap_or("-"),
-                    f.endpoint
-                )?;
-            }
+/// Writes lines to stdout while a stream runs: the first error (a closed
+/// pipe) is kept and ends the writing.
+struct Lines {
+    out: std::io::StdoutLock<'static>,
+    failed: Option<std::io::Error>,
+}
+
+impl Lines {
+    fn new() -> Self {
+        Self {
+            out: std::io::stdout().lock(),
+            failed: None,
         }
     }
+
+    fn line(&mut self, args: std::fmt::Arguments<'_>) {
+        if self.failed.is_none()
+            && let Err(e) = writeln!(self.out, "{args}")
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    fn finish(mut self) -> Result<()> {
+        if let Some(e) = self.failed {
+            return Err(e).context("writing to stdout");
+        }
+        self.out.flush().context("writing to stdout")
+    }
+}
+
+fn analyze_findings(config: &Config, path: &Path, format: OutputFormat) -> Result<()> {
+    let privacy = Pseudonymizer::for_stdout(&config.privacy, &config.daemon.state_dir)?;
+    let mut out = Lines::new();
+    if format == OutputFormat::Table {
+        out.line(format_args!(
+            "{:<24} {:<24} {:<8} {:<39} {:<16} {:<16} ENDPOINT",
+            "TIME", "KIND", "SEVERITY", "CLIENT", "SUBJECT", "TOKEN"
+        ));
+    }
+    let (_, stats) = crate::offline::stream_file(path, config, |_, findings| {
+        for f in findings {
+            if format == OutputFormat::Json {
+                out.line(format_args!("{}", privacy.line(f.to_json())));
+                continue;
+            }
+            let mut subject = f.subject.clone().unwrap_or_else(|| "-".into());
+            subject.truncate(16);
+            out.line(format_args!(
+                "{:<24} {:<24} {:<8} {:<39} {:<16} {:<16} {}",
+                humantime::format_rfc3339_millis(f.time).to_string(),
+                f.kind,
+                f.severity.to_string(),
+                privacy.ip(f.src_ip),
+                subject,
+                f.token_id.as_deref().unwrap_or("-"),
+                f.endpoint
+            ));
+        }
+    })?;
+    out.finish()?;
     tracing::info!(?stats, "analysis done");
     Ok(())
 }
 
 fn analyze(config: &Config, path: &Path, format: OutputFormat) -> Result<()> {
-    let (observations, stats) = crate::offline::analyze_file(path, &config.capture)?;
     let privacy = Pseudonymizer::for_stdout(&config.privacy, &config.daemon.state_dir)?;
-    match format {
-        OutputFormat::Json => {
-            let mut out = std::io::stdout().lock();
-            for o in &observations {
-                writeln!(out, "{}", privacy.line(o.to_json()))?;
-            }
-        }
-        OutputFormat::Table => {
-            println!(
-                "{:<24} {:<39} {:<7} {:<40} {:>6} {:<16}",
-                "TIME", "CLIENT", "METHOD", "PATH", "STATUS", "TOKEN"
-            );
-            for o in &observations {
-                let status = o.status.map_or("-".to_string(), |s| s.to_string());
-                let token = o.request.credentials.as_ref().map_or_else(
-                    || "-".to_string(),
-                    super::parse::http::Credentials::token_id,
-                );
-                let mut path = o.request.path.clone();
-                path.truncate(40);
-                println!(
-                    "{:<24} {:<39} {:<7} {:<40} {:>6} {:<16}",
-                    humantime::format_rfc3339_millis(o.time).to_string(),
-                    privacy.ip(o.client_ip),
-                    o.request.method,
-                    path,
-                    status,
-                    token
-                );
-            }
-        }
+    let mut out = Lines::new();
+    if format == OutputFormat::Table {
+        out.line(format_args!(
+            "{:<24} {:<39} {:<7} {:<40} {:>6} {:<16}",
+            "TIME", "CLIENT", "METHOD", "PATH", "STATUS", "TOKEN"
+        ));
     }
+    let stats = crate::offline::observe_file(path, &config.capture, |batch| {
+        for o in batch {
+            if format == OutputFormat::Json {
+                out.line(format_args!("{}", privacy.line(o.to_json())));
+                continue;
+            }
+            let status = o.status.map_or("-".to_string(), |s| s.to_string());
+            let token = o.request.credentials.as_ref().map_or_else(
+                || "-".to_string(),
+                super::parse::http::Credentials::token_id,
+            );
+            let mut path = o.request.path.clone();
+            path.truncate(40);
+            out.line(format_args!(
+                "{:<24} {:<39} {:<7} {:<40} {:>6} {:<16}",
+                humantime::format_rfc3339_millis(o.time).to_string(),
+                privacy.ip(o.client_ip),
+                o.request.method,
+                path,
+                status,
+                token
+            ));
+        }
+    })?;
+    out.finish()?;
     tracing::info!(?stats, "analysis done");
     Ok(())
 }

@@ -16,7 +16,7 @@ use crate::{
         },
     },
     engine::{Engine, Use},
-    offline::analyze_file,
+    offline::observe_file,
 };
 
 /// Runs one `jwtmon schema` subcommand.
@@ -37,13 +37,14 @@ fn learn(config: &Config, pcaps: &[std::path::PathBuf], out: &Path) -> Result<()
     let mut requests = 0usize;
     let mut findings = Vec::new();
     for p in pcaps {
-        let (observations, _) = analyze_file(p, &config.capture)
-            .with_context(|| format!("learning from {}", p.display()))?;
-        requests += observations.len();
-        for o in &observations {
-            engine.analyze(o, &mut findings);
-            findings.clear();
-        }
+        observe_file(p, &config.capture, |batch| {
+            requests += batch.len();
+            for o in batch {
+                engine.analyze(o, &mut findings);
+                findings.clear();
+            }
+        })
+        .with_context(|| format!("learning from {}", p.display()))?;
     }
     engine
         .detectors

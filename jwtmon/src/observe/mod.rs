@@ -27,7 +27,8 @@ use crate::{
 pub const MAX_PENDING_PER_FLOW: usize = 128;
 /// What a waiting request costs in memory: its fixed part and the bytes
 /// its fields hold.
-fn weight(obs: &Observation) -> usize {
+/// Bytes an observation holds (its share of a byte budget).
+pub fn weight(obs: &Observation) -> usize {
     size_of::<Observation>() + obs.request.held_bytes()
 }
 
@@ -227,8 +228,14 @@ impl Observer {
                 unanswered: false,
                 transport: seg.transport,
             };
+            // Room for one: most connections wait for one answer at a time.
             if !self.flows.contains(&key)
-                && let Some((_, evicted)) = self.flows.push(key, Flow::default())
+                && let Some((_, evicted)) = self.flows.push(
+                    key,
+                    Flow {
+                        pending: VecDeque::with_capacity(1),
+                    },
+                )
             {
                 self.stats.evicted_flows += 1;
                 for p in evicted.pending {
@@ -291,6 +298,12 @@ impl Observer {
                 continue;
             }
             let p = flow.pending.pop_front().expect("checked");
+            if flow.pending.is_empty() {
+                // Nothing to wait for: the flow costs nothing until its
+                // next request (a flood of one-request connections must
+                // not leave a queue behind for each).
+                self.flows.pop(&key);
+            }
             self.pending_bytes = self.pending_bytes.saturating_sub(weight(&p.obs));
             let mut obs = p.obs;
             obs.status = Some(resp.status);

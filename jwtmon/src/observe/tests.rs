@@ -70,6 +70,21 @@ fn pairs_oldest_unanswered_including_pipelined() {
     );
     assert_eq!(out[0].latency, Some(Duration::from_millis(5)));
     assert_eq!(o.stats.paired, 2);
+    assert_eq!(o.flows(), 0, "an answered flow holds nothing");
+    // A late duplicate answer on the forgotten flow pairs with nothing.
+    o.push(
+        seg(
+            Direction::Response,
+            S,
+            C,
+            60,
+            140,
+            9,
+            b"HTTP/1.1 200 OK\r\n",
+        ),
+        &mut out,
+    );
+    assert_eq!((out.len(), o.stats.unmatched_responses), (2, 1));
 }
 
 #[test]

@@ -81,7 +81,9 @@ impl Session {
         Self {
             last: t,
             len: 0,
-            recent: VecDeque::with_capacity(RECENT),
+            // Grows to RECENT as the sequence does: most sessions of a
+            // flood make one call.
+            recent: VecDeque::new(),
             seen: HashMap::new(),
             windows: HashMap::new(),
             grams: [0; FILTER_BITS / 64],
