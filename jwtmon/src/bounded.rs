@@ -6,7 +6,8 @@
 //! [`BoundedLru`] keeps the same bound (the least recently used entry
 //! gives way when a new key arrives at capacity) on a table that grows by
 //! doubling, so memory follows what is stored. Every other method is the
-//! wrapped cache's (through `Deref`).
+//! wrapped cache's (through `Deref`). [`push_tight`] does the same for
+//! the small lists such maps hold per key.
 
 use std::{
     hash::Hash,
@@ -15,6 +16,16 @@ use std::{
 };
 
 use lru::LruCache;
+
+/// Pushes `x`, reserving room for exactly one when `v` has none: most of
+/// the per-key lists a flood creates (addresses of a token, its agents)
+/// never hold a second entry, and `Vec` would reserve four.
+pub fn push_tight<T>(v: &mut Vec<T>, x: T) {
+    if v.capacity() == 0 {
+        v.reserve_exact(1);
+    }
+    v.push(x);
+}
 
 /// An LRU map of at most `cap` entries.
 pub struct BoundedLru<K: Hash + Eq, V> {

@@ -87,8 +87,12 @@ impl Workers {
         preparers: &[Arc<dyn Prepare>],
         mut pass: impl FnMut(&Observation, &[Option<Prepared>]),
     ) {
-        // A preparer that panics leaves its result out.
+        // A preparer that panics leaves its result out. The token's digest
+        // (every analyser keys on it) is taken here too, once.
         let prepare = |obs: &Observation| -> Vec<Option<Prepared>> {
+            if let Some(c) = &obs.request.credentials {
+                c.digest();
+            }
             preparers
                 .iter()
                 .map(|p| catch_unwind(AssertUnwindSafe(|| p.prepare(obs))).ok())

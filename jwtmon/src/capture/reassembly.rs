@@ -656,11 +656,19 @@ impl Reassembly {
 
     /// End of input: whatever is buffered is cut as closed, in key order.
     pub fn finish(&mut self, out: &mut Vec<Segment>) {
-        let mut keys: Vec<Key> = self.streams.iter().map(|(k, _)| *k).collect();
+        // Only streams holding bytes have anything to hand on; the others
+        // (most, after a flood) are simply forgotten.
+        let mut keys: Vec<Key> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.bytes() > 0)
+            .map(|(k, _)| *k)
+            .collect();
         keys.sort();
         for (src, dst) in keys {
             self.close(src, dst, out);
         }
+        self.streams.clear();
     }
 }
 

@@ -137,7 +137,7 @@ impl Behaviour {
             entry.1 = now;
         } else {
             if t.ips.len() < MAX_PER_TOKEN {
-                t.ips.push((ip, now));
+                crate::bounded::push_tight(&mut t.ips, (ip, now));
             }
             if t.ips.len() > self.max_ips {
                 out.push((
@@ -158,7 +158,7 @@ impl Behaviour {
             } else {
                 let before = t.agents.len();
                 if before < MAX_PER_TOKEN {
-                    t.agents.push((h, now));
+                    crate::bounded::push_tight(&mut t.agents, (h, now));
                 }
                 if before > 0 {
                     out.push((
@@ -236,11 +236,11 @@ impl Behaviour {
             if let Some(e) = track.items.iter_mut().find(|(s, _)| s == i) {
                 e.1 = now;
             } else if track.items.len() < 64 {
-                track.items.push((i.clone(), now));
+                crate::bounded::push_tight(&mut track.items, (i.clone(), now));
             }
         }
         if track.sizes.len() < 64 {
-            track.sizes.push((items.len(), now));
+            crate::bounded::push_tight(&mut track.sizes, (items.len(), now));
         }
         let grows = items.len() > max_before || added.iter().any(|i| elevated(i));
         (!first && !added.is_empty() && grows).then(|| {

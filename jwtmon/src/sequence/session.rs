@@ -65,9 +65,11 @@ pub struct Session {
     /// Call times per endpoint that a `max_in_window` rule watches.
     pub windows: HashMap<u16, VecDeque<SystemTime>>,
     /// A Bloom filter (3 hashes) of the n-grams this sequence already
-    /// counted: 256 bytes per session however long it runs. A false
+    /// counted: 256 bytes per session however long it runs (none before
+    /// its first n-gram). A false
     /// positive can miss a sequence in a share; it never counts one twice.
-    grams: [u64; FILTER_BITS / 64],
+    /// Allocated at the first n-gram: a session of one call has none.
+    grams: Option<Box<[u64; FILTER_BITS / 64]>>,
     grams_counted: u32,
     /// Surprise of the most recent transitions.
     pub surprise: VecDeque<f64>,
@@ -86,7 +88,7 @@ impl Session {
             recent: VecDeque::new(),
             seen: HashMap::new(),
             windows: HashMap::new(),
-            grams: [0; FILTER_BITS / 64],
+            grams: None,
             grams_counted: 0,
             surprise: VecDeque::new(),
             anomalous: false,
@@ -99,7 +101,9 @@ impl Session {
     pub fn new_sequence(&mut self) {
         self.len = 0;
         self.recent.clear();
-        self.grams = [0; FILTER_BITS / 64];
+        if let Some(g) = &mut self.grams {
+            g.fill(0);
+        }
         self.grams_counted = 0;
         self.surprise.clear();
         self.anomalous = false;
@@ -121,15 +125,16 @@ impl Session {
     /// True the first time this sequence counts n-gram `h` (a hash).
     pub fn first_gram(&mut self, h: u64) -> bool {
         let bits = [h, h.rotate_left(21), h.rotate_left(42)].map(|x| (x as usize) % FILTER_BITS);
-        if bits
-            .iter()
-            .all(|b| self.grams[b / 64] & (1 << (b % 64)) != 0)
+        let grams = self
+            .grams
+            .get_or_insert_with(|| Box::new([0; FILTER_BITS / 64]));
+        if bits.iter().all(|b| grams[b / 64] & (1 << (b % 64)) != 0)
             || self.grams_counted >= MAX_GRAMS_COUNTED
         {
             return false;
         }
         for b in bits {
-            self.grams[b / 64] |= 1 << (b % 64);
+            grams[b / 64] |= 1 << (b % 64);
         }
         self.grams_counted += 1;
         true
