@@ -254,4 +254,43 @@ mod tests {
         }
         assert!(engine.revocations_refused > 0);
     }
+
+    /// The injection inspection runs on worker threads; what comes out,
+    /// and in which order, is the same as with one thread.
+    #[test]
+    fn findings_are_the_same_on_any_number_of_threads() {
+        let batch: Vec<Observation> = (0..300u64)
+            .map(|i| {
+                let path = match i % 4 {
+                    0 => format!("/search?q=1'%20OR%20'1'='{i}"),
+                    1 => format!("/p/{i}?x=%3Cscript%3Ealert({i})%3C/script%3E"),
+                    2 => format!("/files?name=../../etc/passwd&n={i}"),
+                    _ => format!("/ok/{i}"),
+                };
+                let ip = format!("198.51.100.{}", i % 7 + 1);
+                let mut o = crate::detect::tests::obs(&ip, "GET", "/", "", 200, i);
+                let (p, q) = path.split_once('?').unwrap_or((&path, ""));
+                o.request.path = p.to_string();
+                o.request.query = (!q.is_empty()).then(|| q.to_string());
+                o
+            })
+            .collect();
+        let run = |threads: usize| {
+            let mut config = Config::default();
+            config.daemon.analysis_threads = threads;
+            let mut engine = Engine::from_config(&config, Use::Offline).unwrap();
+            assert_eq!(engine.workers.threads(), threads);
+            let mut out = Vec::new();
+            engine.process(&batch, &mut out);
+            out.iter()
+                .map(|f| (f.kind, f.src_ip, f.time, f.detail.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let one = run(1);
+        assert!(
+            one.iter().filter(|f| f.0 == Kind::InjectionSqli).count() >= 70,
+            "the inspection ran: {one:?}"
+        );
+        assert_eq!(run(3), one);
+    }
 }

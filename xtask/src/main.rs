@@ -243,11 +243,15 @@ fn main() -> Result<()> {
             "bench-sequences",
             &["--scale".into(), scale.to_string()],
         ),
-        Task::BenchFlood { requests } => run_root_bench(
-            &root,
-            "bench-flood",
-            &["--requests".into(), requests.to_string()],
-        ),
+        Task::BenchFlood { requests } => {
+            // The live half replays the flood with tcpreplay.
+            apt_install(&missing_apt(&["tcpreplay"]))?;
+            run_root_bench(
+                &root,
+                "bench-flood",
+                &["--requests".into(), requests.to_string()],
+            )
+        }
         Task::BenchCapture => run_root_bench(&root, "bench-capture", &[]),
         Task::BenchTls => run_root_bench(&root, "bench-tls", &[]),
         Task::BenchStart => run_root_bench(&root, "bench-start", &[]),
