@@ -136,6 +136,7 @@ impl Reorder {
         }
     }
 
+    #[cfg(test)]
     fn drain(&mut self, out: &mut Vec<Observation>) {
         while !self.heap.is_empty() {
             self.take(out);
@@ -195,9 +196,13 @@ pub fn observe_file(
     for o in emitted.drain(..) {
         reorder.push(o);
     }
-    reorder.drain(&mut ready);
-    for chunk in ready.chunks(BATCH) {
-        each(chunk);
+    // In batches: the window's contents are never held twice.
+    while !reorder.heap.is_empty() {
+        while ready.len() < BATCH && !reorder.heap.is_empty() {
+            reorder.take(&mut ready);
+        }
+        each(&ready);
+        ready.clear();
     }
     Ok(OfflineStats {
         pcap: reassembler.stats,
