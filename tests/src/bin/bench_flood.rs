@@ -103,6 +103,35 @@ struct Run {
     findings: u64,
 }
 
+/// Samples a process's resident memory every 200 ms while `done` says
+/// it is still working (at most `limit`); returns the run's figures.
+fn sample(pid: u32, limit: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<Run> {
+    let start = Instant::now();
+    let mut curve = Vec::new();
+    let mut peak_kib = 0;
+    loop {
+        if let Some(hwm) = status_kib(pid, "VmHWM:") {
+            peak_kib = peak_kib.max(hwm);
+        }
+        if let Some(rss) = status_kib(pid, "VmRSS:") {
+            curve.push((start.elapsed().as_secs_f64(), rss as f64 / 1024.0));
+        }
+        if done()? {
+            break;
+        }
+        if start.elapsed() > limit {
+            bail!("still running after {}", humantime::format_duration(limit));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(Run {
+        elapsed: start.elapsed(),
+        curve,
+        peak_mib: peak_kib as f64 / 1024.0,
+        findings: 0,
+    })
+}
+
 /// Runs `jwtmon analyze` on `pcap`, sampling its resident memory.
 fn analyze(pcap: &Path, config: &Path) -> Result<Run> {
     let out = tempfile_path("findings");
@@ -115,42 +144,26 @@ fn analyze(pcap: &Path, config: &Path) -> Result<Run> {
         .stderr(Stdio::null())
         .spawn()
         .context("starting jwtmon analyze")?;
-    let pid = child.id();
-    let start = Instant::now();
-    let mut curve = Vec::new();
-    let mut peak_kib = 0;
-    let status = loop {
-        if let Some(hwm) = status_kib(pid, "VmHWM:") {
-            peak_kib = peak_kib.max(hwm);
-        }
-        if let Some(rss) = status_kib(pid, "VmRSS:") {
-            curve.push((start.elapsed().as_secs_f64(), rss as f64 / 1024.0));
-        }
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if start.elapsed() > Duration::from_hours(1) {
-            let _ = child.kill();
-            bail!("jwtmon analyze ran for more than an hour");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let elapsed = start.elapsed();
-    if !status.success() {
-        bail!("jwtmon analyze failed: {status}");
+    let mut status = None;
+    let run = sample(child.id(), Duration::from_hours(1), || {
+        status = child.try_wait()?;
+        Ok(status.is_some())
+    });
+    if run.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
-    let findings = std::fs::read_to_string(&out)?.lines().count() as u64;
+    let mut run = run.context("jwtmon analyze")?;
+    if let Some(s) = status.filter(|s| !s.success()) {
+        bail!("jwtmon analyze failed: {s}");
+    }
+    run.findings = std::fs::read_to_string(&out)?.lines().count() as u64;
     std::fs::remove_file(&out).ok();
-    Ok(Run {
-        elapsed,
-        curve,
-        peak_mib: peak_kib as f64 / 1024.0,
-        findings,
-    })
+    Ok(run)
 }
 
 /// Replays `pcap` at top speed into a daemon on a veth pair, sampling the
-/// daemon's resident memory until it is done and a second has passed.
+/// daemon's resident memory until the replay is done and 2 s have passed.
 fn live(pcap: &Path) -> Result<Run> {
     let net = TestNet::new()?;
     let pin = PinDir::new("bench-flood");
@@ -172,42 +185,41 @@ fn live(pcap: &Path) -> Result<Run> {
         .stderr(Stdio::null())
         .spawn()
         .context("starting tcpreplay")?;
-    let start = Instant::now();
-    let mut curve = Vec::new();
-    let mut peak_kib = 0;
     let mut done_at = None;
-    loop {
-        if let Some(hwm) = status_kib(pid, "VmHWM:") {
-            peak_kib = peak_kib.max(hwm);
-        }
-        if let Some(rss) = status_kib(pid, "VmRSS:") {
-            curve.push((start.elapsed().as_secs_f64(), rss as f64 / 1024.0));
-        }
+    let run = sample(pid, Duration::from_mins(30), || {
         if done_at.is_none() && replay.try_wait()?.is_some() {
             done_at = Some(Instant::now());
         }
-        if done_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
-            break;
-        }
-        if start.elapsed() > Duration::from_mins(30) {
-            let _ = replay.kill();
-            let _ = replay.wait();
-            bail!("the replay ran for more than 30 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(200));
+        Ok(done_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)))
+    });
+    if run.is_err() {
+        let _ = replay.kill();
+        let _ = replay.wait();
     }
-    let elapsed = done_at.map_or(start.elapsed(), |t| t.duration_since(start));
     daemon.stop();
-    Ok(Run {
-        elapsed,
-        curve,
-        peak_mib: peak_kib as f64 / 1024.0,
-        findings: 0,
-    })
+    run.context("the replay")
 }
 
 fn tempfile_path(what: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("jwtmon-bench-flood-{}-{what}", std::process::id()))
+}
+
+/// The table rows of a pair of runs: the first tenth (the anchor), then
+/// the whole flood.
+fn rows(what: &str, runs: &[(u64, Run)]) {
+    let anchor = runs[0].1.peak_mib;
+    for (i, (size, run)) in runs.iter().enumerate() {
+        let which = if i == 0 {
+            "anchor: the first tenth"
+        } else {
+            "the whole flood"
+        };
+        println!(
+            "| {what}, {which} | {size} | {:.0} | {:.2}x |",
+            run.peak_mib,
+            run.peak_mib / anchor
+        );
+    }
 }
 
 /// Ten points of the curve, evenly spaced in time.
@@ -287,31 +299,12 @@ fn main() -> Result<()> {
             std::fs::remove_file(&pcap).ok();
             runs.push((size, run));
         }
-        let (small, big) = (&runs[0], &runs[1]);
         println!();
-        println!("| offline analysis at default config | requests | peak RSS MiB | ratio |");
+        println!("| default config | requests | peak RSS MiB | ratio |");
         println!("|---|---:|---:|---:|");
-        println!(
-            "| anchor: the first tenth | {} | {:.0} | 1.00x |",
-            small.0, small.1.peak_mib
-        );
-        println!(
-            "| the whole flood | {} | {:.0} | {:.2}x |",
-            big.0,
-            big.1.peak_mib,
-            big.1.peak_mib / small.1.peak_mib
-        );
-        if let [small, big] = &lives[..] {
-            println!(
-                "| live daemon, anchor: the first tenth replayed | {} | {:.0} | 1.00x |",
-                small.0, small.1.peak_mib
-            );
-            println!(
-                "| live daemon, the whole flood replayed | {} | {:.0} | {:.2}x |",
-                big.0,
-                big.1.peak_mib,
-                big.1.peak_mib / small.1.peak_mib
-            );
+        rows("jwtmon analyze", &runs);
+        if lives.len() == 2 {
+            rows("live daemon, replayed", &lives);
         } else {
             println!("(live replay skipped: it needs root and tcpreplay)");
         }
