@@ -38,14 +38,18 @@ pub struct TokenFacts {
     pub api_key: Option<ApiKey>,
 }
 
+/// What a detector's stateless part (`detect::Prepare`) made of one
+/// observation, handed to the detector through [`Reporter::prepared`].
+pub type Prepared = Box<dyn std::any::Any + Send + Sync>;
+
 /// Builds findings in the context of one observation.
 pub struct Reporter<'a> {
     obs: &'a Observation,
     facts: &'a TokenFacts,
     out: &'a mut Vec<Finding>,
     since: usize,
-    /// The current detector's prepared result (`crate::detect::Prepare`).
-    pub(crate) prepared: Option<&'a crate::detect::Prepared>,
+    /// The current detector's prepared result.
+    pub(crate) prepared: Option<&'a Prepared>,
 }
 
 impl<'a> Reporter<'a> {

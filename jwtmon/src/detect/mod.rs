@@ -60,8 +60,7 @@ pub trait Detector: Send {
     }
 }
 
-/// What a [`Prepare`] made of one observation, for its detector.
-pub type Prepared = Box<dyn std::any::Any + Send + Sync>;
+pub use crate::analysis::Prepared;
 
 /// A detector's work that reads only the observation and fixed
 /// configuration, so it can run on a worker thread.
