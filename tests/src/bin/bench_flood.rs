@@ -25,7 +25,7 @@ use anyhow::{Context, Result, bail};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jwtmon_tests::{
     PinDir,
-    daemon::{Daemon, jwtmon_bin},
+    daemon::{Daemon, cli_ok, jwtmon_bin},
     netns::TestNet,
     pcapgen::tcp_frame,
 };
@@ -101,6 +101,8 @@ struct Run {
     curve: Vec<(f64, f64)>,
     peak_mib: f64,
     findings: u64,
+    /// Live: packets the kernel sampled, and samples lost to a full ring.
+    sampled: Option<(u64, u64)>,
 }
 
 /// Samples a process's resident memory every 200 ms while `done` says
@@ -129,6 +131,7 @@ fn sample(pid: u32, limit: Duration, mut done: impl FnMut() -> Result<bool>) -> 
         curve,
         peak_mib: peak_kib as f64 / 1024.0,
         findings: 0,
+        sampled: None,
     })
 }
 
@@ -196,8 +199,14 @@ fn live(pcap: &Path) -> Result<Run> {
         let _ = replay.kill();
         let _ = replay.wait();
     }
+    let counters = serde_json::from_str::<serde_json::Value>(&cli_ok(&pin, &["stats", "--json"]))
+        .map(|v| v["counters"].clone())
+        .unwrap_or_default();
     daemon.stop();
-    run.context("the replay")
+    let mut run = run.context("the replay")?;
+    let n = |k: &str| counters[k].as_u64().unwrap_or(0);
+    run.sampled = Some((n("sampled"), n("ringbuf_full")));
+    Ok(run)
 }
 
 fn tempfile_path(what: &str) -> std::path::PathBuf {
@@ -289,9 +298,11 @@ fn main() -> Result<()> {
             if replay {
                 let l = live(&pcap)?;
                 println!(
-                    "  live: replayed in {:.1} s, daemon peak RSS {:.0} MiB",
+                    "  live: replayed in {:.1} s, daemon peak RSS {:.0} MiB, {} packets sampled, {} lost to a full ring",
                     l.elapsed.as_secs_f64(),
-                    l.peak_mib
+                    l.peak_mib,
+                    l.sampled.map_or(0, |s| s.0),
+                    l.sampled.map_or(0, |s| s.1)
                 );
                 print_curve(&l);
                 lives.push((size, l));
