@@ -122,6 +122,10 @@ pub struct DaemonConfig {
     pub analysis_threads: usize,
 }
 
+/// `daemon.analysis_threads` at most (a typo of 1000 must not start 1000
+/// threads).
+const MAX_ANALYSIS_THREADS: usize = 64;
+
 /// What the daemon prints on stdout.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -282,6 +286,12 @@ impl Config {
                 self.daemon.state_dir.display()
             )));
         }
+        if self.daemon.analysis_threads > MAX_ANALYSIS_THREADS {
+            return Err(ConfigError::Invalid(format!(
+                "daemon.analysis_threads = {}: at most {MAX_ANALYSIS_THREADS} (0 picks one per CPU, at most 4)",
+                self.daemon.analysis_threads
+            )));
+        }
         self.alerts.validate().map_err(ConfigError::Invalid)?;
         self.detect.validate().map_err(ConfigError::Invalid)?;
         self.metrics.address().map_err(ConfigError::Invalid)?;
@@ -381,6 +391,7 @@ mod tests {
         assert!(e("[export]\ntarget = \"stdout\"\n").contains("daemon.emit"));
         assert!(e("[incidents]\nretention_days = 0\n").contains("retention_days"));
         assert!(e("[daemon]\nstate_dir = \"var/lib\"\n").contains("absolute"));
+        assert!(e("[daemon]\nanalysis_threads = 500\n").contains("at most 64"));
         assert!(e("[detect.injection]\nparanoia = 5\n").contains("1 (default) to 4"));
         let ok = Config::from_toml(
             "[daemon]\nemit = \"none\"\n[export]\ntarget = \"stdout\"\n[privacy]\npseudonymize = false\n",
