@@ -132,6 +132,9 @@ pub const FAMILIES: [(&str, &str, &[&str]); 9] = [
             "request_smuggling",
             "injection_ldap",
             "evasion_content_type",
+            // 921240 is mod_proxy's `unix:` socket request (CVE-2021-40438),
+            // which jwtmon names for what it does: a server-side request.
+            "injection_ssrf",
         ],
     ),
     (
@@ -142,7 +145,10 @@ pub const FAMILIES: [(&str, &str, &[&str]); 9] = [
     (
         "931",
         "REQUEST-931-APPLICATION-ATTACK-RFI",
-        &["injection_rfi"],
+        // CRS files includes through fetchable schemes (`file://`,
+        // `gopher://`, `ldap://`, `local_file://`, 931130) here; jwtmon
+        // names a URL that reaches local services a server-side request.
+        &["injection_rfi", "injection_ssrf"],
     ),
     (
         "932",

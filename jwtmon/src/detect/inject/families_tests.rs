@@ -128,6 +128,8 @@ fn attacks_of_each_family() {
         (Query, "INBOX\r\nA1 FETCH 1:* (BODY[])", "injection_mail"),
         (Query, "http://203.0.113.9/shell.txt?", "injection_rfi"),
         (Query, "http://evil.test/shell.txt?", "injection_rfi"),
+        (Query, "https?", "injection_rfi"),
+        (Query, "ftp:evil.test/x.txt??", "injection_rfi"),
         (Query, "<?php system($_GET['c']); ?>", "injection_php"),
         (Query, "(system)('uname')", "injection_php"),
         (
@@ -238,6 +240,10 @@ fn benign_look_alikes() {
         (Query, "Hello ${name}, your order ${order} shipped"),
         (Query, "see (figure 2)('a') below"),
         (Body, "the constructor of a prototype-based language"),
+        (Query, "is it https?"),
+        (Query, "httpclient?"),
+        (Query, "filed?"),
+        (Query, "https://example.com/search?q=tea"),
     ] {
         assert!(
             kinds(place, v).is_empty(),

@@ -72,6 +72,9 @@ pub fn url_threat(lower: &str) -> Option<(Kind, &'static str)> {
     {
         return Some((Kind::InjectionRfi, "wrapped url"));
     }
+    if include_probe(v) {
+        return Some((Kind::InjectionRfi, "scheme ending in ?"));
+    }
     let (scheme, rest) = v.split_once("://")?;
     if scheme.is_empty()
         || scheme.len() > 16
@@ -111,6 +114,24 @@ pub fn url_threat(lower: &str) -> Option<(Kind, &'static str)> {
         }
     }
     None
+}
+
+/// `http?`, `ftp:evil/x.txt?`: a fetchable scheme, with or without a
+/// host, whose last `?` turns whatever the application appends into a
+/// query string: how a remote (or local) include is probed. One token
+/// with no spaces, so a question in prose ("is it https?") or a word that
+/// only starts like a scheme ("httpclient?", "filed?") does not match.
+fn include_probe(v: &str) -> bool {
+    let Some(rest) = ["https", "http", "ftps", "ftp", "file"]
+        .iter()
+        .find_map(|s| v.strip_prefix(s))
+    else {
+        return false;
+    };
+    v.len() < 256
+        && (rest.starts_with(':') || rest.starts_with('?'))
+        && v.ends_with('?')
+        && !v.contains(char::is_whitespace)
 }
 
 /// Loopback, private, link-local, unspecified, shared or metadata hosts,
