@@ -636,6 +636,10 @@ pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
                 // ' OR 'a'='a  /  ' AND 1=1  /  ' OR x--  /  ' OR true;
                 Some(T::Cmp | T::Comment | T::Open | T::Semi) => Some("string break, condition"),
                 None if at(j + 1) == Some(&T::Num) => Some("string break, condition"),
+                // x' OR '1: the query's own closing quote ends the second
+                // string, and the condition is a truthy literal ([`detect`]
+                // checks that the string is one short word).
+                None if j == 1 && at(j + 1) == Some(&T::Str) => Some(OPEN_LITERAL),
                 Some(T::Op) if value(at(j + 3)) => Some("string break, condition"),
                 // ' OR (x GLOB 1)--  /  ' or f (x);
                 _ if t[j + 2..].iter().any(|x| matches!(x, T::Comment | T::Semi)) => {
@@ -726,6 +730,20 @@ fn statement_grammar(value: &str) -> bool {
     GRAMMAR.is_match(value)
 }
 
+/// `x' OR '1`: a condition on a string the query's own quote will close.
+const OPEN_LITERAL: &str = "string break, condition on a literal";
+
+/// Whether the value ends in an open string of one short word (`'1`,
+/// `'oof`), the literal [`OPEN_LITERAL`] needs; prose ends otherwise
+/// (`"disney:`, `'and'`).
+fn ends_in_short_literal(value: &str, quote: u8) -> bool {
+    let Some(at) = value.bytes().rposition(|b| b == quote) else {
+        return false;
+    };
+    let tail = &value.as_bytes()[at + 1..];
+    (1..=8).contains(&tail.len()) && tail.iter().all(u8::is_ascii_alphanumeric)
+}
+
 /// Whether `value` is a SQL injection; the shape found.
 pub fn detect(value: &str) -> Option<&'static str> {
     let s = value.as_bytes();
@@ -757,8 +775,9 @@ pub fn detect(value: &str) -> Option<&'static str> {
         if !s.contains(&quote) || (!backslash && !has_backslash) {
             continue;
         }
-        if let Some(x) =
-            shape(&tokens(s, Context::Inside { quote, backslash }, 24), true).filter(|x| real(x))
+        if let Some(x) = shape(&tokens(s, Context::Inside { quote, backslash }, 24), true)
+            .filter(|x| real(x))
+            .filter(|x| *x != OPEN_LITERAL || ends_in_short_literal(value, quote))
         {
             return Some(x);
         }
