@@ -284,7 +284,8 @@ pub fn header_values(req: &Request, all: bool) -> Vec<Cow<'_, str>> {
 /// and cookie name and value, the free-text header values, and the body's
 /// values (form fields, JSON keys and strings, multipart text fields, XML
 /// attributes and text, or the raw text; nothing of a binary upload or a
-/// file part). Percent-encoding is
+/// binary file part, where a body labelled binary that is text is text).
+/// Percent-encoding is
 /// undone to a fixed point and character references resolved. Each is cut
 /// to `max` bytes.
 pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
@@ -334,7 +335,7 @@ pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
 /// and file names, XML attributes and text, form fields, or the raw
 /// text); nothing of a binary body.
 fn body_values<'a>(req: &'a Request, body: &'a [u8], out: &mut Vec<(Place, Cow<'a, str>)>) {
-    if body.is_empty() || binary(req) {
+    if body.is_empty() || (binary(req) && !crate::detect::multipart::looks_text(body)) {
         return;
     }
     if is_json(req)

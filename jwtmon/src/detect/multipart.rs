@@ -84,7 +84,7 @@ pub fn multipart(req: &Request) -> Vec<Part<'_>> {
             .unwrap_or(body);
         let mut name = None;
         let mut filename = None;
-        let mut binary = body.contains(&0);
+        let mut declared_binary = false;
         for line in head.lines() {
             let (h, v) = line.split_once(':').unwrap_or((line, ""));
             if h.trim().eq_ignore_ascii_case("content-disposition") {
@@ -92,7 +92,7 @@ pub fn multipart(req: &Request) -> Vec<Part<'_>> {
                 filename = disposition_param(v, "filename").map(str::to_string);
             } else if h.trim().eq_ignore_ascii_case("content-type") {
                 let v = v.trim().to_ascii_lowercase();
-                binary |= [
+                declared_binary |= [
                     "image/",
                     "audio/",
                     "video/",
@@ -106,6 +106,9 @@ pub fn multipart(req: &Request) -> Vec<Part<'_>> {
                 .any(|p| v.starts_with(p));
             }
         }
+        // A part labelled binary whose bytes are text is read as text: a
+        // script sent as `image/jpeg` is still a script.
+        let binary = body.contains(&0) || (declared_binary && !looks_text(body));
         if let Some(name) = name {
             out.push(Part {
                 name: Cow::Owned(name),
@@ -117,6 +120,25 @@ pub fn multipart(req: &Request) -> Vec<Part<'_>> {
         }
     }
     out
+}
+
+/// Bytes that are text: their first 4 KiB are UTF-8 (a character cut at
+/// the end allowed) with no control character but tab, line ends and form
+/// feed. Images, archives and other binary formats fail within their
+/// first bytes (magic numbers, lengths); a polyglot that opens like an
+/// image (`GIF89a;<?php`) and goes on as text does not.
+pub fn looks_text(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(4096)];
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return false,
+    };
+    !text
+        .bytes()
+        .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c)) || b == 0x7f)
 }
 
 /// `data` split at each occurrence of `delim`.

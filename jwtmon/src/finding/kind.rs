@@ -216,6 +216,8 @@ catalogue! {
     SessionFixation = "session_fixation", Medium, ALERT;
     /// A request for a backup, editor or leftover file (`.bak`, `~`, `.git/`, `.env`).
     ProbeLeftoverFile = "probe_leftover_file", Medium, ALERT;
+    /// An upload stored under a server-side script's name (`.aspx`, `.cgi`) or a file that configures the server, application or shell (`.htaccess`, `web.config`, `authorized_keys`).
+    UploadRestrictedFile = "upload_restricted_file", High, ABUSE;
     /// A verified subject active far from its usual hours.
     UnusualHour = "unusual_hour", Medium, ALERT;
     /// A verified subject from a network (or country) it never used.

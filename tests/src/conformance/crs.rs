@@ -153,8 +153,13 @@ pub const FAMILIES: [(&str, &str, &[&str]); 9] = [
     (
         "932",
         "REQUEST-932-APPLICATION-ATTACK-RCE",
-        // CRS files SMTP, IMAP and POP3 command injection (932300-932321) here.
-        &["injection_command", "injection_mail"],
+        // CRS files SMTP, IMAP and POP3 command injection (932300-932321)
+        // here, and uploads of restricted file names (932180).
+        &[
+            "injection_command",
+            "injection_mail",
+            "upload_restricted_file",
+        ],
     ),
     (
         "933",

@@ -4,13 +4,15 @@
 //! `injection_path_traversal` and `injection_command` ([`patterns`]), and
 //! the other families ([`families`]: CRLF, JNDI, SSTI, XXE, SSRF, LDAP,
 //! SSI, mail, RFI, PHP, Java, code, prototype pollution, session fixation,
-//! leftover files). A value that is base64 is inspected decoded as well.
+//! leftover files), and uploads by the name they are stored under
+//! ([`uploads`]). A value that is base64 is inspected decoded as well.
 //! One finding per kind per request.
 
 pub mod families;
 pub mod paranoid;
 pub mod patterns;
 pub mod sqli;
+pub mod uploads;
 pub mod urls;
 
 use std::sync::{Arc, LazyLock};
@@ -191,6 +193,11 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
                     &v,
                 );
             }
+        }
+    }
+    for (place, name) in uploads::names(req) {
+        if let Some((kind, shape)) = uploads::judge(&name) {
+            found.add(kind, shape, place, &name);
         }
     }
     for (place, v) in values(req, cfg.max_value_bytes) {
@@ -420,5 +427,62 @@ mod tests {
         ] {
             assert!(found("", body).is_empty(), "{body}: {:?}", found("", body));
         }
+    }
+
+    fn upload(filename: &str, part_type: &str, bytes: &[u8]) -> Vec<&'static str> {
+        let mut body = format!(
+            "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{filename}\"\r\nContent-Type: {part_type}\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n--b--\r\n");
+        let req = Request {
+            method: "POST".into(),
+            path: "/upload".into(),
+            content_type: Some("multipart/form-data; boundary=b".into()),
+            body,
+            ..Request::default()
+        };
+        inspect(&InjectionConfig::default(), &req)
+            .into_iter()
+            .map(|h| h.kind.name())
+            .collect()
+    }
+
+    #[test]
+    fn uploads_are_judged_by_their_name_and_their_bytes() {
+        // A script labelled as an image, under an image's name: its bytes
+        // are text, so they are read.
+        let polyglot = upload(
+            "cat.jpg",
+            "image/jpeg",
+            b"GIF89a;<?php @eval($_POST['x']); ?>",
+        );
+        assert!(polyglot.contains(&"injection_php"), "{polyglot:?}");
+        assert_eq!(
+            upload("cat.php.jpg", "image/jpeg", b"\xff\xd8\xff\xe0\x00\x10JFIF"),
+            ["injection_php"]
+        );
+        assert_eq!(
+            upload(".htaccess", "text/plain", b"AddType x-httpd-php .jpg"),
+            ["upload_restricted_file"]
+        );
+        // A real image whose bytes happen to hold separators and quotes.
+        assert!(
+            upload(
+                "cat.jpg",
+                "image/jpeg",
+                b"\xff\xd8\xff\xe0;|`$(id)' OR '1'='1<script>"
+            )
+            .is_empty()
+        );
+        assert!(
+            upload(
+                "notes.txt",
+                "text/plain",
+                b"Meeting notes: bring the slides"
+            )
+            .is_empty()
+        );
     }
 }
