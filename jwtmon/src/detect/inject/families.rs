@@ -38,8 +38,13 @@ const LINES: &[Place] = &[Place::Path, Place::Query, Place::Cookie, Place::Heade
 const PHP_FUNCTIONS: &str = "(?:system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec|phpinfo|base64_decode|gzinflate|gzuncompress|str_rot13|file_get_contents|file_put_contents|call_user_func(?:_array)?|create_function|preg_replace|show_source|highlight_file|fsockopen|pfsockopen|stream_socket_client|curl_init|curl_exec|assert|readfile|fpassthru|move_uploaded_file|unserialize|eval|strrev|hex2bin|zlib_decode|gzdecode|convert_uudecode|mb_ereg_replace|array_map|array_filter|register_shutdown_function|ob_start|putenv|ini_set|ini_get_all|set_include_path|get_defined_vars|phpversion|posix_getpwuid|posix_kill|include_once|require_once|strip_tags|str_replace)";
 /// PHP functions named like words ("file", "include"): a call only with
 /// the parenthesis right after the name.
-const PHP_WORDS: &str =
-    "(?:chr|dl|usort|symlink|chmod|unlink|fwrite|fopen|file|include|require|unpack|substr)";
+const PHP_WORDS: &str = "(?:chr|dl|usort|symlink|chmod|unlink|fwrite|fopen|file|include|require|unpack|substr|printf|intval|crypt|filegroup|fileowner|fileperms|pi)";
+/// PHP built-ins no other language or prose spells: a call even glued to
+/// what precedes it (`FOOgzinflate(`).
+const PHP_DISTINCT: &str = "(?:call_user_func(?:_array)?|p?fsockopen|gz(?:inflate|deflate|decode|encode|uncompress|compress|open|file)|bz(?:decompress|compress|open)|zlib_(?:decode|encode)|shell_exec|proc_open|pcntl_exec|base64_decode|str_rot13|file_(?:get|put)_contents|create_function|get_defined_(?:functions|vars|constants)|posix_[a-z]+|print_r|var_dump|var_export|phpinfo|assert_options|fopen|filegroup|fileowner|fileperms|gethostbyn?a[a-z]*|getmy(?:pid|uid|gid|inode)|debug_zval_dump|(?:class|method|property|function)_exists)";
+/// The prefixes of PHP's extension functions (`array_diff`, `pg_query`,
+/// `ldap_search`, `sodium_crypto_box`): `prefix_name(` is a PHP call.
+const PHP_EXTENSIONS: &str = "(?:array|str|preg|mb|pg|ldap|odbc|sodium|tidy|zend|posix|date|zlib|curl|mysqli|socket|stream|proc|pcntl|func|ini|openssl|iconv|libxml|simplexml|apache|ftp|imap|exif|ctype|intl|gmp|bcmath|sqlite|oci|ssh2|finfo|opcache|apcu|spl|filter|mcrypt|xmlrpc|dom|pspell|readline|shmop|sem|shm|msg|gettext|fastcgi|litespeed|fpm|dba|enchant|gnupg|igbinary|msgpack|swoole|win32|file|is|php|ob|hash|highlight|mysql|mssql|sybase|ibase|fbsql|ifx|maxdb|cubrid|db2|ingres|sqlsrv|grapheme|idn)";
 
 fn family(kind: Kind, places: &'static [Place], rules: &[(&'static str, &str)]) -> Family {
     Family {
@@ -222,6 +227,23 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                     ),
                 ),
                 (
+                    "php built-in call",
+                    &format!(r"{PHP_DISTINCT}(?:\s|/\*(?s:.*?)\*/)*\("),
+                ),
+                (
+                    // Prose puts a space or a word between a name and a
+                    // parenthesis; PHP's snake-case extension names are
+                    // not prose.
+                    "php extension function call",
+                    &format!(r"\b{PHP_EXTENSIONS}_[a-z0-9_]+(?:\s|/\*(?s:.*?)\*/)*\("),
+                ),
+                (
+                    // `FILE\r\n()`, `assert (\n\n)`: an empty call, blanks
+                    // or not between the name and its parenthesis.
+                    "empty php call",
+                    &format!(r"\b(?:{PHP_FUNCTIONS}|{PHP_WORDS})\s*\(\s*\)"),
+                ),
+                (
                     "indirect function call",
                     &format!(
                         r"\(\s*['\x22]?{PHP_FUNCTIONS}['\x22]?\s*\)\s*\(|['\x22]{PHP_FUNCTIONS}['\x22]\s*\(|\[\s*{PHP_FUNCTIONS}\s*\]\s*\[\s*0\s*\]"
@@ -271,7 +293,10 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                 ),
                 (
                     "php.ini directive",
-                    r"\b(?:allow_url_include|allow_url_fopen|auto_prepend_file|auto_append_file|disable_functions|open_basedir|safe_mode|extension_dir|include_path|opcache\.[a-z_]+|session\.save_path|error_log)\s*=",
+                    // Snake-case and namespaced directive names are PHP's
+                    // own (`memory_limit`, `mbstring.regex_stack_limit`);
+                    // plain words (`engine`, `precision`) are left alone.
+                    r"\b(?:allow_url_include|allow_url_fopen|auto_prepend_file|auto_append_file|disable_functions|disable_classes|open_basedir|safe_mode|extension_dir|include_path|error_log|memory_limit|max_execution_time|max_input_time|upload_max_filesize|post_max_size|unserialize_max_depth|display_errors|display_startup_errors|log_errors|register_globals|magic_quotes_gpc|file_uploads|enable_dl|short_open_tag|expose_php|upload_tmp_dir|sendmail_path|(?:opcache|session|mbstring|pcre|zend|xdebug|assert|phar|mail|user_ini|realpath_cache|mysqli|pdo_mysql|sqlite3)\.[a-z_]+)\s*=|\bextension\s*=\s*[^\s=]+\.(?:so|dll)\b",
                 ),
                 (
                     "serialized object",

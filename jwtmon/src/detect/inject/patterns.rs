@@ -120,7 +120,7 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                 ),
                 (
                     "variable run as a command",
-                    r"(?:^|[;&|`\n]|\$\()\s*\$\{?[a-z_][a-z0-9_]*\}?\s+-{1,2}[a-z]",
+                    r"(?:^|[;&|`\n]|\$\()\s*\$\{?[a-z_][a-z0-9_]*\}?\s+(?:-{1,2}[a-z]|\$\{?[a-z_])",
                 ),
                 (
                     "process substitution",
@@ -213,9 +213,10 @@ fn shell_words(s: &str) -> Cow<'_, str> {
         Regex::new(r"\$\{ifs\}|\$ifs(?:\$[0-9])?|\$@|\$\{[0-9]\}").expect("pattern compiles")
     });
     // An empty substitution or an unset variable inside a word is
-    // nothing to the shell: `pi$()ng`, `uname$u`.
+    // nothing to the shell: `pi$()ng`, `uname$u`; a special parameter
+    // (`c$@at`, `c$!at`, `/et$?c`) is there only to break the word up.
     static INSIDE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"([a-z0-9])\$(?:\(\)|\{[a-z_][a-z0-9_]*\}|[a-z_][a-z0-9_]*|[@*])")
+        Regex::new(r"([a-z0-9])\$(?:\(\)|\{[a-z_][a-z0-9_]*\}|[a-z_][a-z0-9_]*|[@*!?#_$-])")
             .expect("pattern compiles")
     });
     let joined = INSIDE.replace_all(s, "$1");
@@ -251,13 +252,13 @@ pub fn command_line(lower: &str) -> bool {
 fn in_pieces(lower: &str, shell: &str) -> bool {
     static SPLIT: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
-            r#"[a-z0-9](?:''|""|\\|\$\(\)|\$\{[a-z_][a-z0-9_]*\}|\$[a-z_][a-z0-9_]*)+[a-z0-9]"#,
+            r#"[a-z0-9](?:''|""|\\|\$\(\)|\$\{[a-z_][a-z0-9_]*\}|\$[a-z_][a-z0-9_]*|\$[@*!?#_$-])+[a-z0-9]"#,
         )
         .expect("pattern compiles")
     });
     static NAMED: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(&format!(
-            r"(?:^|[\s;&|`(])(?:/(?:usr/)?s?bin/)?(?:{TOOLS}|{WORDS})(?:$|[\s;&|`)])"
+            r"(?:^|[\s;&|`(])(?:/(?:usr/)?s?bin/)?(?:{TOOLS}|{WORDS})(?:$|[\s;&|`)+])"
         ))
         .expect("pattern compiles")
     });
@@ -412,6 +413,8 @@ mod tests {
             "at 2:00 we meet",
             "reg. no. 12345",
             "the sc team",
+            "price US$-5 off, cash$?",
+            "Q&A: what's $PATH? and $HOME",
         ] {
             assert!(kinds(v).is_empty(), "{v}: {:?}", kinds(v));
         }
@@ -452,6 +455,9 @@ mod tests {
             "alias eennvv=env&eennvv whoami",
             "www.google.com;c$@at /et$@c/pas$@swd",
             "a=nc&&$a -nlvp 555",
+            "www.google.com;c$!at+/et$!c/pas$!swd",
+            "x;c$?at /et$-c/passwd",
+            "a=/etc&&b=/passwd&&c=cat&&$c $a$b",
         ] {
             assert!(
                 kinds(v).contains(&"injection_command"),
