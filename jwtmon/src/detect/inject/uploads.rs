@@ -185,12 +185,17 @@ pub fn judge(raw: &str) -> Option<(Kind, &'static str)> {
 /// A header that names an uploaded file (`X-Filename`, `X_File_Name`,
 /// `X.Filename`, `X-Upload-Filename`).
 fn names_a_file(header: &str) -> bool {
-    let folded: String = header
+    // Its letters and digits, read from the end, end in "filename" (no
+    // allocation: this runs on every header of every request).
+    let mut tail = header
         .bytes()
+        .rev()
         .filter(u8::is_ascii_alphanumeric)
-        .map(|b| b.to_ascii_lowercase() as char)
-        .collect();
-    folded.ends_with("filename")
+        .map(|b| b.to_ascii_lowercase());
+    b"filename"
+        .iter()
+        .rev()
+        .all(|want| tail.next() == Some(*want))
 }
 
 /// The names of the files a request uploads, with where each was named.
