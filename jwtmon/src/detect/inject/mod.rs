@@ -302,19 +302,34 @@ impl Detector for Injection {
 mod tests {
     use super::*;
 
-    fn found(query: &str, body: &str) -> Vec<&'static str> {
+    /// The kinds a POST of `body` as `content_type` is found with.
+    fn post(
+        path: &str,
+        query: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Vec<&'static str> {
         let req = Request {
             method: "POST".into(),
-            path: "/f".into(),
-            query: Some(query.into()),
-            content_type: Some("application/x-www-form-urlencoded".into()),
-            body: body.as_bytes().to_vec(),
+            path: path.into(),
+            query: query.map(Into::into),
+            content_type: Some(content_type.into()),
+            body,
             ..Request::default()
         };
         inspect(&InjectionConfig::default(), &req)
             .into_iter()
             .map(|h| h.kind.name())
             .collect()
+    }
+
+    fn found(query: &str, body: &str) -> Vec<&'static str> {
+        post(
+            "/f",
+            Some(query),
+            "application/x-www-form-urlencoded",
+            body.as_bytes().to_vec(),
+        )
     }
 
     #[test]
@@ -436,17 +451,7 @@ mod tests {
         .into_bytes();
         body.extend_from_slice(bytes);
         body.extend_from_slice(b"\r\n--b--\r\n");
-        let req = Request {
-            method: "POST".into(),
-            path: "/upload".into(),
-            content_type: Some("multipart/form-data; boundary=b".into()),
-            body,
-            ..Request::default()
-        };
-        inspect(&InjectionConfig::default(), &req)
-            .into_iter()
-            .map(|h| h.kind.name())
-            .collect()
+        post("/upload", None, "multipart/form-data; boundary=b", body)
     }
 
     #[test]
