@@ -68,7 +68,7 @@ fn crs_attack_families_recall_floors() {
     // Not the 90% goal (see README): floors a little under this session's
     // figures, so no family regresses unnoticed.
     for (family, floor) in [
-        ("921", 81.0),
+        ("921", 85.0),
         ("930", 92.0),
         ("931", 62.0),
         ("932", 77.0),

@@ -83,6 +83,17 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
         ),
         family(
             Kind::InjectionCrlf,
+            &[Place::Query],
+            // `?next=a%0Dredirect=evil`: a second parameter smuggled into
+            // whatever the value is written to (a header, a log line, a
+            // proxied query string).
+            &[(
+                "parameter after a line break",
+                r"[\r\n]\s*[a-z_][a-z0-9_.-]*=",
+            )],
+        ),
+        family(
+            Kind::InjectionCrlf,
             ANY,
             &[(
                 "request line in a value",

