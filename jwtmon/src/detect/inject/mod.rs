@@ -11,6 +11,7 @@
 pub mod families;
 pub mod paranoid;
 pub mod patterns;
+mod sql_words;
 pub mod sqli;
 pub mod uploads;
 pub mod urls;

@@ -1,0 +1,236 @@
+//! The SQL vocabulary [`super::sqli`] reads tokens against: functions
+//! whose call is the attack, ordinary SQL functions, catalog and
+//! procedure names only an attack names, MongoDB operators and the
+//! PostgreSQL types a `::` cast names.
+
+/// Functions whose call is itself the attack (delays, file and error
+/// channels, out-of-band lookups, OS commands).
+pub(super) const DANGEROUS: &[&str] = &[
+    "sleep",
+    "benchmark",
+    "pg_sleep",
+    "load_file",
+    "extractvalue",
+    "updatexml",
+    "xmltype",
+    "utl_inaddr",
+    "utl_http",
+    "dbms_pipe",
+    "dbms_lock",
+    "dbms_xmlgen",
+    "xp_cmdshell",
+    "sys_eval",
+    "sys_exec",
+    "name_const",
+    "randomblob",
+    "analyse",
+    "lo_import",
+    "lo_export",
+    "lo_get",
+    "pg_read_file",
+    "pg_ls_dir",
+    "sqlite_compileoption_get",
+    "group_concat",
+    "concat_ws",
+    "unhex",
+    "current_user",
+    "system_user",
+    "session_user",
+    "row_count",
+    "found_rows",
+    "json_keys",
+    "database",
+    "db_name",
+    "current_database",
+    "schema_name",
+    "version",
+];
+
+/// Other SQL functions: a call of one at the start of a value or after an
+/// operator is SQL, not prose.
+pub(super) const FUNCTIONS: &[&str] = &[
+    "char",
+    "chr",
+    "concat",
+    "substring",
+    "substr",
+    "mid",
+    "ascii",
+    "ord",
+    "hex",
+    "md5",
+    "sha1",
+    "cast",
+    "convert",
+    "round",
+    "floor",
+    "ceil",
+    "sin",
+    "cos",
+    "rand",
+    "upper",
+    "lower",
+    "length",
+    "len",
+    "if",
+    "iif",
+    "ifnull",
+    "nullif",
+    "coalesce",
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "left",
+    "right",
+    "trim",
+    "ltrim",
+    "rtrim",
+    "replace",
+    "reverse",
+    "instr",
+    "locate",
+    "position",
+    "elt",
+    "field",
+    "find_in_set",
+    "now",
+    "sysdate",
+    "schema",
+    "unistr",
+    "json_extract",
+    "values",
+    "exp",
+    "abs",
+    "day",
+    "month",
+    "year",
+    "quarter",
+    "local",
+    "str",
+    "space",
+    "repeat",
+    "lpad",
+    "rpad",
+    "bin",
+    "oct",
+    "conv",
+    "soundex",
+    "char_length",
+    "octet_length",
+    "bit_length",
+    "strcmp",
+    "isnull",
+];
+
+/// Names that reveal schema probing wherever they appear.
+pub(super) const CATALOGS: &[&str] = &[
+    "information_schema",
+    "sysobjects",
+    "syscolumns",
+    "pg_catalog",
+    "pg_shadow",
+    "mysql.user",
+    "sqlite_master",
+    "all_tables",
+    "user_tables",
+    "msysobjects",
+    "sys.objects",
+];
+
+/// MongoDB query operators: as a JSON key, or `name[$op]` in a form, they
+/// turn a value into a query (`password[$ne]=x`).
+pub(super) const MONGO_OPERATORS: &[&str] = &[
+    "ne",
+    "eq",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "nin",
+    "not",
+    "nor",
+    "or",
+    "and",
+    "where",
+    "regex",
+    "exists",
+    "elemmatch",
+    "text",
+    "expr",
+    "all",
+    "size",
+    "type",
+    "mod",
+    "jsonschema",
+    "function",
+    "accumulator",
+    "lookup",
+];
+
+/// A MongoDB operator as the whole value or in brackets.
+pub(super) fn mongo_operator(lower: &str) -> bool {
+    let op = |name: &str| MONGO_OPERATORS.contains(&name);
+    if let Some(name) = lower.strip_prefix('$')
+        && op(name.trim())
+    {
+        return true;
+    }
+    lower.split("[$").skip(1).any(|rest| {
+        rest.split_once(']')
+            .is_some_and(|(name, _)| op(name.trim()))
+    })
+}
+
+/// Stored procedures and packages that only an attack names in a request
+/// (command execution, file and network access, dynamic SQL).
+pub(super) const PROCEDURES: &[&str] = &[
+    "xp_cmdshell",
+    "xp_dirtree",
+    "xp_regread",
+    "xp_fileexist",
+    "sp_executesql",
+    "sp_oacreate",
+    "sp_makewebtask",
+    "sp_password",
+    "openrowset",
+    "opendatasource",
+    "utl_http",
+    "utl_inaddr",
+    "dbms_pipe",
+    "pg_sleep",
+];
+
+/// PostgreSQL types a `::` cast names.
+pub(super) const PG_TYPES: &[&str] = &[
+    "int",
+    "int2",
+    "int4",
+    "int8",
+    "integer",
+    "bigint",
+    "smallint",
+    "text",
+    "varchar",
+    "char",
+    "numeric",
+    "decimal",
+    "double",
+    "float",
+    "float4",
+    "float8",
+    "real",
+    "bool",
+    "boolean",
+    "json",
+    "jsonb",
+    "bytea",
+    "oid",
+    "regclass",
+    "date",
+    "timestamp",
+    "uuid",
+    "xml",
+];
