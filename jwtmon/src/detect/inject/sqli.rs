@@ -232,6 +232,21 @@ pub fn tokens(s: &[u8], ctx: Context, max: usize) -> Vec<T> {
                 }
                 out.push(T::Cast);
             }
+            // PostgreSQL's and MySQL's JSON operators compare: `?|`, `?&`,
+            // and `->`, `->>` or `?` before a string (`'{..}' ? 'a'`,
+            // `-> '$.c'`); prose arrows (`a -> b`) stay operators.
+            b'-' if s.get(i + 1) == Some(&b'>') && string_next(s, i + 2) => {
+                i += if s.get(i + 2) == Some(&b'>') { 3 } else { 2 };
+                out.push(T::Cmp);
+            }
+            b'?' if matches!(s.get(i + 1), Some(b'|' | b'&')) || string_next(s, i + 1) => {
+                i += if matches!(s.get(i + 1), Some(b'|' | b'&')) {
+                    2
+                } else {
+                    1
+                };
+                out.push(T::Cmp);
+            }
             b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'|' | b'&' | b'~' | b':' => {
                 i += 1;
                 out.push(T::Op);
@@ -266,6 +281,15 @@ pub fn tokens(s: &[u8], ctx: Context, max: usize) -> Vec<T> {
         }
     }
     out
+}
+
+/// A string literal starts at or after `i` (past `>` and blanks).
+fn string_next(s: &[u8], i: usize) -> bool {
+    s.get(i..)
+        .unwrap_or_default()
+        .iter()
+        .find(|c| !c.is_ascii_whitespace() && **c != b'>')
+        .is_some_and(|c| matches!(c, b'\'' | b'"'))
 }
 
 fn is_float(w: &[u8]) -> bool {
@@ -329,10 +353,14 @@ pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
                 return Some("postgres cast");
             }
             // ) AS alias FROM: a subquery's select list continued.
+            // 1234 AS "alias" FROM: a select list's column, a quoted
+            // alias, FROM (prose names things unquoted: "known as Bob from").
             T::Kw(Kw::As)
                 if i > 0
-                    && at(i - 1) == Some(&T::Close)
-                    && matches!(at(i + 1), Some(T::Word | T::Str))
+                    && (at(i - 1) == Some(&T::Close)
+                        && matches!(at(i + 1), Some(T::Word | T::Str))
+                        || matches!(at(i - 1), Some(T::Num | T::Ident))
+                            && matches!(at(i + 1), Some(T::Str | T::Ident)))
                     && at(i + 2) == Some(&T::Kw(Kw::From)) =>
             {
                 return Some("alias and from");
@@ -425,6 +453,10 @@ pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
         Some(T::Semi) if matches!(at(j + 1), Some(T::Kw(Kw::Stmt | Kw::Select | Kw::Waitfor))) => {
             Some("string break, stacked statement")
         }
+        // `admin@site';`: the string closed and the statement ended, so
+        // the query's rest (its password check) is a statement of its own
+        // or a syntax error the attacker reads.
+        Some(T::Semi) if j == 1 && t.len() == 2 => Some(STATEMENT_END),
         Some(T::Comment) if j == 1 || closed => Some("string break, comment"),
         Some(T::Kw(Kw::Clause)) if clause_continues(t, j) => Some("string break, clause"),
         Some(T::Kw(Kw::Waitfor | Kw::Select)) => Some("string break, clause"),
@@ -500,6 +532,18 @@ fn statement_grammar(value: &str) -> bool {
     GRAMMAR.is_match(value)
 }
 
+/// `admin@site';`: the string closed and the statement ended.
+const STATEMENT_END: &str = "string break, statement end";
+
+/// Whether the quote that closes the string follows a digit: a foot or
+/// inch mark (`HAT 18';`), not a string's end.
+fn measure_mark(value: &str, quote: u8) -> bool {
+    let b = value.as_bytes();
+    b.iter()
+        .position(|c| *c == quote)
+        .is_some_and(|at| at > 0 && b[at - 1].is_ascii_digit())
+}
+
 /// `x' OR '1`: a condition on a string the query's own quote will close.
 const OPEN_LITERAL: &str = "string break, condition on a literal";
 
@@ -548,6 +592,7 @@ pub fn detect(value: &str) -> Option<&'static str> {
         if let Some(x) = shape(&tokens(s, Context::Inside { quote, backslash }, 24), true)
             .filter(|x| real(x))
             .filter(|x| *x != OPEN_LITERAL || ends_in_short_literal(value, quote))
+            .filter(|x| *x != STATEMENT_END || !measure_mark(value, quote))
         {
             return Some(x);
         }

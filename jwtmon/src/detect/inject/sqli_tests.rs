@@ -46,6 +46,12 @@ fn injections() {
         " HAVING COUNT(CustomerID) > 5",
         "admin' or '1",
         "foo'or'oof",
+        "1234 AS \"foobar\" FROM tablevar2=whatever",
+        "admin@juice-sh.op';",
+        "admin@juice-sh.op\";",
+        "OR '{\"a\":2,\"c\":[4,5,{\"f\":7}]}' -> '$.c[2]'",
+        "OR '{\"a\":\"b\"}' ? 'a'",
+        "OR '{\"name\":\"asd\"}' ?| array['a','name']",
     ] {
         assert!(detect(v).is_some(), "missed: {v}");
     }
@@ -87,6 +93,17 @@ fn benign() {
         "Mike's or Jane's",
         "select 'and'",
         "'countdown calendar\" and \"disney:",
+        "is it 'good' or 'bad' ?",
+        "Ann's or Bob's ? ask",
+        "a -> b or c -> d",
+        "I said 'hello';",
+        "it's;",
+        "Bob's dog;",
+        "DRESS WITH HAT 18';",
+        "a 6\" ruler\";",
+        "score 5 -> 7 or more",
+        "known as \"Bob\" from Texas",
+        "page 5 as pdf from the site",
     ] {
         assert_eq!(detect(v), None, "flagged: {v}");
     }
