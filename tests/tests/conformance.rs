@@ -53,7 +53,7 @@ fn sqli_recall_and_false_positives() {
     }
     if crs.is_some() {
         // Not the 90% goal (see README): a floor so recall never regresses.
-        assert!(r.recall() >= 62.5, "{report}");
+        assert!(r.recall() >= 65.5, "{report}");
     }
 }
 
@@ -71,7 +71,7 @@ fn crs_attack_families_recall_floors() {
         ("921", 85.0),
         ("930", 92.0),
         ("931", 62.0),
-        ("932", 77.0),
+        ("932", 79.5),
         ("933", 94.0),
         ("934", 91.0),
         ("941", 82.0),

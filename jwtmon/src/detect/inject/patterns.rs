@@ -134,7 +134,13 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                 ),
                 (
                     "brace expansion",
-                    &format!(r"\{{\s*(?:/(?:usr/)?s?bin/)?(?:{TOOLS}|{WORDS}),"),
+                    // `{cat,/etc/passwd}`, `{ls,-la}`, `{nc,10.0.0.1,9}`: a
+                    // command and an argument (a path, option, number,
+                    // variable, quote or host); `{id,name}` is a field
+                    // list and `{date,-price}` a sort order.
+                    &format!(
+                        r"\{{\s*(?:/(?:usr/)?s?bin/)?(?:{TOOLS},\s*(?:[/$'\x22\\~0-9-]|[a-z0-9_-]*[./:])|{WORDS},\s*[/$'\x22\\~])"
+                    ),
                 ),
                 (
                     "separator and shell word",
@@ -212,18 +218,20 @@ fn without_js_comments(s: &str) -> Cow<'_, str> {
 /// The value as a shell reads it after quoting: quotes and backslashes
 /// gone, `$@` gone, `${IFS}` / `$IFS$9` a space.
 fn shell_words(s: &str) -> Cow<'_, str> {
-    if !s.contains(['\'', '"', '\\', '$']) {
+    if !s.contains(['\'', '"', '\\', '$', '`', '(']) {
         return Cow::Borrowed(s);
     }
     static IFS: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"\$\{ifs\}|\$ifs(?:\$[0-9])?|\$@|\$\{[0-9]\}").expect("pattern compiles")
     });
     // An empty substitution or an unset variable inside a word is
-    // nothing to the shell: `pi$()ng`, `uname$u`; a special parameter
+    // nothing to the shell: `pi$()ng`, `pi``ng`, `pi<()ng`, `uname$u`; a special parameter
     // (`c$@at`, `c$!at`, `/et$?c`) is there only to break the word up.
     static INSIDE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"([a-z0-9])\$(?:\(\)|\{[a-z_][a-z0-9_]*\}|[a-z_][a-z0-9_]*|[@*!?#_$-])")
-            .expect("pattern compiles")
+        Regex::new(
+            r"([a-z0-9])(?:\$(?:\(\)|\{[a-z_][a-z0-9_]*\}|[a-z_][a-z0-9_]*|[@*!?#_$-])|``|[<>]\(\))",
+        )
+        .expect("pattern compiles")
     });
     let joined = INSIDE.replace_all(s, "$1");
     let joined = IFS.replace_all(&joined, " ");
@@ -253,12 +261,13 @@ pub fn command_line(lower: &str) -> bool {
 }
 
 /// A tool's name spelled in pieces (quotes, backslashes, empty
-/// substitutions or variables inside it): `p""y""thon3`, `w\hoami`,
-/// `uname$u`. Nobody writes a word like that but to hide it.
+/// substitutions or variables inside it, a quoted first letter):
+/// `p""y""thon3`, `w\hoami`, `uname$u`, `'c'url`. Nobody writes a word
+/// like that but to hide it.
 fn in_pieces(lower: &str, shell: &str) -> bool {
     static SPLIT: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
-            r#"[a-z0-9](?:''|""|\\|\$\(\)|\$\{[a-z_][a-z0-9_]*\}|\$[a-z_][a-z0-9_]*|\$[@*!?#_$-])+[a-z0-9]"#,
+            r#"[a-z0-9](?:''|""|\\|\$\(\)|\$\{[a-z_][a-z0-9_]*\}|\$[a-z_][a-z0-9_]*|\$[@*!?#_$-]|``|[<>]\(\))+(?:[a-z0-9]|\s|$)|(?:^|[\s;&|`(])(?:'[a-z0-9]+'|"[a-z0-9]+")[a-z0-9]"#,
         )
         .expect("pattern compiles")
     });
@@ -281,6 +290,41 @@ fn in_pieces(lower: &str, shell: &str) -> bool {
         .captures_iter(shell)
         .filter_map(|c| c.get(1))
         .any(|m| !whole.contains(&m.as_str()))
+}
+
+/// A brace expansion that makes a command: `{,ip,a}` is `ip a`, `c{a,ou}t`
+/// is `cat cout`, `{l,-lh}s` is `ls -lhs`. Only an expansion with an
+/// empty alternative or letters glued to its braces counts (a field list
+/// `{id,name}` expands to words, but nobody writes it to run them), and
+/// only when its first word is a command.
+fn brace_command(lower: &str) -> bool {
+    if !lower.contains('{') {
+        return false;
+    }
+    static BRACE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(^|[\s;&|`(])([a-z0-9_./-]*)\{([^{}\s]*,[^{}\s]*)\}([a-z0-9_./-]*)")
+            .expect("pattern compiles")
+    });
+    static FIRST: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(&format!(
+            r"^(?:/(?:usr/)?s?bin/)?(?:{TOOLS}|{WORDS})(?:$|[\s;&|`)])"
+        ))
+        .expect("pattern compiles")
+    });
+    BRACE.captures_iter(lower).any(|c| {
+        let (pre, alts, post) = (&c[2], &c[3], &c[4]);
+        let glued = !pre.is_empty() || !post.is_empty();
+        let empty_alt = alts.split(',').any(str::is_empty);
+        if !(glued || empty_alt) {
+            return false;
+        }
+        let words: Vec<String> = alts
+            .split(',')
+            .map(|a| format!("{pre}{a}{post}"))
+            .filter(|w| !w.is_empty())
+            .collect();
+        FIRST.is_match(&shell_words(&words.join(" ")))
+    })
 }
 
 /// Every `(kind, shape)` pattern set the value matches. `prose` is a
@@ -312,6 +356,10 @@ pub fn detect(lower: &str, prose: bool) -> Vec<(Kind, &'static str)> {
                 .map(|i| (s.kind, s.names[i]))
         })
         .chain(pieces.then_some((Kind::InjectionCommand, "command spelled in pieces")))
+        .chain(
+            brace_command(&shell)
+                .then_some((Kind::InjectionCommand, "command made by brace expansion")),
+        )
         .collect()
 }
 
@@ -434,6 +482,11 @@ mod tests {
             "price US$-5 off, cash$?",
             "Q&A: what's $PATH? and $HOME",
             r"Wall Street\xe2\x80\x99s benchmark index",
+            "fields={id,name}&sort={date,-price}",
+            "rock 'n' roll, 's'mores",
+            "pick {one,two}",
+            "{,}",
+            "a{,b}c",
         ] {
             assert!(kinds(v).is_empty(), "{v}: {:?}", kinds(v));
         }
@@ -479,6 +532,16 @@ mod tests {
             "a=/etc&&b=/passwd&&c=cat&&$c $a$b",
             r"powershell C:\windows\system32\notepad.exe",
             ";\n.shell nc 10.10.10.1 6666 -e sh",
+            "pi``ng 127.0.0.1",
+            "ping$() 127.0.0.1",
+            "pi<()ng 127.0.0.1",
+            "'c'url localhost",
+            "\"w\"get localhost",
+            "{,ip,a}",
+            "{,ifconfig,eth0}",
+            "c{a,ou}t /etc/passwd",
+            "{l,-lh}s",
+            "{,echo,#test}",
         ] {
             assert!(
                 kinds(v).contains(&"injection_command"),
