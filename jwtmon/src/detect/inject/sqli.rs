@@ -366,6 +366,10 @@ pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
                 return Some("alias and from");
             }
             T::Kw(Kw::Clause) if clause_continues(t, i) => return Some("clause"),
+            // FROM `db`.`table` WHERE|LIMIT|ORDER ...: backquoted names are
+            // MySQL's, and a clause after them is a query's tail (a
+            // Markdown "from `file`" is not followed by one).
+            T::Kw(Kw::From) if from_quoted_table(t, i) => return Some("from a quoted table"),
             T::Exec => return Some("executable comment"),
             T::Var(true) => return Some("system variable"),
             T::Union if matches!(at(i + 1), Some(T::Kw(Kw::Select) | T::Open)) => {
@@ -456,7 +460,12 @@ pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
         // `admin@site';`: the string closed and the statement ended, so
         // the query's rest (its password check) is a statement of its own
         // or a syntax error the attacker reads.
-        Some(T::Semi) if j == 1 && t.len() == 2 => Some(STATEMENT_END),
+        // ... and `';#`, `'; --`: the rest of the line cut off too.
+        Some(T::Semi)
+            if j == 1 && (t.len() == 2 || t.len() == 3 && matches!(t[2], T::Comment | T::Hash)) =>
+        {
+            Some(STATEMENT_END)
+        }
         Some(T::Comment) if j == 1 || closed => Some("string break, comment"),
         Some(T::Kw(Kw::Clause)) if clause_continues(t, j) => Some("string break, clause"),
         Some(T::Kw(Kw::Waitfor | Kw::Select)) => Some("string break, clause"),
@@ -493,6 +502,20 @@ fn literal_comparison(t: &[T]) -> bool {
         k -= 1;
     }
     cmp && k > 0 && t[k - 1] == *last && (k == 1 || matches!(t[k - 2], T::Comma | T::Logic))
+}
+
+/// FROM followed by backquoted names and a clause that goes on (or ends
+/// the value).
+fn from_quoted_table(t: &[T], i: usize) -> bool {
+    let mut k = i + 1;
+    while t.get(k) == Some(&T::Ident) {
+        k += 1;
+    }
+    k > i + 1
+        && t.get(k) == Some(&T::Kw(Kw::Clause))
+        && (k + 1 == t.len()
+            || matches!(t.get(k + 1), Some(T::Ident | T::Num | T::Kw(Kw::Other)))
+            || clause_continues(t, k))
 }
 
 /// ORDER/GROUP BY n, HAVING|WHERE v <cmp>, LIMIT n, INTO OUTFILE ...

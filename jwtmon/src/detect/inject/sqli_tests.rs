@@ -47,6 +47,10 @@ fn injections() {
         "admin' or '1",
         "foo'or'oof",
         "1234 AS \"foobar\" FROM tablevar2=whatever",
+        "x';#",
+        "from `db_miwf`.`sys_refindex` limit",
+        "FROM `we_tblErrorLog` WHERE `we_tblErrorLog`.`ID` = 25251 LIMIT",
+        "FROM `dates` order by `uname`, `date`",
         "admin@juice-sh.op';",
         "admin@juice-sh.op\";",
         "OR '{\"a\":2,\"c\":[4,5,{\"f\":7}]}' -> '$.c[2]'",
@@ -104,6 +108,9 @@ fn benign() {
         "score 5 -> 7 or more",
         "known as \"Bob\" from Texas",
         "page 5 as pdf from the site",
+        "settings come from `config.toml` where needed",
+        "copy from `a.txt` limit yourself",
+        "I'm 6'; ok",
     ] {
         assert_eq!(detect(v), None, "flagged: {v}");
     }
