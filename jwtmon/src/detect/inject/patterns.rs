@@ -174,17 +174,37 @@ pub fn warm() {
     let _ = shell_words("$");
 }
 
+/// A tag name spelled with spaces between its letters (`< f o r m`,
+/// `< x: script`).
+static SPACED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"<\s*((?:[a-z]\s+){2,}[a-z])\b|<\s+([a-z])").expect("pattern compiles")
+});
+
+/// An HTML element's name spelled with spaces between its letters
+/// (`<f o r m`, `<s c r i p t`): nobody writes markup so but to slip it
+/// past a filter.
+fn spaced_tag(lower: &str) -> bool {
+    const ELEMENTS: &[&str] = &[
+        "form", "script", "iframe", "frame", "frameset", "img", "image", "svg", "body", "input",
+        "button", "style", "link", "meta", "base", "object", "embed", "applet", "video", "audio",
+        "source", "math", "marquee", "textarea", "select", "details", "dialog", "template",
+        "isindex", "keygen", "html", "xml", "table", "div", "span", "option",
+    ];
+    lower.contains('<')
+        && SPACED.captures_iter(lower).any(|c| {
+            c.get(1).is_some_and(|m| {
+                let name: String = m.as_str().split_whitespace().collect();
+                ELEMENTS.contains(&name.as_str())
+            })
+        })
+}
+
 /// The value without JavaScript comments (`/* ... */`).
 fn without_js_comments(s: &str) -> Cow<'_, str> {
     // UTF-7 brackets and quotes (`+ADw-script+AD4-`), as old browsers
     // decoded them.
     static UTF7: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"\+ad[w4]-|\+aci-|\+acc-").expect("pattern compiles"));
-    // A tag name spelled with spaces between its letters (`< f o r m`,
-    // `< x: script`).
-    static SPACED: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"<\s*((?:[a-z]\s+){2,}[a-z])\b|<\s+([a-z])").expect("pattern compiles")
-    });
     static COMMENT: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"/\*.*?\*/").expect("pattern compiles"));
     let mut out = Cow::Borrowed(s);
@@ -355,6 +375,7 @@ pub fn detect(lower: &str, prose: bool) -> Vec<(Kind, &'static str)> {
                 })
                 .map(|i| (s.kind, s.names[i]))
         })
+        .chain(spaced_tag(lower).then_some((Kind::InjectionXss, "tag name spelled with spaces")))
         .chain(pieces.then_some((Kind::InjectionCommand, "command spelled in pieces")))
         .chain(
             brace_command(&shell)
@@ -378,6 +399,8 @@ mod tests {
     fn attacks() {
         for (v, k) in [
             ("<script>alert(1)</script>", "injection_xss"),
+            ("foo<f o r m", "injection_xss"),
+            ("$<s c r i p t", "injection_xss"),
             ("\"onzoom=", "injection_xss"),
             ("'formaction=javascript:x", "injection_xss"),
             (
@@ -485,6 +508,8 @@ mod tests {
             "fields={id,name}&sort={date,-price}",
             "rock 'n' roll, 's'mores",
             "pick {one,two}",
+            "x <b c d e",
+            "I <3 u b u n t u",
             "{,}",
             "a{,b}c",
         ] {
