@@ -200,7 +200,7 @@ catalogue! {
     InjectionSsi = "injection_ssi", High, ABUSE;
     /// CR/LF followed by an SMTP or IMAP command in a value (mail command injection).
     InjectionMail = "injection_mail", High, ABUSE;
-    /// A parameter that names a remote or wrapper URL to include (`http://1.2.3.4/x?`, `php://`, `expect://`).
+    /// A parameter that names a remote or wrapper URL to include (`http://1.2.3.4/x?`, `php://`, `expect://`), or a URL whose user info disguises its host (`http://a.test%2f@evil.test/`).
     InjectionRfi = "injection_rfi", High, ABUSE;
     /// PHP code or PHP object syntax in a value (`<?php`, `system(`, `O:8:"stdClass"`, wrappers).
     InjectionPhp = "injection_php", High, ABUSE;

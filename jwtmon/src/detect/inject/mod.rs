@@ -185,6 +185,21 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
         .as_deref()
         .filter(|q| q.contains("//") || q.contains("%2f") || q.contains("%2F"))
     {
+        // The raw pairs first: an encoded delimiter in a URL's user info
+        // is gone once the value is decoded.
+        for raw in q
+            .split('&')
+            .filter_map(|p| p.split_once('=').map(|(_, v)| v))
+        {
+            if urls::disguised_authority(raw) {
+                found.add(
+                    Kind::InjectionRfi,
+                    "remote host disguised by user info",
+                    Place::Query,
+                    raw,
+                );
+            }
+        }
         for (k, v) in crate::detect::fields::form_pairs(q.as_bytes()) {
             if families::remote_include(&k.to_ascii_lowercase(), &decode::deep(&v)) {
                 found.add(
@@ -375,10 +390,20 @@ mod tests {
         );
         assert_eq!(found("template=%2F%2Fx.test%2Fa", ""), ["injection_rfi"]);
         for q in [
+            "x=http://example.com%2f@evil.com/",
+            "x=http://example.com%2f:foo@bar@evil.com/",
+            "x=https://trusted.test%5C@evil.com",
+        ] {
+            assert_eq!(found(q, ""), ["injection_rfi"], "{q}");
+        }
+        for q in [
             "redirect_uri=https://partner.test/cb",
             "page=https://example.test/article",
             "path=/var/www/a",
             "image_url=https://cdn.test/a.png",
+            "profile=https://medium.com/@someone",
+            "next=https%3A%2F%2Fmedium.com%2F%40someone",
+            "u=https://user:pa%2Fss@partner.test/",
         ] {
             assert!(found(q, "").is_empty(), "{q}: {:?}", found(q, ""));
         }

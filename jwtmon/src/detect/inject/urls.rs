@@ -116,6 +116,39 @@ pub fn url_threat(lower: &str) -> Option<(Kind, &'static str)> {
     None
 }
 
+/// A raw (still percent-encoded) URL whose authority hides a delimiter
+/// before its `@`: `http://example.com%2f@evil.com/`. A validator that
+/// decodes first sees the host `example.com` and a path; a client that
+/// parses first connects to `evil.com`. (`medium.com/@name` has its slash
+/// in the clear: the `@` is in the path.)
+pub fn disguised_authority(raw: &str) -> bool {
+    let lower = raw.to_ascii_lowercase();
+    let Some(at) = lower.find("://") else {
+        return false;
+    };
+    let rest = &lower[at + 3..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    authority.rfind('@').is_some_and(|user_end| {
+        let user = &authority[..user_end];
+        // What stands before the hidden delimiter must look like a host
+        // (`example.com`, `10.0.0.1:80`): a password with an encoded
+        // slash (`user:pa%2Fss@`) is user info as RFC 3986 writes it.
+        ["%2f", "%5c", "%3f", "%23", "%252f", "%255c", "\\"]
+            .iter()
+            .filter_map(|d| user.find(d))
+            .min()
+            .is_some_and(|cut| {
+                let shown = &user[..cut];
+                let host = shown.split(':').next().unwrap_or("");
+                host.contains('.')
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
+            })
+    })
+}
+
 /// `http?`, `ftp:evil/x.txt?`: a fetchable scheme, with or without a
 /// host, whose last `?` turns whatever the application appends into a
 /// query string: how a remote (or local) include is probed. One token
