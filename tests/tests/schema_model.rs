@@ -425,6 +425,39 @@ fn attacks(t: &mut Traffic, at_ms: u64) -> BTreeMap<String, Vec<&'static str>> {
             200,
         )],
     );
+    // A web shell sent as a profile photo: labelled and named as an image,
+    // its bytes are PHP text.
+    let mut shell = b"--b0undary\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"me.png\"\r\nContent-Type: image/png\r\n\r\n".to_vec();
+    shell.extend_from_slice(b"GIF89a;<?php system($_GET['c']); ?>\r\n--b0undary--\r\n");
+    one(
+        t,
+        17,
+        &["injection_php"],
+        vec![ex(
+            "POST",
+            "/api/v1/profile/photo",
+            &["Content-Type: multipart/form-data; boundary=b0undary".into()],
+            &shell,
+            200,
+        )],
+    );
+    // A server configuration file uploaded through an upload API's name
+    // header, spelled the way Windows stores it.
+    one(
+        t,
+        18,
+        &["upload_restricted_file"],
+        vec![ex(
+            "PUT",
+            "/api/v1/documents",
+            &[
+                "X-File-Name: .htaccess. ".into(),
+                "Content-Type: application/octet-stream".into(),
+            ],
+            b"AddType application/x-httpd-php .png",
+            200,
+        )],
+    );
     // Low and slow: one failed login every 25 s for 35 minutes.
     for i in 0..84u64 {
         t.add(i * 25_000, "203.0.113.14", vec![login("treasurer", false)]);
