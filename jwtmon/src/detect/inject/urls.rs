@@ -264,6 +264,7 @@ pub(super) fn loose_ipv4(host: &str) -> Option<Ipv4Addr> {
         return None;
     }
     let mut nums = Vec::with_capacity(4);
+    let hex_alone = parts.len() == 1 && parts[0].starts_with("0x");
     for p in &parts {
         let n = if let Some(h) = p.strip_prefix("0x") {
             u64::from_str_radix(h, 16).ok()?
@@ -280,8 +281,9 @@ pub(super) fn loose_ipv4(host: &str) -> Option<Ipv4Addr> {
     }
     let room = 8 * (4 - head.len() as u32);
     // One number past 32 bits: parsers that wrap it (as some do) read it
-    // modulo 2^32 (`7147006462` is 169.254.169.254).
-    let last = if head.is_empty() && *last >= 1u64 << 32 && *last < 1u64 << 40 {
+    // modulo 2^32 (`7147006462` is 169.254.169.254, and so is
+    // `0x41414141a9fea9fe`: no host name is written in hex).
+    let last = if head.is_empty() && *last >= 1u64 << 32 && (*last < 1u64 << 40 || hex_alone) {
         &(*last & 0xffff_ffff)
     } else {
         last
@@ -309,6 +311,7 @@ mod tests {
             ("127.1", "127.0.0.1"),
             ("10.0.513", "10.0.2.1"),
             ("169.254.43518", "169.254.169.254"),
+            ("0x41414141a9fea9fe", "169.254.169.254"),
         ] {
             assert_eq!(loose_ipv4(s), Some(want.parse().unwrap()), "{s}");
         }
