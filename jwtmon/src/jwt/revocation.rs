@@ -154,11 +154,17 @@ impl RevocationList {
             }
             return Ok(false);
         }
+        // What is not in the file yet, taken before the file is read: an
+        // append the writer finishes in between is then in one or the
+        // other, never in neither.
+        let unwritten = self
+            .writer
+            .as_ref()
+            .map(|w| w.unwritten())
+            .unwrap_or_default();
         let mut fresh = Self::read(&path)?;
         fresh.writer = self.writer.take();
-        if let Some(w) = &fresh.writer {
-            fresh.token_id.extend(w.pending());
-        }
+        fresh.token_id.extend(unwritten);
         *self = fresh;
         Ok(true)
     }

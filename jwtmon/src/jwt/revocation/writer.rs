@@ -39,6 +39,9 @@ struct Shared {
     written: Option<SystemTime>,
     /// Revocations the full queue kept from the file.
     dropped: u64,
+    /// Their ids, so a reload keeps them in memory (at most [`QUEUE`]
+    /// times 4; the count goes on past that).
+    held: HashSet<String>,
 }
 
 /// The writer of one revocation file.
@@ -134,6 +137,9 @@ impl Writer {
                 if let Ok(mut sh) = self.shared.lock() {
                     sh.pending.remove(id);
                     sh.dropped += 1;
+                    if sh.held.len() < QUEUE * 4 {
+                        sh.held.insert(id.to_string());
+                    }
                     if sh.dropped == 1 {
                         tracing::warn!(
                             "revocation file queue full: revocations held in memory only"
@@ -165,14 +171,18 @@ impl Writer {
 
     /// Removes the id's lines now (after what is queued).
     pub fn remove_now(&self, id: &str) -> Result<(), String> {
+        if let Ok(mut sh) = self.shared.lock() {
+            sh.held.remove(id);
+        }
         self.wait(Op::Remove(id.to_string()))
     }
 
-    /// Appends queued but not yet written.
-    pub fn pending(&self) -> Vec<String> {
+    /// Appends queued but not yet written, and those a full queue kept
+    /// from the file: what a reload of the file must keep in memory.
+    pub fn unwritten(&self) -> Vec<String> {
         self.shared
             .lock()
-            .map(|s| s.pending.iter().cloned().collect())
+            .map(|s| s.pending.iter().chain(&s.held).cloned().collect())
             .unwrap_or_default()
     }
 
