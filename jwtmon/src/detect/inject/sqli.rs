@@ -345,7 +345,9 @@ pub fn shape(t: &[T], quoted: bool) -> Option<&'static str> {
                         t[1..].iter().find(|x| **x != T::Comment),
                         Some(T::Word | T::Func(_) | T::Open | T::Var(_))
                     )
-                    || i == 0 && at(1) == Some(&T::Kw(Kw::Other)) && at(2) == Some(&T::Ident) =>
+                    || i == 0
+                        && at(1) == Some(&T::Kw(Kw::Other))
+                        && matches!(at(2), Some(T::Ident | T::Word)) =>
             {
                 return Some("statement");
             }
@@ -548,7 +550,7 @@ fn names() -> &'static aho_corasick::AhoCorasick {
 fn statement_grammar(value: &str) -> bool {
     static GRAMMAR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(
-            r"(?i)(?:(?:drop|create|alter|truncate|rename)(?:\s|/\*.*?\*/)+(?:(?:temporary|or\s+replace|if\s+(?:not\s+)?exists)\s+)*(?:table|database|schema|user|view|procedure|proc|function|index|trigger|login|role|sequence|event)|update(?:\s|/\*.*?\*/)+\S+(?:\s|/\*.*?\*/)+set|delete(?:\s|/\*.*?\*/)+(?:\S+\s+)?from|(?:insert|replace)(?:\s|/\*.*?\*/)+(?:into|\S+\s*(?:\(|values))|declare\s+@|exec(?:ute)?(?:\s|/\*.*?\*/)*(?:\(|@|\w+\.|(?:master|xp_|sp_))|shutdown|grant\s+\w+|handler\s+\S+\s+(?:open|read)|load\s+(?:data|xml)|call\s+\w+\s*\()",
+            r"(?i)\b(?:(?:drop|truncate)(?:\s|/\*.*?\*/)+(?:temporary\s+)?(?:table|database|schema|user|view|procedure|proc|function|index|trigger|login|role|sequence|event)(?:\s|/\*.*?\*/)+(?:if\s+exists\s+)?\S+\s*(?:$|;|\b(?:cascade|restrict|purge)\b)|alter(?:\s|/\*.*?\*/)+(?:table|database|schema|user|view|procedure|function|index|trigger|login|role|sequence|event)(?:\s|/\*.*?\*/)+\S+\s+(?:add|drop|modify|alter|rename|change|set|owner|enable|disable)\b|rename\s+table\s+\S+\s+to\b|create(?:\s|/\*.*?\*/)+(?:(?:temporary|or\s+replace)\s+)*(?:table|database|schema|user|view|procedure|proc|function|index|trigger|login|role|sequence|event)(?:\s|/\*.*?\*/)+(?:if\s+not\s+exists\s+)?\S+\s*(?:\(|as\b|like\b)|update(?:\s|/\*.*?\*/)+\S+(?:\s|/\*.*?\*/)+set\b|delete(?:\s|/\*.*?\*/)+(?:\S+\s+)?from\b|(?:insert|replace)(?:\s|/\*.*?\*/)+(?:into\b|\S+\s*(?:\(|values\b))|declare\s+@|exec(?:ute)?(?:\s|/\*.*?\*/)*(?:\(|@|\w+\.|(?:master|xp_|sp_))|shutdown\b|grant\s+\w+|handler\s+\S+\s+(?:open|read)|load\s+(?:data|xml)\b|call\s+\w+\s*\()",
         )
         .expect("pattern compiles")
     });
@@ -599,9 +601,10 @@ pub fn detect(value: &str) -> Option<&'static str> {
         return Some("mongodb operator");
     }
     // A leading statement keyword in words alone (no quote, operator,
-    // parenthesis or comment) is one only with its grammar after it
-    // (`UPDATE t SET`, `DROP TABLE`), not prose ("update my address").
-    let words_only = !value.contains(['\'', '"', '`', ';', '(', ')', '@', '#', '=', '/', '*', '-']);
+    // parenthesis or comment; backquoted names are words here) is one only
+    // with its grammar after it (`UPDATE t SET`, `DROP TABLE`), not prose
+    // ("update my address", "load the settings from `x`").
+    let words_only = !value.contains(['\'', '"', ';', '(', ')', '@', '#', '=', '/', '*', '-']);
     let real = |x: &'static str| x != "statement" || !words_only || statement_grammar(value);
     if let Some(x) = shape(&tokens(s, Context::Bare, 24), false).filter(|x| real(x)) {
         return Some(x);
