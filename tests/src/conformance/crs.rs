@@ -61,6 +61,17 @@ pub fn raw_request(input: &Value) -> Option<Vec<u8>> {
     Some(raw)
 }
 
+impl Case {
+    /// Whether jwtmon reports the request with one of `own` kinds (a
+    /// request that does not parse is not flagged).
+    pub fn flagged_as(&self, cfg: &InjectionConfig, own: &[&str]) -> bool {
+        self.raw
+            .as_deref()
+            .and_then(|raw| kinds(raw, cfg))
+            .is_some_and(|k| k.iter().any(|k| own.contains(k)))
+    }
+}
+
 /// Kinds found in a raw request (parsed by jwtmon first); `None` when it
 /// does not parse.
 pub fn kinds(raw: &[u8], cfg: &InjectionConfig) -> Option<Vec<&'static str>> {
@@ -261,8 +272,7 @@ pub fn run_at(dir: &Path, paranoia: u8) -> Result<(String, Vec<FamilyReport>)> {
         for case in cases(&path)? {
             if case.known_false_positive {
                 r.known_false_positives += 1;
-                let k = case.raw.as_deref().and_then(|raw| kinds(raw, &cfg));
-                if k.is_some_and(|k| k.iter().any(|k| own.contains(k))) {
+                if case.flagged_as(&cfg, own) {
                     r.known_false_positives_flagged += 1;
                     r.missed.push(format!(
                         "known false positive flagged {}: {}",

@@ -238,7 +238,8 @@ fn without_js_comments(s: &str) -> Cow<'_, str> {
 /// The value as a shell reads it after quoting: quotes and backslashes
 /// gone, `$@` gone, `${IFS}` / `$IFS$9` a space.
 fn shell_words(s: &str) -> Cow<'_, str> {
-    if !s.contains(['\'', '"', '\\', '$', '`', '(']) {
+    // `(` alone is prose's; only `<(` and `>(` split a word.
+    if !s.contains(['\'', '"', '\\', '$', '`']) && !s.contains("<(") && !s.contains(">(") {
         return Cow::Borrowed(s);
     }
     static IFS: LazyLock<Regex> = LazyLock::new(|| {

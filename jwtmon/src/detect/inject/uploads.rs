@@ -78,7 +78,6 @@ fn config_file(name: &str) -> bool {
             | "php.ini"
             | "web.config"
             | "applicationhost.config"
-            | "wp-config.php"
             | "settings.php"
             | "settings.py"
             | "local_settings.py"
@@ -121,8 +120,8 @@ fn config_file(name: &str) -> bool {
             | ".gitconfig"
             | "credentials"
     ) || name.starts_with(".env.")
-        // `wp-config.php` kept under another extension (`wp-config-php.bak`,
-        // `wp-config_php.txt`): the same secrets.
+        // `wp-config.php`, also kept under another extension
+        // (`wp-config-php.bak`, `wp-config_php.txt`): the same secrets.
         || name.starts_with("wp-config")
 }
 
