@@ -26,6 +26,17 @@ impl Address {
         Self([0, (u64::from(w) << 32) | 0xffff_0000])
     }
 
+    /// The IPv4 address of an IPv4-mapped address, as loaded from the
+    /// packet (the per-source IPv4 map's key).
+    #[inline(always)]
+    pub fn v4(&self) -> Option<u32> {
+        // One test of a value computed from both words, not a test of each:
+        // the verifier then learns nothing about the address itself, and
+        // the states after the test stay equal to each other for pruning.
+        let tag = self.0[0] | u64::from(self.0[1] as u32 ^ 0xffff_0000);
+        (tag == 0).then_some((self.0[1] >> 32) as u32)
+    }
+
     /// The map key.
     #[inline(always)]
     pub fn key(&self) -> &Addr {

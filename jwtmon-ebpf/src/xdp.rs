@@ -35,6 +35,10 @@ static BLOCK_CIDR: LpmTrie<Addr, BlockEntry> = LpmTrie::with_max_entries(sizes::
 static SRC_STATS: LruPerCpuHashMap<Addr, SourceStats> =
     LruPerCpuHashMap::with_max_entries(sizes::SRC_STATS, 0);
 
+#[map(name = "SRC_STATS4")]
+static SRC_STATS4: LruPerCpuHashMap<u32, SourceStats> =
+    LruPerCpuHashMap::with_max_entries(sizes::SRC_STATS, 0);
+
 /// How many nested CIDR entries the kernel looks through when the longest
 /// match has expired (the daemon reaps expired entries within seconds).
 const MAX_CIDR_LOOKUPS: usize = 4;
@@ -88,6 +92,9 @@ fn xdp_main<const ENFORCE: bool, const CAPTURE: bool>(ctx: &XdpContext) -> u32 {
     } else {
         (xdp_action::XDP_PASS, NO_REASON)
     };
+    // Counted before sampling, so the reason is dead there: the verifier
+    // then walks the sampler once, not once per reason.
+    counters.bump(reason);
     if CAPTURE
         && action == xdp_action::XDP_PASS
         && let Some(control) = control
@@ -98,7 +105,7 @@ fn xdp_main<const ENFORCE: bool, const CAPTURE: bool>(ctx: &XdpContext) -> u32 {
         let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
         capture::forward_client(ctx, start, end, &l3, &tcp, control, ifindex, &mut counters);
     }
-    finish(&mut counters, action, reason)
+    finish(&mut counters, action, NO_REASON)
 }
 
 #[inline(always)]
@@ -126,7 +133,15 @@ fn finish(counters: &mut Counters, action: u32, reason: u32) -> u32 {
 fn enforce(l3: &L3, len: u64, generation: u64) -> (u32, u32) {
     // SAFETY: helper without preconditions (inlined by the verifier).
     let jiffies = unsafe { bpf_jiffies64() };
-    let source = SRC_STATS.get_ptr_mut(l3.src.key());
+    let src = l3.src.key();
+    // IPv4 sources are counted under their 4-byte address: a quarter of
+    // the hashing and comparing of the 16-byte IPv4-mapped key. Only the
+    // lookup differs: a new source's entry is created there, so nothing
+    // after it depends on the family and the verifier walks one body.
+    let source = match l3.src.v4() {
+        Some(key) => lookup_or_insert(&SRC_STATS4, &key),
+        None => lookup_or_insert(&SRC_STATS, src),
+    };
     if let Some(s) = source {
         // SAFETY: per-CPU value, written only by this CPU while we run.
         unsafe {
@@ -148,12 +163,10 @@ fn enforce(l3: &L3, len: u64, generation: u64) -> (u32, u32) {
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     // SAFETY: as above.
     let pending = source.map_or(0, |s| unsafe { (*s).pending_drops });
-    let check = check_blocks(l3.src.key(), now, u64::from(pending) + 1);
+    let check = check_blocks(src, now, u64::from(pending) + 1);
     // The allowlist always wins; it is only consulted for sources that a
     // block entry matched, so clean traffic pays for no extra lookup.
-    let code = if check.verdict != verdict::PASS
-        && ALLOW_CIDR.get(Key::new(128, *l3.src.key())).is_some()
-    {
+    let code = if check.verdict != verdict::PASS && ALLOW_CIDR.get(Key::new(128, *src)).is_some() {
         verdict::ALLOWLISTED
     } else {
         check.verdict
@@ -173,9 +186,9 @@ fn enforce(l3: &L3, len: u64, generation: u64) -> (u32, u32) {
         outcome(code)
     };
     let dropped = (action == xdp_action::XDP_DROP) as u64;
-    match source {
+    if let Some(s) = source {
         // SAFETY: as above.
-        Some(s) => unsafe {
+        unsafe {
             (*s).packets += 1;
             (*s).bytes += len;
             (*s).drops += dropped;
@@ -184,24 +197,37 @@ fn enforce(l3: &L3, len: u64, generation: u64) -> (u32, u32) {
             (*s).lease_jiffies = lease;
             (*s).verdict = code;
             (*s).pending_drops = 0;
-        },
-        None => {
-            let fresh = SourceStats {
-                packets: 1,
-                bytes: len,
-                drops: dropped,
-                first_seen_ns: now,
-                last_seen_ns: now,
-                verdict_gen: cached_gen,
-                lease_jiffies: lease,
-                verdict: code,
-                pending_drops: 0,
-            };
-            // A failed insert (map busy) only loses one sample of counters.
-            let _ = SRC_STATS.insert(l3.src.key(), &fresh, 0);
         }
     }
     (action, counter)
+}
+
+/// The source's counters in `sources`, created (zero, first seen now)
+/// when it is new. `None` only when the map refused the insert (busy),
+/// which loses that packet's counts and nothing else.
+#[inline(always)]
+fn lookup_or_insert<K>(
+    sources: &LruPerCpuHashMap<K, SourceStats>,
+    key: &K,
+) -> Option<*mut SourceStats> {
+    if let Some(s) = sources.get_ptr_mut(key) {
+        return Some(s);
+    }
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let fresh = SourceStats {
+        packets: 0,
+        bytes: 0,
+        drops: 0,
+        first_seen_ns: now,
+        last_seen_ns: now,
+        verdict_gen: 0,
+        lease_jiffies: 0,
+        verdict: verdict::PASS,
+        pending_drops: 0,
+    };
+    sources.insert(key, &fresh, 0).ok()?;
+    sources.get_ptr_mut(key)
 }
 
 /// The action and counter of a verdict code.

@@ -62,6 +62,9 @@ impl XdpFilter {
                 "xdp-filter or bpftool missing: `cargo xtask setup` installs xdp-tools and bpftool"
             );
         }
+        // libxdp needs a bpffs, and a fresh host may not have one mounted.
+        jwtmon::enforce::datapath::prepare_pin_dir(std::path::Path::new("/sys/fs/bpf"))
+            .context("mounting bpffs for xdp-filter")?;
         let ns = Netns::new("xf")?;
         ns.ip(&["link", "add", "xfa", "type", "veth", "peer", "name", "xfb"])?;
         ns.ip(&["link", "set", "xfa", "up"])?;

@@ -124,11 +124,13 @@ pub struct DatapathConfig {
     pub max_blocked_cidrs: u32,
     /// Capacity of the allowlist trie.
     pub max_allowlist: u32,
-    /// Capacity of the per-source LRU counters; 0 sizes it from
-    /// `tracked_sources_bytes` (see [`DatapathConfig::tracked_sources`]).
+    /// Capacity of each per-source LRU counters map (one for IPv4, one for
+    /// IPv6); 0 sizes them from `tracked_sources_bytes` (see
+    /// [`DatapathConfig::tracked_sources`]).
     pub max_tracked_sources: u32,
     /// Kernel memory the per-source counters may take when
-    /// `max_tracked_sources = 0`. The map is per-CPU and preallocated, so
+    /// `max_tracked_sources = 0`, split evenly between the IPv4 and the
+    /// IPv6 map. The maps are per-CPU and preallocated, so
     /// its entries cost one value per possible CPU each (and creating it
     /// costs start-up time in proportion).
     pub tracked_sources_bytes: u64,
@@ -183,9 +185,9 @@ impl Default for AllowlistConfig {
 const SOURCE_ENTRY_OVERHEAD: u64 = 96;
 
 impl DatapathConfig {
-    /// The per-source map's capacity: `max_tracked_sources`, or as many
-    /// entries as `tracked_sources_bytes` holds on this host's possible
-    /// CPUs (at least 4096).
+    /// Each per-source map's capacity: `max_tracked_sources`, or as many
+    /// entries as half of `tracked_sources_bytes` holds on this host's
+    /// possible CPUs (at least 4096).
     pub fn tracked_sources(&self) -> u32 {
         if self.max_tracked_sources != 0 {
             return self.max_tracked_sources;
@@ -193,7 +195,7 @@ impl DatapathConfig {
         let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1)) as u64;
         let per_entry =
             cpus * size_of::<jwtmon_common::SourceStats>() as u64 + SOURCE_ENTRY_OVERHEAD;
-        (self.tracked_sources_bytes / per_entry).clamp(4096, 100_000_000) as u32
+        (self.tracked_sources_bytes / 2 / per_entry).clamp(4096, 100_000_000) as u32
     }
 
     /// Checks values that parse but cannot work.

@@ -160,6 +160,7 @@ fn expected_sizes(name: &str) -> (u32, u32) {
         names::BLOCK_IP => (addr, size_of::<BlockEntry>() as u32),
         names::BLOCK_CIDR => (lpm_key, size_of::<BlockEntry>() as u32),
         names::SRC_STATS => (addr, size_of::<SourceStats>() as u32),
+        names::SRC_STATS4 => (4, size_of::<SourceStats>() as u32),
         names::CONTROL => (4, size_of::<Control>() as u32),
         _ => (4, size_of::<GlobalStats>() as u32),
     }
@@ -238,6 +239,7 @@ impl Datapath {
             .map_max_entries(names::BLOCK_CIDR, cfg.max_blocked_cidrs)
             .map_max_entries(names::ALLOW_CIDR, cfg.max_allowlist)
             .map_max_entries(names::SRC_STATS, cfg.tracked_sources())
+            .map_max_entries(names::SRC_STATS4, cfg.tracked_sources())
             .map_max_entries(names::EVENTS, cfg.ring_buffer_bytes);
         let pin_paths: Vec<(&str, PathBuf)>;
         if let Some(dir) = &pin_dir {
@@ -514,7 +516,7 @@ fn check_pinned_maps(dir: &Path, cfg: &DatapathConfig) -> Result<(), DatapathErr
             names::BLOCK_IP => cfg.max_blocked_ips,
             names::BLOCK_CIDR => cfg.max_blocked_cidrs,
             names::ALLOW_CIDR => cfg.max_allowlist,
-            names::SRC_STATS => cfg.tracked_sources(),
+            names::SRC_STATS | names::SRC_STATS4 => cfg.tracked_sources(),
             _ => info.max_entries(),
         };
         if wanted != info.max_entries() {

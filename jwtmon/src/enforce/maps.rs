@@ -185,6 +185,7 @@ pub struct Maps {
     block_ip: HashMap<MapData, Addr, BlockEntry>,
     block_cidr: LpmTrie<MapData, Addr, BlockEntry>,
     sources: PerCpuHashMap<MapData, Addr, SourceStats>,
+    sources4: PerCpuHashMap<MapData, u32, SourceStats>,
     global: PerCpuArray<MapData, GlobalStats>,
     control: Array<MapData, Control>,
 }
@@ -212,6 +213,7 @@ impl Maps {
             block_ip: typed(open(names::BLOCK_IP)?, names::BLOCK_IP)?,
             block_cidr: typed(open(names::BLOCK_CIDR)?, names::BLOCK_CIDR)?,
             sources: typed(open(names::SRC_STATS)?, names::SRC_STATS)?,
+            sources4: typed(open(names::SRC_STATS4)?, names::SRC_STATS4)?,
             global: typed(open(names::GLOBAL_STATS)?, names::GLOBAL_STATS)?,
             control: typed(open(names::CONTROL)?, names::CONTROL)?,
         })
@@ -225,6 +227,7 @@ impl Maps {
             block_ip: typed(take(names::BLOCK_IP)?, names::BLOCK_IP)?,
             block_cidr: typed(take(names::BLOCK_CIDR)?, names::BLOCK_CIDR)?,
             sources: typed(take(names::SRC_STATS)?, names::SRC_STATS)?,
+            sources4: typed(take(names::SRC_STATS4)?, names::SRC_STATS4)?,
             global: typed(take(names::GLOBAL_STATS)?, names::GLOBAL_STATS)?,
             control: typed(take(names::CONTROL)?, names::CONTROL)?,
         })
@@ -467,7 +470,7 @@ impl Maps {
     /// not yet added to the entry (the kernel adds them when the verdict's
     /// lease is renewed).
     fn pending_drops(&self, addr: &Addr) -> u64 {
-        self.sources.get(addr, 0).map_or(0, |values| {
+        self.source_values(addr).map_or(0, |values| {
             values
                 .iter()
                 .filter(|s| s.verdict_gen != 0 && s.verdict == jwtmon_common::verdict::DROP_EXACT)
@@ -550,8 +553,16 @@ impl Maps {
     /// Counters of one source summed over CPUs.
     pub fn source(&self, addr: IpAddr) -> Option<SourceView> {
         let key = crate::target::addr_key(addr);
-        let values = self.sources.get(&key, 0).ok()?;
+        let values = self.source_values(&key)?;
         Some(sum_source(key, values.iter(), clock::monotonic_ns()))
+    }
+
+    /// A source's per-CPU counters, from the map of its address family.
+    fn source_values(&self, key: &Addr) -> Option<aya::maps::PerCpuValues<SourceStats>> {
+        match v4_of_key(key) {
+            Some(v4) => self.sources4.get(&v4, 0).ok(),
+            None => self.sources.get(key, 0).ok(),
+        }
     }
 
     /// The `n` sources with the most packets.
@@ -562,10 +573,26 @@ impl Maps {
             let (key, values) = item.map_err(kernel("iterate", names::SRC_STATS))?;
             all.push(sum_source(key, values.iter(), now));
         }
+        for item in &self.sources4 {
+            let (v4, values) = item.map_err(kernel("iterate", names::SRC_STATS4))?;
+            all.push(sum_source(
+                jwtmon_common::v4_mapped(v4.to_ne_bytes()),
+                values.iter(),
+                now,
+            ));
+        }
         all.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.addr.cmp(&b.addr)));
         all.truncate(n);
         Ok(all)
     }
+}
+
+/// The IPv4 map's key (the address as it sits in the packet) of an
+/// IPv4-mapped datapath key.
+fn v4_of_key(key: &Addr) -> Option<u32> {
+    let (head, v4) = key.split_at(12);
+    (*head == jwtmon_common::v4_mapped([0; 4])[..12])
+        .then(|| u32::from_ne_bytes(v4.try_into().expect("4 bytes")))
 }
 
 fn sum_source<'a>(
