@@ -65,16 +65,17 @@ fn crs_attack_families_recall_floors() {
     };
     let (report, families) = crs::run(&p).unwrap();
     print!("{report}");
-    // Not the 90% goal (see README): floors a little under this session's
-    // figures, so no family regresses unnoticed.
+    // Floors a little under this session's figures, so no family regresses
+    // unnoticed; 921, 930, 933, 934, 941, 943 and 944 are at the 90% goal,
+    // 931 and 932 are not yet (see README).
     for (family, floor) in [
-        ("921", 85.0),
+        ("921", 93.0),
         ("930", 92.0),
         ("931", 70.0),
         ("932", 79.5),
         ("933", 94.0),
         ("934", 91.0),
-        ("941", 85.5),
+        ("941", 90.5),
         ("943", 98.0),
         ("944", 93.5),
     ] {

@@ -240,6 +240,8 @@ catalogue! {
     SequenceAnomalous = "sequence_anomalous", Medium, ALERT;
     /// A Content-Type that would send the body to the wrong parser (a boundary on a non-multipart type, a media type in a parameter, several types).
     EvasionContentType = "evasion_content_type", Medium, ALERT;
+    /// A request two parsers read differently: text after a parameter's array index (`foo[1]a=`), an RFC 2109 `$Version` cookie.
+    EvasionParserConfusion = "evasion_parser_confusion", Medium, ALERT;
     /// TCP in IP fragments to a monitored port (real TCP stacks do not fragment).
     EvasionIpFragment = "evasion_ip_fragment", Medium, ALERT;
 }

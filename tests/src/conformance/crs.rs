@@ -155,6 +155,7 @@ pub const FAMILIES: [(&str, &str, &[&str]); 9] = [
             "request_smuggling",
             "injection_ldap",
             "evasion_content_type",
+            "evasion_parser_confusion",
             // 921240 is mod_proxy's `unix:` socket request (CVE-2021-40438),
             // which jwtmon names for what it does: a server-side request.
             "injection_ssrf",
@@ -203,7 +204,10 @@ pub const FAMILIES: [(&str, &str, &[&str]); 9] = [
     (
         "941",
         "REQUEST-941-APPLICATION-ATTACK-XSS",
-        &["injection_xss"],
+        // CRS's attribute-vector rule (941130) also matches external
+        // entity declarations (`<!ENTITY % x SYSTEM "...">`), which jwtmon
+        // names for what they do.
+        &["injection_xss", "injection_xxe"],
     ),
     (
         "943",

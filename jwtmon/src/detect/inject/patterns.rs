@@ -49,7 +49,7 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                 ),
                 (
                     "event handler attribute",
-                    r"[\x22'`/;,(]\s*on[a-z]{3,}\s*=\s*(?:[^\s=]|$)|\s\s*on[a-z]{3,30}\s*=\s*(?:[^\s=]|\s=)|^\s+on[a-z]{3,30}\s*=\s*$|[\x22'`/;,(\s]formaction\s*=|(?:^|\s)on(?:error|load|click|dblclick|auxclick|mouse[a-z]+|pointer[a-z]+|focus(?:in|out)?|blur|key(?:up|down|press)|submit|change|input|toggle|animation[a-z]+|transition[a-z]+|begin|end|scroll|wheel|drag[a-z]*|drop|play|pause|message|resize|select|show|start|copy|paste|cut|contextmenu|abort|beforeunload|unload|hashchange|popstate|pageshow|loadstart|canplay|seeked|webkit[a-z]+)\s*=\s*[^\s=]",
+                    r"[\x22'`/;,(]\s*on[a-z]{3,}\s*=\s*(?:[^\s=]|$)|\s\s*on[a-z]{3,30}\s*=\s*(?:[^\s=]|\s=)|^\s+on[a-z]{3,48}\s*=\s*$|[\x22'`/;,(\s]formaction\s*=|(?:^|\s)on(?:error|load|click|dblclick|auxclick|mouse[a-z]+|pointer[a-z]+|focus(?:in|out)?|blur|key(?:up|down|press)|submit|change|input|toggle|animation[a-z]+|transition[a-z]+|begin|end|scroll|wheel|drag[a-z]*|drop|play|pause|message|resize|select|show|start|copy|paste|cut|contextmenu|abort|beforeunload|unload|hashchange|popstate|pageshow|loadstart|canplay|seeked|webkit[a-z]+)\s*=\s*[^\s=]",
                 ),
                 (
                     "javascript url",
