@@ -520,4 +520,31 @@ mod tests {
             .is_empty()
         );
     }
+
+    #[test]
+    fn parser_differentials_in_names_and_cookies() {
+        assert_eq!(
+            found("foo[1]a=bar&foo[1]b=x", ""),
+            ["evasion_parser_confusion"]
+        );
+        assert_eq!(found("q=1", "ids[0]x=5"), ["evasion_parser_confusion"]);
+        assert!(found("ids[0][name]=a&ids[]=b", "tags[]=x").is_empty());
+        let with_cookie = |c: &str| {
+            let req = Request {
+                method: "GET".into(),
+                path: "/".into(),
+                cookies: Some(crate::parse::Hidden(c.into())),
+                ..Request::default()
+            };
+            inspect(&InjectionConfig::default(), &req)
+                .into_iter()
+                .map(|h| h.kind.name())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            with_cookie("$Version=1; session=\"deadbeef; PHPSESSID=secret\""),
+            ["evasion_parser_confusion"]
+        );
+        assert!(with_cookie("MyVersion=1; PHPSESSID=secret").is_empty());
+    }
 }
