@@ -3,7 +3,7 @@
 //! that ordinary text also carries now and then. Each level adds to the
 //! ones below. Also the URL checks that need the request's own host: at
 //! level 1 a URL value naming a script on another host (remote file
-//! inclusion); from level 2 any URL to another host, and user info that
+//! inclusion) or a host dressed up as this one; from level 2 any URL to another host, and user info that
 //! disguises the host. What each level
 //! costs in false positives is measured by `cargo xtask conformance`
 //! (README, "Paranoia levels").
@@ -119,6 +119,26 @@ fn url_host(lower: &str) -> Option<(&str, bool)> {
     Some((host, disguised))
 }
 
+/// `host` dressed up as `mine` to pass a prefix or suffix check on the
+/// URL: `example.com.evil.test` (at least two labels after it, so the
+/// company's `example.com.au` is not one) or `evilexample.com` (glued in
+/// front, where a subdomain would have a dot).
+fn lookalike(host: &str, mine: &str) -> bool {
+    if mine.len() < 4 || !mine.contains('.') || mine.parse::<std::net::IpAddr>().is_ok() {
+        return false;
+    }
+    let lower = host.to_ascii_lowercase();
+    let mine = mine.to_ascii_lowercase();
+    if let Some(rest) = lower.strip_prefix(&mine)
+        && let Some(tail) = rest.strip_prefix(['.', '-'])
+    {
+        return tail.split('.').filter(|l| !l.is_empty()).count() >= 2;
+    }
+    lower
+        .strip_suffix(&mine)
+        .is_some_and(|front| !front.is_empty() && !front.ends_with('.'))
+}
+
 /// The shapes of levels up to `level` that `lower` (at `place`, in a
 /// request to `host`) matches, one per kind.
 pub fn detect(
@@ -136,6 +156,8 @@ pub fn detect(
             !h.is_empty() && mine.is_none_or(|m| !m.eq_ignore_ascii_case(h.trim_end_matches('.')));
         if other && remote_script(lower) {
             out.push((Kind::InjectionRfi, "script on another host"));
+        } else if other && mine.is_some_and(|m| lookalike(h.trim_end_matches('.'), m)) {
+            out.push((Kind::InjectionRfi, "look-alike of this host"));
         } else if level >= 2 && disguised {
             out.push((Kind::InjectionRfi, "user info disguising the host"));
         } else if level >= 2 && other && mine.is_some() {
@@ -209,5 +231,26 @@ mod tests {
         assert_eq!(kinds(4, "(a)-[b]{c}"), ["injection_sqli"]);
         // Plain words at any level.
         assert!(kinds(4, "red shoes size 42").is_empty());
+    }
+
+    #[test]
+    fn look_alikes_of_this_host_at_level_one() {
+        for v in [
+            "https://api.example.com.evil.test/cb",
+            "https://api.example.com-login.evil.test/",
+            "https://evilapi.example.com/",
+        ] {
+            assert_eq!(kinds(1, v), ["injection_rfi"], "{v}");
+        }
+        for v in [
+            "https://api.example.com/cb",
+            "https://eu.api.example.com/cb",
+            "https://api.example.com.au/",
+            "https://partner.test/cb",
+        ] {
+            assert!(kinds(1, v).is_empty(), "{v}");
+        }
+        assert!(!lookalike("localhostx", "localhost"));
+        assert!(!lookalike("10.0.0.1.evil.test", "10.0.0.1"));
     }
 }
