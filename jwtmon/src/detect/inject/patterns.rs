@@ -155,6 +155,21 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                     r"/bin/(?:ba|z|da|k)?sh\b|\bcmd\.exe\b|\$\{ifs\}|\$ifs\b",
                 ),
                 (
+                    // Bash's own expansions: `${x#pat}`, `${p%/*}`,
+                    // `${v/a/b}`, `${v:2}`, `${!ref}`, `${#len}`, arithmetic
+                    // `$((...))` and the old `$[...]` with arithmetic or nothing
+                    // in it (not MongoDB's positional `.$[]`). Plain `${name}` is every template
+                    // language's and is not one.
+                    "shell parameter expansion",
+                    r"\$\{[#!]?[a-z_][a-z0-9_]*(?:#|%|//?|:[-=+?]|:[0-9])[^}]*\}|\$\{[#!][a-z_][a-z0-9_]*\}|\$\(\(|(?:^|[^.\w])\$\[\s*(?:[0-9a-z_$() ]*[0-9+*/%-][0-9a-z_$+*/%() -]*)?\]",
+                ),
+                (
+                    // `/bi[n]/bash`, `/[e]tc/passwd`: a bracket class in an
+                    // absolute path's first name.
+                    "bracket glob path",
+                    r"(?:^|[\s=;&|'\x22])/[a-z]*\[[a-z/]+\][a-z]*(?:/|$)",
+                ),
+                (
                     "shell glob path",
                     r"/(?:etc|bin|usr|sbin|dev|proc|tmp|var|home|root)/[^\s]*(?:\[[^\]]+\]|\?)|/\?\?\?/|/\?+[a-z]*\?+(?:/|$)",
                 ),
@@ -461,6 +476,13 @@ mod tests {
             ("data: , <x>", "injection_xss"),
             ("window.location='//evil'", "injection_xss"),
             ("<details open ontoggle=alert(1)>", "injection_xss"),
+            ("${x#{}}", "injection_command"),
+            ("${PATH%/*}/sh", "injection_command"),
+            ("$(($() 42))", "injection_command"),
+            ("$[2+2]", "injection_command"),
+            ("${!ref}", "injection_command"),
+            ("/bi[n]/bash", "injection_command"),
+            ("/[e///]tc", "injection_command"),
         ] {
             assert!(kinds(v).contains(&k), "{v}: {:?}", kinds(v));
         }
@@ -508,6 +530,12 @@ mod tests {
             r"Wall Street\xe2\x80\x99s benchmark index",
             "fields={id,name}&sort={date,-price}",
             "rock 'n' roll, 's'mores",
+            "Hello ${name}, your total is ${total}",
+            "items.$[].qty",
+            "arr.$[elem].grade",
+            "/items[0]/name",
+            "50% off ${price} today",
+            "cost $[USD]",
             "pick {one,two}",
             "x <b c d e",
             "I <3 u b u n t u",
