@@ -30,6 +30,7 @@ const ARGS: &[Place] = &[Place::Query, Place::Cookie];
 
 static SHAPES: LazyLock<(Vec<Shape>, RegexSet)> = LazyLock::new(|| {
     let words = super::patterns::WORDS;
+    let tools = super::patterns::TOOLS;
     let rules: Vec<(u8, Kind, &'static str, &'static [Place], String)> = vec![
         (2, Kind::InjectionCrlf, "line break in a value", LINES, r"[\r\n]".into()),
         (
@@ -60,6 +61,15 @@ static SHAPES: LazyLock<(Vec<Shape>, RegexSet)> = LazyLock::new(|| {
             "shell word then arguments",
             ARGS,
             format!(r"^\s*{words}\s+(?:-{{1,2}}[a-z]|/)"),
+        ),
+        (
+            2,
+            Kind::InjectionCommand,
+            "tool then an argument",
+            VALUES,
+            // `cscli alerts list`, `'ansible-doc' plugin ping`: a tool's
+            // name opening the value, with no shell syntax around it.
+            format!(r#"^\s*['"]?{tools}['"]?\s+['"]?[a-z0-9_./~-]"#),
         ),
         (3, Kind::InjectionCommand, "shell metacharacter", ARGS, r"[;|`]|\$\(|&&".into()),
         (
@@ -224,6 +234,8 @@ mod tests {
             ["injection_rfi"]
         );
         assert_eq!(kinds(2, "env --version"), ["injection_command"]);
+        assert_eq!(kinds(2, "cscli alerts list"), ["injection_command"]);
+        assert!(kinds(1, "cscli alerts list").is_empty());
         assert!(kinds(2, "a;b").is_empty());
         assert_eq!(kinds(3, "a;b"), ["injection_command"]);
         assert_eq!(kinds(3, "select the best"), ["injection_sqli"]);

@@ -28,7 +28,7 @@ fn set(kind: Kind, rules: &[(&'static str, &str)]) -> Set {
 
 /// Tools whose names are not English words: a command wherever it
 /// starts.
-const TOOLS: &str = "(?:cat|tac|ls|id|whoami|uname|ifconfig|netstat|wget|curl|nc|ncat|netcat|socat|telnet|ssh|scp|sftp|tftp|rsync|bash|sh|zsh|dash|ksh|csh|tcsh|busybox|ping|traceroute|nslookup|dig|rm|rmdir|chmod|chown|chgrp|chattr|mkfifo|mknod|dd|tar|gzip|gunzip|zcat|bzip2|bunzip2|xz|unxz|unzip|7z|zstd|base64|base32|xxd|hexdump|strings|grep|egrep|fgrep|awk|gawk|sed|uniq|xargs|printenv|nohup|crontab|sudo|doas|passwd|useradd|usermod|python[0-9.]*|perl|ruby|php[0-9]*|node|nodejs|lua|javac|gcc|c89|c99|powershell|pwsh|cmd(?:\\.exe)?|certutil|bitsadmin|mshta|rundll32|regsvr32|wmic|schtasks|tasklist|taskkill|systeminfo|ipconfig|openssl|gpg|sendmail|systemctl|journalctl|lsof|strace|ltrace|gdb|vim?|nano|emacs|docker|kubectl|ansible(?:-[a-z]+)?|puppet|terraform|gcloud|apt-get|yum|dnf|apk|rpm|dpkg|md5sum|sha[0-9]+sum|readlink|realpath|getent|tclsh|irb|jrunscript|jshell|sqlite3|mysql|psql|redis-cli|nmap|masscan|iptables|nft|modprobe|insmod|chroot|setsid|pkexec|visudo|lastlog|lastb|faillog|flock|rmt(?:-[a-z]+)?|cscli|pipx|knife|chef-[a-z]+|salt-[a-z]+|adduser|deluser|addgroup|groupadd|userdel|chpasswd|chsh|setfacl|getfacl|ldd|objdump|readelf|tcpdump|tshark|hping3|nping|ifup|ifdown|iwconfig|nmcli|hostnamectl|timedatectl|loginctl|poweroff|telinit|fuser|pgrep|pidof|lscpu|lsblk|lspci|lsusb|lsmod|dmesg|sysctl|uptime|vmstat|iostat|whereis|busctl|udevadm|setcap|getcap|runuser|newgrp|perf|ssh-copy-id|ssh-keygen|ssh-add|bsdtar|ll|cpulimit|trap|comm|zstdcat|zstdgrep|zstdless|lastlogin|pip[0-9.]*|gcc[0-9.]*|clang|env|shutdown|reboot|find|killall|pkill|regedit|reg|bcdboot|bcdedit|vssadmin|wevtutil|netsh|sc|aptitude|ab|at|schtasks|icacls|takeown|cacls|attrib|bitsadmin)";
+pub(super) const TOOLS: &str = "(?:cat|tac|ls|id|whoami|uname|ifconfig|netstat|wget|curl|nc|ncat|netcat|socat|telnet|ssh|scp|sftp|tftp|rsync|bash|sh|zsh|dash|ksh|csh|tcsh|busybox|ping|traceroute|nslookup|dig|rm|rmdir|chmod|chown|chgrp|chattr|mkfifo|mknod|dd|tar|gzip|gunzip|zcat|bzip2|bunzip2|xz|unxz|unzip|7z|zstd|base64|base32|xxd|hexdump|strings|grep|egrep|fgrep|awk|gawk|sed|uniq|xargs|printenv|nohup|crontab|sudo|doas|passwd|useradd|usermod|python[0-9.]*|perl|ruby|php[0-9]*|node|nodejs|lua|javac|gcc|c89|c99|powershell|pwsh|cmd(?:\\.exe)?|certutil|bitsadmin|mshta|rundll32|regsvr32|wmic|schtasks|tasklist|taskkill|systeminfo|ipconfig|openssl|gpg|sendmail|systemctl|journalctl|lsof|strace|ltrace|gdb|vim?|nano|emacs|docker|kubectl|ansible(?:-[a-z]+)?|puppet|terraform|gcloud|apt-get|yum|dnf|apk|rpm|dpkg|md5sum|sha[0-9]+sum|readlink|realpath|getent|tclsh|irb|jrunscript|jshell|sqlite3|mysql|psql|redis-cli|nmap|masscan|iptables|nft|modprobe|insmod|chroot|setsid|pkexec|visudo|lastlog|lastb|faillog|flock|rmt(?:-[a-z]+)?|cscli|pipx|knife|chef-[a-z]+|salt-[a-z]+|adduser|deluser|addgroup|groupadd|userdel|chpasswd|chsh|setfacl|getfacl|ldd|objdump|readelf|tcpdump|tshark|hping3|nping|ifup|ifdown|iwconfig|nmcli|hostnamectl|timedatectl|loginctl|poweroff|telinit|fuser|pgrep|pidof|lscpu|lsblk|lspci|lsusb|lsmod|dmesg|sysctl|uptime|vmstat|iostat|whereis|busctl|udevadm|setcap|getcap|runuser|newgrp|perf|ssh-copy-id|ssh-keygen|ssh-add|bsdtar|ll|cpulimit|trap|comm|zstdcat|zstdgrep|zstdless|lastlogin|pip[0-9.]*|gcc[0-9.]*|clang|env|shutdown|reboot|find|killall|pkill|regedit|reg|bcdboot|bcdedit|vssadmin|wevtutil|netsh|sc|aptitude|ab|at|schtasks|icacls|takeown|cacls|attrib|bitsadmin)";
 /// Tools named like English words: a command only after a shell
 /// separator.
 pub(super) const WORDS: &str = "(?:echo|printf|type|head|tail|more|less|find|sort|cut|tr|wc|tee|env|export|set|unset|alias|eval|exec|source|timeout|time|watch|at|su|kill|pkill|killall|ps|top|who|w|last|host|file|date|sleep|yes|seq|test|stat|basename|dirname|column|fold|comm|diff|cmp|paste|join|split|shuf|rev|expand|fmt|pr|iconv|mail|mount|umount|df|du|free|ed|ex|make|go|git|npm|pip|gem|apt|service|history|net|reg|sc|copy|del|dir|move|ren|start|rc|od|nl|ln|mv|cp|touch|mkdir|locate|logger|wall|write|finger|expect|ip|ss)";
@@ -162,6 +162,14 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                     // language's and is not one.
                     "shell parameter expansion",
                     r"\$\{[#!]?[a-z_][a-z0-9_]*(?:#|%|//?|:[-=+?]|:[0-9])[^}]*\}|\$\{[#!][a-z_][a-z0-9_]*\}|\$\(\(|(?:^|[^.\w])\$\[\s*(?:[0-9a-z_$() ]*[0-9+*/%-][0-9a-z_$+*/%() -]*)?\]",
+                ),
+                (
+                    // `bin/ansible`, `usr/sbin/visudo`: a tool by its
+                    // relative install path.
+                    "relative tool path",
+                    &format!(
+                        r"(?:^|[\s;&|'\x22=])(?:usr/)?(?:local/)?s?bin/(?:{TOOLS}|chef|visudo)(?:$|[\s;&|'\x22])"
+                    ),
                 ),
                 (
                     // `/bi[n]/bash`, `/[e]tc/passwd`: a bracket class in an
@@ -483,6 +491,8 @@ mod tests {
             ("${!ref}", "injection_command"),
             ("/bi[n]/bash", "injection_command"),
             ("/[e///]tc", "injection_command"),
+            ("bin/ansible", "injection_command"),
+            ("x;usr/sbin/visudo -f a", "injection_command"),
         ] {
             assert!(kinds(v).contains(&k), "{v}: {:?}", kinds(v));
         }
@@ -536,6 +546,8 @@ mod tests {
             "/items[0]/name",
             "50% off ${price} today",
             "cost $[USD]",
+            "see bin/README for the scripts",
+            "the bin/catalog folder",
             "pick {one,two}",
             "x <b c d e",
             "I <3 u b u n t u",
