@@ -281,7 +281,8 @@ pub fn header_values(req: &Request, all: bool) -> Vec<Cow<'_, str>> {
 }
 
 /// Every value an injection could ride in: the decoded path, each query
-/// and cookie name and value, the free-text header values, and the body's
+/// and cookie name and value, the free-text header values and each of
+/// the Referer's query values, and the body's
 /// values (form fields, JSON keys and strings, multipart text fields, XML
 /// attributes and text, or the raw text; nothing of a binary upload or a
 /// binary file part, where a body labelled binary that is text is text).
@@ -304,6 +305,17 @@ pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
             .into_iter()
             .map(|v| (Place::Header, v)),
     );
+    // The Referer's own query parameters, one value each, as the page that
+    // logs or reflects them reads them.
+    for (_, v) in req
+        .other_headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("referer"))
+    {
+        if let Some((_, q)) = v.split_once('?') {
+            let q = q.split('#').next().unwrap_or("");
+            form_values(q.as_bytes(), Place::Header, &mut out);
+        }
+    }
     match body(req) {
         Cow::Borrowed(b) => body_values(req, b, &mut out),
         // Inflated: its values cannot borrow from the request.
@@ -664,6 +676,28 @@ mod tests {
         assert_eq!(headers, ["Mozilla/5.0", "https://x.test/a?b", "'hi"]);
         assert!(v.iter().all(|(p, _)| *p != Place::Body), "{v:?}");
         assert_eq!(header_values(&r, true).len(), 4);
+    }
+
+    #[test]
+    fn referer_query_values_are_values_of_their_own() {
+        let mut r = req("text/plain", "");
+        r.headers =
+            crate::parse::Hidden("Referer:https://x.test/p?args=env%20--version&n=1#frag\n".into());
+        let headers: Vec<String> = values(&r, 100)
+            .into_iter()
+            .filter(|(p, _)| *p == Place::Header)
+            .map(|(_, s)| s.into())
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                "https://x.test/p?args=env --version&n=1#frag",
+                "args",
+                "env --version",
+                "n",
+                "1"
+            ]
+        );
     }
 
     #[test]
