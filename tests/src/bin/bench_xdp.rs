@@ -24,7 +24,7 @@ const PAIRED_TRIALS: usize = 11;
 /// Timing `repeat` and `2 * repeat` runs and taking the difference keeps
 /// the fraction and cancels the set-up.
 fn trial(prog: &mut Xdp, frame: &[u8], repeat: u32) -> Result<f64> {
-    let mut wall = |n: u32| -> Result<f64> {
+    let wall = |n: u32| -> Result<f64> {
         let started = std::time::Instant::now();
         prog.test_run(TestRunOptions {
             data_in: Some(frame),
