@@ -56,10 +56,11 @@ fn text_after_index(name: &str) -> bool {
 /// its own: servers that still honour it switch to a quoting grammar in
 /// which one quoted value swallows the cookies after it.
 fn rfc2109_cookie(header: &str) -> bool {
-    header.split([';', ',']).any(|pair| {
-        let name = pair.trim().trim_start_matches('"').split('=').next();
-        name.is_some_and(|n| n.trim().eq_ignore_ascii_case("$version"))
-    })
+    header.contains('$')
+        && header.split([';', ',']).any(|pair| {
+            let name = pair.trim().trim_start_matches('"').split('=').next();
+            name.is_some_and(|n| n.trim().eq_ignore_ascii_case("$version"))
+        })
 }
 
 #[cfg(test)]

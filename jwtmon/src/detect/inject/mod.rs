@@ -127,6 +127,10 @@ impl Found<'_> {
             if let Some(shape) = families::session_name(place, &v.to_ascii_lowercase()) {
                 self.add(Kind::SessionFixation, shape, place, v);
             }
+            // A value that is a system catalog's name alone (`msdb`).
+            if sqli::catalog_word(v) {
+                self.add(Kind::InjectionSqli, "catalog name", place, v);
+            }
             return;
         }
         let lower = v.to_ascii_lowercase();
@@ -546,5 +550,12 @@ mod tests {
             ["evasion_parser_confusion"]
         );
         assert!(with_cookie("MyVersion=1; PHPSESSID=secret").is_empty());
+    }
+
+    #[test]
+    fn a_catalog_name_alone_is_sqli_but_a_word_containing_one_is_not() {
+        assert_eq!(found("db=tempdb", ""), ["injection_sqli"]);
+        assert_eq!(found("q=1", "MSysAccessObjects"), ["injection_sqli"]);
+        assert!(found("db=tempdb2&x=cmsdb", "").is_empty());
     }
 }

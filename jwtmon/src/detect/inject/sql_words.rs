@@ -136,7 +136,19 @@ pub(super) const CATALOGS: &[&str] = &[
     "all_tables",
     "user_tables",
     "msysobjects",
+    "msysaccessobjects",
+    "msysaccessstorage",
+    "msysqueries",
+    "msysrelationships",
     "sys.objects",
+    "sysdatabases",
+    "sqlite_temp_master",
+    "pg_toast",
+    "mysql.db",
+    // Short: only as a word of their own (see `sqli::names`).
+    "tempdb",
+    "msdb",
+    "sysaux",
 ];
 
 /// MongoDB query operators: as a JSON key, or `name[$op]` in a form, they

@@ -583,13 +583,26 @@ fn ends_in_short_literal(value: &str, quote: u8) -> bool {
     (1..=8).contains(&tail.len()) && tail.iter().all(u8::is_ascii_alphanumeric)
 }
 
+/// Whether a plain value (no syntax) is a system catalog's name, the
+/// whole of it: a length test first, so ordinary words cost nothing.
+pub fn catalog_word(value: &str) -> bool {
+    CATALOGS
+        .iter()
+        .any(|c| c.len() == value.len() && c.eq_ignore_ascii_case(value))
+}
+
 /// Whether `value` is a SQL injection; the shape found.
 pub fn detect(value: &str) -> Option<&'static str> {
     let s = value.as_bytes();
     if s.len() < 2 {
         return None;
     }
-    if let Some(m) = names().find(value) {
+    // Short names (`msdb`, `tempdb`) count only as words of their own;
+    // long ones anywhere, glued included (`frominformation_schema`).
+    let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    if let Some(m) = names().find_iter(value).find(|m| {
+        m.len() > 6 || !(word(s.get(m.end())) || m.start() > 0 && word(s.get(m.start() - 1)))
+    }) {
         return Some(if m.pattern().as_usize() < CATALOGS.len() {
             "catalog name"
         } else {

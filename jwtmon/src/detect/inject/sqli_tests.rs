@@ -28,6 +28,11 @@ fn injections() {
         "OR 1# ",
         "1='1' or-- -",
         "DROP/*comment*/sampletable",
+        "msdb",
+        "use tempdb;",
+        "MSysAccessObjects",
+        "mysql.db",
+        "1 union select name from master..sysdatabases",
         "declare @b",
         "id=password::int",
         "function(foo)::text",
@@ -68,6 +73,9 @@ fn injections() {
 fn benign() {
     for v in [
         "24-7-TEAM",
+        "cmsdb-backup",
+        "tempdb2024",
+        "my_msdb_notes",
         "1/26/11",
         "TRUE#LAST",
         "Y'ALL COME BACK NOW",
