@@ -267,17 +267,18 @@ fn structured(name: &str) -> bool {
 /// headers), and, with `all`, the structured ones too (for families that
 /// ride any header, such as JNDI lookups). Raw: [`values`] decodes them.
 pub fn header_values(req: &Request, all: bool) -> Vec<Cow<'_, str>> {
-    let mut out: Vec<Cow<'_, str>> = req
-        .user_agent
+    headers(req, all).map(|(_, v)| Cow::Borrowed(v)).collect()
+}
+
+/// [`header_values`] with their names (`User-Agent` first).
+fn headers(req: &Request, all: bool) -> impl Iterator<Item = (&str, &str)> {
+    req.user_agent
         .iter()
-        .map(|u| Cow::Borrowed(u.as_str()))
-        .collect();
-    out.extend(
-        req.other_headers()
-            .filter(|(n, _)| all || !structured(n))
-            .map(|(_, v)| Cow::Borrowed(v)),
-    );
-    out
+        .map(|u| ("user-agent", u.as_str()))
+        .chain(
+            req.other_headers()
+                .filter(move |(n, _)| all || !structured(n)),
+        )
 }
 
 /// Every value an injection could ride in: the decoded path, each query
@@ -300,18 +301,13 @@ pub fn values(req: &Request, max: usize) -> Vec<(Place, Cow<'_, str>)> {
     if let Some(c) = &req.cookies {
         cookie_values(&c.0, &mut out);
     }
-    out.extend(
-        header_values(req, false)
-            .into_iter()
-            .map(|v| (Place::Header, v)),
-    );
-    // The Referer's own query parameters, one value each, as the page that
-    // logs or reflects them reads them.
-    for (_, v) in req
-        .other_headers()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("referer"))
-    {
-        if let Some((_, q)) = v.split_once('?') {
+    for (name, v) in headers(req, false) {
+        out.push((Place::Header, Cow::Borrowed(v)));
+        // The Referer's own query parameters, one value each, as the page
+        // that logs or reflects them reads them.
+        if name.eq_ignore_ascii_case("referer")
+            && let Some((_, q)) = v.split_once('?')
+        {
             let q = q.split('#').next().unwrap_or("");
             form_values(q.as_bytes(), Place::Header, &mut out);
         }

@@ -559,9 +559,10 @@ impl Maps {
 
     /// A source's per-CPU counters, from the map of its address family.
     fn source_values(&self, key: &Addr) -> Option<aya::maps::PerCpuValues<SourceStats>> {
-        match v4_of_key(key) {
-            Some(v4) => self.sources4.get(&v4, 0).ok(),
-            None => self.sources.get(key, 0).ok(),
+        match addr_from_key(*key) {
+            // The IPv4 map is keyed by the address as it sits in the packet.
+            IpAddr::V4(v4) => self.sources4.get(&u32::from_ne_bytes(v4.octets()), 0).ok(),
+            IpAddr::V6(_) => self.sources.get(key, 0).ok(),
         }
     }
 
@@ -585,14 +586,6 @@ impl Maps {
         all.truncate(n);
         Ok(all)
     }
-}
-
-/// The IPv4 map's key (the address as it sits in the packet) of an
-/// IPv4-mapped datapath key.
-fn v4_of_key(key: &Addr) -> Option<u32> {
-    let (head, v4) = key.split_at(12);
-    (*head == jwtmon_common::v4_mapped([0; 4])[..12])
-        .then(|| u32::from_ne_bytes(v4.try_into().expect("4 bytes")))
 }
 
 fn sum_source<'a>(

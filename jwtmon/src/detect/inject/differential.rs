@@ -4,25 +4,30 @@
 //! sent by a browser or an HTTP library; both are how parameter pollution
 //! and cookie smuggling get a value past a filter.
 
-use crate::{detect::fields::form_pairs, parse::Request};
+use crate::{
+    detect::fields::{form_pairs, is_form},
+    parse::Request,
+};
 
 use super::super::fields::Place;
 
 /// What shape of differential a request carries, and where.
 pub fn confusion(req: &Request) -> Vec<(Place, &'static str)> {
     let mut out = Vec::new();
-    let form_body = req.content_type.as_deref().is_some_and(|ct| {
-        ct.trim_start()
-            .get(..33)
-            .is_some_and(|m| m.eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-    });
+    // Only a name with a closing bracket can have text after one.
+    let bracket = |t: &&[u8]| t.contains(&b']');
     let sources = [
-        (Place::Query, req.query.as_deref().map(str::as_bytes)),
-        (Place::Body, form_body.then_some(req.body.as_slice())),
+        (
+            Place::Query,
+            req.query.as_deref().map(str::as_bytes).filter(bracket),
+        ),
+        (
+            Place::Body,
+            Some(req.body.as_slice()).filter(|b| bracket(b) && is_form(req)),
+        ),
     ];
     for (place, text) in sources {
-        // Only a name with a closing bracket can have text after one.
-        if let Some(text) = text.filter(|t| t.contains(&b']'))
+        if let Some(text) = text
             && form_pairs(text).any(|(k, _)| text_after_index(&k))
         {
             out.push((place, "text after a parameter's array index"));

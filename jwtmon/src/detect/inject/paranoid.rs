@@ -3,8 +3,8 @@
 //! that ordinary text also carries now and then. Each level adds to the
 //! ones below. Also the URL checks that need the request's own host: at
 //! level 1 a URL value naming a script on another host (remote file
-//! inclusion) or a host dressed up as this one; from level 2 any URL to another host, and user info that
-//! disguises the host. What each level
+//! inclusion) or a host dressed up as this one; from level 2 any URL to
+//! another host, and user info that disguises the host. What each level
 //! costs in false positives is measured by `cargo xtask conformance`
 //! (README, "Paranoia levels").
 
@@ -132,21 +132,20 @@ fn url_host(lower: &str) -> Option<(&str, bool)> {
 /// `host` dressed up as `mine` to pass a prefix or suffix check on the
 /// URL: `example.com.evil.test` (at least two labels after it, so the
 /// company's `example.com.au` is not one) or `evilexample.com` (glued in
-/// front, where a subdomain would have a dot).
+/// front, where a subdomain would have a dot). Compared without case.
 fn lookalike(host: &str, mine: &str) -> bool {
     if mine.len() < 4 || !mine.contains('.') || mine.parse::<std::net::IpAddr>().is_ok() {
         return false;
     }
-    let lower = host.to_ascii_lowercase();
-    let mine = mine.to_ascii_lowercase();
-    if let Some(rest) = lower.strip_prefix(&mine)
-        && let Some(tail) = rest.strip_prefix(['.', '-'])
+    let n = mine.len();
+    let same = |part: Option<&str>| part.is_some_and(|p| p.eq_ignore_ascii_case(mine));
+    if same(host.get(..n))
+        && let Some(tail) = host[n..].strip_prefix(['.', '-'])
     {
         return tail.split('.').filter(|l| !l.is_empty()).count() >= 2;
     }
-    lower
-        .strip_suffix(&mine)
-        .is_some_and(|front| !front.is_empty() && !front.ends_with('.'))
+    let cut = host.len().saturating_sub(n);
+    host.len() > n && same(host.get(cut..)) && !host[..cut].ends_with('.')
 }
 
 /// The shapes of levels up to `level` that `lower` (at `place`, in a

@@ -168,7 +168,7 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                     // relative install path.
                     "relative tool path",
                     &format!(
-                        r"(?:^|[\s;&|'\x22=])(?:usr/)?(?:local/)?s?bin/(?:{TOOLS}|chef|visudo)(?:$|[\s;&|'\x22])"
+                        r"(?:^|[\s;&|'\x22=])(?:usr/)?(?:local/)?s?bin/(?:{TOOLS}|chef)(?:$|[\s;&|'\x22])"
                     ),
                 ),
                 (
