@@ -14,7 +14,7 @@ use jwtmon_common::{Addr, AllowEntry, BlockEntry, SourceStats, sizes, stat, verd
 use crate::{
     capture,
     counters::{Counters, control},
-    parse::{self, L3, ParseError, parse_l3, parse_tcp},
+    parse::{self, Address, ParseError, parse_l3, parse_tcp},
 };
 
 /// Allocate block entries on demand: a million preallocated 64-byte values
@@ -49,34 +49,41 @@ const NO_REASON: u32 = stat::COUNT;
 /// Interface role "both": enforce, then sample what passes.
 #[xdp]
 pub fn jwtmon_xdp(ctx: XdpContext) -> u32 {
-    xdp_main::<true, true>(&ctx)
+    xdp_main::<true>(&ctx)
 }
 
-/// Interface role "enforce": drops and counts, never samples.
+/// Interface role "enforce": drops and counts, never samples. It parses
+/// the source address and nothing else (`parse_source`), so TCP fragments
+/// are counted only on interfaces that capture.
 #[xdp]
 pub fn jwtmon_xdp_enforce(ctx: XdpContext) -> u32 {
-    xdp_main::<true, false>(&ctx)
+    let mut counters = Counters::get();
+    let (start, end) = (ctx.data(), ctx.data_end());
+    let src = match parse::parse_source(start, end) {
+        Ok(src) => src,
+        Err(e) => return unparsed(&mut counters, e),
+    };
+    let generation = control().map_or(0, |c| c.block_gen);
+    let (action, reason) = enforce(&src, (end - start) as u64, generation);
+    finish(&mut counters, action, reason)
 }
 
 /// Interface role "capture": samples, never drops (e.g. `lo` behind a
 /// TLS-terminating proxy).
 #[xdp]
 pub fn jwtmon_xdp_capture(ctx: XdpContext) -> u32 {
-    xdp_main::<false, true>(&ctx)
+    xdp_main::<false>(&ctx)
 }
 
-/// One body for all roles; the role flags are compile-time constants, so
-/// each entry point pays only for what it does.
+/// The roles that sample; `ENFORCE` is a compile-time constant, so each
+/// entry point pays only for what it does.
 #[inline(always)]
-fn xdp_main<const ENFORCE: bool, const CAPTURE: bool>(ctx: &XdpContext) -> u32 {
+fn xdp_main<const ENFORCE: bool>(ctx: &XdpContext) -> u32 {
     let mut counters = Counters::get();
     let (start, end) = (ctx.data(), ctx.data_end());
     let l3 = match parse_l3(start, end) {
         Ok(l3) => l3,
-        Err(ParseError::NotIp) => return finish(&mut counters, xdp_action::XDP_PASS, stat::NON_IP),
-        Err(ParseError::Malformed) => {
-            return finish(&mut counters, xdp_action::XDP_PASS, stat::PARSE_ERROR);
-        }
+        Err(e) => return unparsed(&mut counters, e),
     };
     if parse::tcp_fragment(&l3) {
         counters.bump(stat::TCP_FRAGMENTS);
@@ -85,7 +92,7 @@ fn xdp_main<const ENFORCE: bool, const CAPTURE: bool>(ctx: &XdpContext) -> u32 {
     let control = control();
     let (action, reason) = if ENFORCE {
         enforce(
-            &l3,
+            &l3.src,
             (end - start) as u64,
             control.map_or(0, |c| c.block_gen),
         )
@@ -95,8 +102,7 @@ fn xdp_main<const ENFORCE: bool, const CAPTURE: bool>(ctx: &XdpContext) -> u32 {
     // Counted before sampling, so the reason is dead there: the verifier
     // then walks the sampler once, not once per reason.
     counters.bump(reason);
-    if CAPTURE
-        && action == xdp_action::XDP_PASS
+    if action == xdp_action::XDP_PASS
         && let Some(control) = control
         && control.sample_rate != 0
         && let Some(tcp) = parse_tcp(start, end, &l3)
@@ -106,6 +112,16 @@ fn xdp_main<const ENFORCE: bool, const CAPTURE: bool>(ctx: &XdpContext) -> u32 {
         capture::forward_client(ctx, start, end, &l3, &tcp, control, ifindex, &mut counters);
     }
     finish(&mut counters, action, NO_REASON)
+}
+
+/// A frame that is not IP, or not well-formed: passed and counted.
+#[inline(always)]
+fn unparsed(counters: &mut Counters, e: ParseError) -> u32 {
+    let reason = match e {
+        ParseError::NotIp => stat::NON_IP,
+        ParseError::Malformed => stat::PARSE_ERROR,
+    };
+    finish(counters, xdp_action::XDP_PASS, reason)
 }
 
 #[inline(always)]
@@ -119,7 +135,7 @@ fn finish(counters: &mut Counters, action: u32, reason: u32) -> u32 {
     action
 }
 
-/// The enforcement decision for a parsed packet of `len` bytes: the action
+/// The enforcement decision for a packet of `len` bytes from `addr`: the action
 /// and the counter that explains it. `generation` is the block generation,
 /// read before any lookup: a change to the maps meanwhile changes it, so a
 /// verdict computed from older maps is never cached as current.
@@ -130,15 +146,15 @@ fn finish(counters: &mut Counters, action: u32, reason: u32) -> u32 {
 /// block, CIDR and allow maps and the real clock are read only when the
 /// lease ran out or the generation moved.
 #[inline(always)]
-fn enforce(l3: &L3, len: u64, generation: u64) -> (u32, u32) {
+fn enforce(addr: &Address, len: u64, generation: u64) -> (u32, u32) {
     // SAFETY: helper without preconditions (inlined by the verifier).
     let jiffies = unsafe { bpf_jiffies64() };
-    let src = l3.src.key();
+    let src = addr.key();
     // IPv4 sources are counted under their 4-byte address: a quarter of
     // the hashing and comparing of the 16-byte IPv4-mapped key. Only the
     // lookup differs: a new source's entry is created there, so nothing
     // after it depends on the family and the verifier walks one body.
-    let source = match l3.src.v4() {
+    let source = match addr.v4() {
         Some(key) => lookup_or_insert(&SRC_STATS4, &key),
         None => lookup_or_insert(&SRC_STATS, src),
     };

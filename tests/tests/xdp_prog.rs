@@ -6,7 +6,7 @@ use std::time::Duration;
 use aya::programs::{TestRun, TestRunOptions};
 use jwtmon::{
     enforce::DatapathConfig,
-    enforce::{BlockSpec, Datapath, Maps},
+    enforce::{BlockSpec, Datapath, Maps, Role},
     target::Target,
 };
 use jwtmon_tests::frames::Frame;
@@ -36,7 +36,12 @@ impl Harness {
     }
 
     fn run(&mut self, frame: &[u8]) -> u32 {
-        let prog = self.dp.xdp().expect("xdp program");
+        self.run_as(Role::Both, frame)
+    }
+
+    /// Runs the program serving `role`.
+    fn run_as(&mut self, role: Role, frame: &[u8]) -> u32 {
+        let prog = self.dp.xdp_for(role).expect("xdp program");
         let opts = TestRunOptions {
             data_in: Some(frame),
             ..TestRunOptions::default()
@@ -621,4 +626,110 @@ fn crlf_led_requests_extension_headers_and_fragments() {
         parsed[0].as_ref().map(|r| r.path.as_str()).ok(),
         Some("/search")
     );
+}
+
+/// The enforce role's program reads the source address and nothing else;
+/// on every frame it must decide and count as role "both" does: blocked,
+/// allowlisted and clean sources, VLAN tags, IPv4 options, fragments,
+/// truncated and malformed headers, non-IP frames.
+#[test]
+fn the_enforce_role_decides_and_counts_like_role_both() {
+    let frames: Vec<(&str, Vec<u8>)> = vec![
+        ("clean v4", Frame::v4("198.51.100.7").build()),
+        ("clean v6", Frame::v6("2001:db8:1::7").build()),
+        ("blocked v4", Frame::v4("203.0.113.9").build()),
+        ("blocked v6", Frame::v6("2001:db8::9").build()),
+        ("CIDR v4", Frame::v4("198.18.3.4").build()),
+        ("CIDR v6", Frame::v6("2001:db8:eeee::4").build()),
+        (
+            "allowlisted inside a block",
+            Frame::v4("198.18.9.9").build(),
+        ),
+        (
+            "blocked behind a VLAN tag",
+            Frame::v4("203.0.113.9").vlan(7).build(),
+        ),
+        (
+            "blocked behind QinQ",
+            Frame::v4("203.0.113.9").qinq(7).build(),
+        ),
+        (
+            "blocked with IPv4 options",
+            Frame::v4("203.0.113.9").with_ipv4_options(2).build(),
+        ),
+        (
+            "blocked, a later fragment",
+            Frame::v4("203.0.113.9").with_ipv4_frag(0x0010).build(),
+        ),
+        (
+            "IPv4 version 6",
+            Frame::v4("203.0.113.9").build_with_ver_ihl(0x65),
+        ),
+        (
+            "IPv4 header length 4 words",
+            Frame::v4("203.0.113.9").build_with_ver_ihl(0x44),
+        ),
+        ("ARP", Frame::arp().build()),
+        (
+            "truncated v4",
+            Frame::v4("203.0.113.9").build()[..30].to_vec(),
+        ),
+        (
+            "truncated v6",
+            Frame::v6("2001:db8::9").build()[..40].to_vec(),
+        ),
+        ("Ethernet header only", vec![0u8; 14]),
+    ];
+    let mut verdicts = Vec::new();
+    let mut totals = Vec::new();
+    for role in [Role::Both, Role::Enforce] {
+        let mut h = Harness::new();
+        h.block("203.0.113.9", None);
+        h.block("2001:db8::9", None);
+        h.block("198.18.0.0/15", None);
+        h.block("2001:db8:eeee::/48", None);
+        h.maps.allow(&"198.18.9.9".parse().unwrap()).unwrap();
+        let seen: Vec<(&str, u32)> = frames
+            .iter()
+            .map(|(name, f)| (*name, h.run_as(role, f)))
+            .collect();
+        verdicts.push(seen);
+        totals.push(
+            [
+                "passed",
+                "dropped",
+                "dropped_exact",
+                "dropped_cidr",
+                "allowlisted",
+                "non_ip",
+                "parse_error",
+            ]
+            .map(|c| (c, h.counter(c))),
+        );
+    }
+    assert_eq!(verdicts[0], verdicts[1], "role both vs. role enforce");
+    assert_eq!(totals[0], totals[1], "role both vs. role enforce");
+    // And the verdicts are the right ones, not merely equal.
+    let dropped: Vec<&str> = verdicts[1]
+        .iter()
+        .filter(|(_, v)| *v == XDP_DROP)
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(
+        dropped,
+        [
+            "blocked v4",
+            "blocked v6",
+            "CIDR v4",
+            "CIDR v6",
+            "blocked behind a VLAN tag",
+            "blocked behind QinQ",
+            "blocked with IPv4 options",
+            "blocked, a later fragment",
+        ]
+    );
+    let counted = |c: &str| totals[1].iter().find(|t| t.0 == c).unwrap().1;
+    // ARP and the all-zero header (EtherType 0).
+    assert_eq!(counted("non_ip"), 2);
+    assert_eq!(counted("parse_error"), 4);
 }

@@ -294,7 +294,12 @@ impl Datapath {
 
     /// The loaded XDP program of role "both" (for `BPF_PROG_TEST_RUN`).
     pub fn xdp(&mut self) -> Result<&mut Xdp, DatapathError> {
-        xdp_program(&mut self.ebpf, programs::XDP_INGRESS)
+        self.xdp_for(Role::Both)
+    }
+
+    /// The loaded XDP program serving `role` (for `BPF_PROG_TEST_RUN`).
+    pub fn xdp_for(&mut self, role: Role) -> Result<&mut Xdp, DatapathError> {
+        xdp_program(&mut self.ebpf, xdp_program_name(role))
     }
 
     /// Takes the ring buffer of HTTP samples (once).

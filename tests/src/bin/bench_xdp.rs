@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use jwtmon::{
     enforce::DatapathConfig,
-    enforce::{BlockSpec, Datapath, Maps},
+    enforce::{BlockSpec, Datapath, Maps, Role},
 };
 use jwtmon_tests::{frames::Frame, xdp_filter::XdpFilter};
 
@@ -141,14 +141,9 @@ fn fill(maps: &mut Maps) -> Result<()> {
     Ok(())
 }
 
-/// xdp-filter on the exact-address rows of `cases` (it has no CIDR
-/// matching): its maps filled to capacity with other addresses plus the
-/// drop targets. Returns its capacity and (row name, jwtmon vs. it).
-fn xdp_filter_rows(
-    ours: &mut Xdp,
-    cases: &[(&str, Vec<u8>)],
-    repeat: u32,
-) -> Result<(u32, Vec<(String, Pair)>)> {
+/// xdp-filter with its maps filled to capacity with other addresses plus
+/// the drop targets of `cases`.
+fn xdp_filter() -> Result<XdpFilter> {
     let mut xf = XdpFilter::load()?;
     let targets: [std::net::IpAddr; 2] = [
         "203.0.113.7".parse().expect("literal"),
@@ -175,6 +170,17 @@ fn xdp_filter_rows(
             r as u16,
         )))?;
     }
+    Ok(xf)
+}
+
+/// `ours` next to xdp-filter on the exact-address rows of `cases` (it has
+/// no CIDR matching): (row name, jwtmon vs. it).
+fn xdp_filter_rows(
+    ours: &mut Xdp,
+    xf: &mut XdpFilter,
+    cases: &[(&str, Vec<u8>)],
+    repeat: u32,
+) -> Result<Vec<(String, Pair)>> {
     let mut out = Vec::new();
     for (name, frame) in cases.iter().filter(|c| !c.0.contains("CIDR match")) {
         out.push((
@@ -182,7 +188,7 @@ fn xdp_filter_rows(
             side_by_side(ours, &mut xf.prog, frame, repeat)?,
         ));
     }
-    Ok((xf.capacity, out))
+    Ok(out)
 }
 
 fn xdp_tools_version() -> String {
@@ -261,8 +267,19 @@ fn main() -> Result<()> {
     for (name, frame) in &cases {
         rows.push(((*name).into(), measure(prog, frame, repeat)?));
     }
-    let anchor = match xdp_filter_rows(prog, &cases, repeat) {
-        Ok(a) => Some(a),
+    // The filter's equal is the enforce role's program (it never samples);
+    // role "both" also reads the sampling knobs for every passed packet.
+    let anchor = match xdp_filter() {
+        Ok(mut xf) => {
+            let mut all = Vec::new();
+            for (role, label) in [(Role::Enforce, "enforce"), (Role::Both, "both")] {
+                let prog = dp.xdp_for(role)?;
+                for (name, p) in xdp_filter_rows(prog, &mut xf, &cases, repeat)? {
+                    all.push((format!("{name}, role {label}"), p));
+                }
+            }
+            Some((xf.capacity, all))
+        }
         Err(e) => {
             eprintln!("xdp-filter anchor unavailable: {e:#}");
             None
