@@ -280,7 +280,7 @@ impl Metrics {
         );
         r.register(
             "jwtmon_capture_buffered_bytes",
-            "Bytes held by the capture stages (reassembly, requests waiting for responses)",
+            "Bytes held by the capture stages (reassembly, requests waiting for responses, the reader's queue)",
             m.buffered_bytes.clone(),
         );
         r.register(

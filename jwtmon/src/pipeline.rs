@@ -210,9 +210,11 @@ pub async fn run(
         tokio::select! {
             record = rx.recv() => match record {
                 Some(record) => {
+                    stats.taken(&record);
                     assembler.push(record, &mut messages, &mut findings);
                     // Take whatever else is queued before writing.
                     while let Ok(record) = rx.try_recv() {
+                        stats.taken(&record);
                         assembler.push(record, &mut messages, &mut findings);
                         if messages.len() >= 4096 {
                             break;
@@ -233,6 +235,7 @@ pub async fn run(
                             .set(i64::try_from(v).unwrap_or(i64::MAX));
                     };
                     gauge("reassembly", assembler.buffered_bytes());
+                    gauge("queue", stats.queued_bytes.load(std::sync::atomic::Ordering::Relaxed));
                     gauge("pending", observer.pending_bytes());
                     if let Some(t) = &assembler.tls {
                         Metrics::set_counter(

@@ -7,7 +7,7 @@ use std::{
     os::fd::AsRawFd,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -25,7 +25,30 @@ pub struct ReaderStats {
     pub records: AtomicU64,
     /// Records that failed to decode.
     pub bad_records: AtomicU64,
+    /// Bytes of records handed to the pipeline and not yet taken
+    /// ([`QUEUE_BYTES`] at most; see [`ReaderStats::taken`]).
+    pub queued_bytes: AtomicUsize,
 }
+
+impl ReaderStats {
+    /// What a queued record holds in memory.
+    fn weight(record: &Record) -> usize {
+        size_of::<Record>() + record.segment.data.capacity()
+    }
+
+    /// The pipeline took `record` off the queue.
+    pub fn taken(&self, record: &Record) {
+        self.queued_bytes
+            .fetch_sub(Self::weight(record), Ordering::Relaxed);
+    }
+}
+
+/// Bytes of decoded records the reader queues for the pipeline at most.
+/// Past it the reader waits and the kernel's ring (`ring_buffer_bytes`)
+/// buffers; when that is full too the kernel skips and counts
+/// (`ringbuf_full`). A count bound alone let the queue hold 65,536 records
+/// of up to `request_bytes` each.
+pub const QUEUE_BYTES: usize = 16 << 20;
 
 /// How often a quiet reader drains without a wake-up.
 pub const POLL: Duration = Duration::from_millis(2);
@@ -125,8 +148,8 @@ fn read(
         if !batch.is_empty() {
             last_record = Some(Instant::now());
         }
-        for seg in batch {
-            if tx.blocking_send(seg).is_err() {
+        for record in batch {
+            if !hand_on(record, tx, stats, stop, QUEUE_BYTES) {
                 return;
             }
         }
@@ -140,6 +163,28 @@ fn read(
         };
         wait_readable(ring.as_raw_fd(), timeout);
     }
+}
+
+/// Queues `record` for the pipeline, first waiting while more than `limit`
+/// bytes are queued. False when the pipeline is gone or the reader is
+/// told to stop.
+fn hand_on(
+    record: Record,
+    tx: &mpsc::Sender<Record>,
+    stats: &ReaderStats,
+    stop: &AtomicBool,
+    limit: usize,
+) -> bool {
+    while stats.queued_bytes.load(Ordering::Relaxed) > limit {
+        if stop.load(Ordering::Relaxed) || tx.is_closed() {
+            return false;
+        }
+        std::thread::sleep(ACTIVE_POLL);
+    }
+    stats
+        .queued_bytes
+        .fetch_add(ReaderStats::weight(&record), Ordering::Relaxed);
+    tx.blocking_send(record).is_ok()
 }
 
 /// Waits until `fd` is readable or `timeout` passes (ppoll: ns precision).
@@ -157,5 +202,65 @@ fn wait_readable(fd: std::os::fd::RawFd, timeout: Duration) {
     // (EINTR) only means the next drain comes sooner.
     unsafe {
         libc::ppoll(&raw mut pfd, 1, &raw const ts, std::ptr::null());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        capture::{Direction, RecordKind, Segment},
+        transport::Transport,
+    };
+
+    fn record(bytes: usize) -> Record {
+        Record {
+            kind: RecordKind::Client,
+            flags: 0,
+            segment: Segment {
+                dir: Direction::Request,
+                time: std::time::SystemTime::UNIX_EPOCH,
+                src: "192.0.2.1:40000".parse().unwrap(),
+                dst: "192.0.2.2:80".parse().unwrap(),
+                seq: 1,
+                ack: 1,
+                payload_len: bytes as u32,
+                data: vec![b'x'; bytes],
+                transport: Transport::Tcp,
+            },
+            tgid: 0,
+            listen_fd: 0,
+        }
+    }
+
+    /// The queue is bounded by bytes, not only by records: past the bound
+    /// the reader waits until the pipeline takes one, and then goes on.
+    #[test]
+    fn the_reader_waits_while_the_queue_is_over_its_bytes() {
+        let (tx, mut rx) = mpsc::channel(1024);
+        let stats = Arc::new(ReaderStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let limit = 3000;
+        // Two 2,000-byte records: the second goes in (1 record is under
+        // the bound), the third must wait.
+        assert!(hand_on(record(2000), &tx, &stats, &stop, limit));
+        assert!(hand_on(record(2000), &tx, &stats, &stop, limit));
+        let sender = std::thread::spawn({
+            let (tx, stats, stop) = (tx.clone(), stats.clone(), stop.clone());
+            move || hand_on(record(2000), &tx, &stats, &stop, limit)
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(rx.len(), 2, "the third record waits for room");
+        let first = rx.try_recv().unwrap();
+        stats.taken(&first);
+        assert!(sender.join().unwrap());
+        assert_eq!(rx.len(), 2, "taking one made room for the third");
+        // A waiting reader gives up when it is told to stop.
+        let full = record(5000);
+        stats
+            .queued_bytes
+            .fetch_add(ReaderStats::weight(&full), Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        assert!(!hand_on(record(10), &tx, &stats, &stop, limit));
     }
 }
