@@ -207,8 +207,13 @@ fn ethertype(start: usize, end: usize) -> Result<(u16, usize), ParseError> {
 /// transport offset that the samplers need are not read (about half of
 /// the instructions before the lookup). The version (and IPv4's header
 /// length) are still checked, as [`parse_l3`] checks them.
+///
+/// With the address it returns the per-source IPv4 map's key when the
+/// source is IPv4 (or IPv4-mapped IPv6), read straight off the header: the
+/// IPv4 path then never packs the address into its mapped form and back
+/// before the lookup.
 #[inline(always)]
-pub fn parse_source(start: usize, end: usize) -> Result<Address, ParseError> {
+pub fn parse_source(start: usize, end: usize) -> Result<(Address, Option<u32>), ParseError> {
     const IPV4_MIN_HLEN: usize = 20;
     const IPV6_HLEN: usize = 40;
     let (proto, off) = ethertype(start, end)?;
@@ -220,7 +225,7 @@ pub fn parse_source(start: usize, end: usize) -> Result<Address, ParseError> {
             if ver_ihl >> 4 != 4 || ver_ihl & 0x0f < 5 {
                 return Err(ParseError::Malformed);
             }
-            Ok(Address::v4_mapped(src))
+            Ok((Address::v4_mapped(src), Some(src)))
         }
         ETH_P_IPV6 => {
             let p = bytes_at(start, end, off, IPV6_HLEN).ok_or(ParseError::Malformed)?;
@@ -229,7 +234,8 @@ pub fn parse_source(start: usize, end: usize) -> Result<Address, ParseError> {
             if ver != 6 {
                 return Err(ParseError::Malformed);
             }
-            Ok(Address([hi, lo]))
+            let addr = Address([hi, lo]);
+            Ok((addr, addr.v4()))
         }
         _ => Err(ParseError::NotIp),
     }

@@ -59,12 +59,12 @@ pub fn jwtmon_xdp(ctx: XdpContext) -> u32 {
 pub fn jwtmon_xdp_enforce(ctx: XdpContext) -> u32 {
     let mut counters = Counters::get();
     let (start, end) = (ctx.data(), ctx.data_end());
-    let src = match parse::parse_source(start, end) {
+    let (src, v4) = match parse::parse_source(start, end) {
         Ok(src) => src,
         Err(e) => return unparsed(&mut counters, e),
     };
     let generation = control().map_or(0, |c| c.block_gen);
-    let (action, reason) = enforce(&src, (end - start) as u64, generation);
+    let (action, reason) = enforce::<true>(&src, v4, (end - start) as u64, generation);
     finish(&mut counters, action, reason)
 }
 
@@ -91,8 +91,11 @@ fn xdp_main<const ENFORCE: bool>(ctx: &XdpContext) -> u32 {
     // One read of the control slot serves both stages.
     let control = control();
     let (action, reason) = if ENFORCE {
-        enforce(
+        // The key is derived inside: an `Option` computed here and carried
+        // across the lookup splits the verifier's states past its budget.
+        enforce::<false>(
             &l3.src,
+            None,
             (end - start) as u64,
             control.map_or(0, |c| c.block_gen),
         )
@@ -135,8 +138,9 @@ fn finish(counters: &mut Counters, action: u32, reason: u32) -> u32 {
     action
 }
 
-/// The enforcement decision for a packet of `len` bytes from `addr`: the action
-/// and the counter that explains it. `generation` is the block generation,
+/// The enforcement decision for a packet of `len` bytes from `addr`: the
+/// action and the counter that explains it. With `KEYED`, `v4` is the IPv4
+/// map key the parser read (else it is derived from `addr`). `generation` is the block generation,
 /// read before any lookup: a change to the maps meanwhile changes it, so a
 /// verdict computed from older maps is never cached as current.
 ///
@@ -146,7 +150,12 @@ fn finish(counters: &mut Counters, action: u32, reason: u32) -> u32 {
 /// block, CIDR and allow maps and the real clock are read only when the
 /// lease ran out or the generation moved.
 #[inline(always)]
-fn enforce(addr: &Address, len: u64, generation: u64) -> (u32, u32) {
+fn enforce<const KEYED: bool>(
+    addr: &Address,
+    v4: Option<u32>,
+    len: u64,
+    generation: u64,
+) -> (u32, u32) {
     // SAFETY: helper without preconditions (inlined by the verifier).
     let jiffies = unsafe { bpf_jiffies64() };
     let src = addr.key();
@@ -154,7 +163,8 @@ fn enforce(addr: &Address, len: u64, generation: u64) -> (u32, u32) {
     // the hashing and comparing of the 16-byte IPv4-mapped key. Only the
     // lookup differs: a new source's entry is created there, so nothing
     // after it depends on the family and the verifier walks one body.
-    let source = match addr.v4() {
+    let v4 = if KEYED { v4 } else { addr.v4() };
+    let source = match v4 {
         Some(key) => lookup_or_insert(&SRC_STATS4, &key),
         None => lookup_or_insert(&SRC_STATS, src),
     };
