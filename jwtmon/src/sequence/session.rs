@@ -21,6 +21,67 @@ const FILTER_BITS: usize = 2048;
 /// false-positive rate stays under about 5% up to here; beyond, later new
 /// n-grams of a long sequence do not add to their share).
 const MAX_GRAMS_COUNTED: u32 = 400;
+/// N-grams kept as exact hashes before a sequence gets its filter: a
+/// session of one or two calls (most of a flood's) counts at most three.
+const FEW_GRAMS: usize = 4;
+
+/// The n-grams a sequence already counted: their hashes while there are
+/// few (exact, inline), a Bloom filter (3 hashes, 256 bytes) after.
+enum Grams {
+    Few { hashes: [u64; FEW_GRAMS], len: u8 },
+    Filter(Box<[u64; FILTER_BITS / 64]>),
+}
+
+impl Grams {
+    const EMPTY: Self = Self::Few {
+        hashes: [0; FEW_GRAMS],
+        len: 0,
+    };
+
+    /// The filter's bits for `h`.
+    fn bits(h: u64) -> [usize; 3] {
+        [h, h.rotate_left(21), h.rotate_left(42)].map(|x| (x as usize) % FILTER_BITS)
+    }
+
+    /// True when `h` may have been added (never false for one that was).
+    fn contains(&self, h: u64) -> bool {
+        match self {
+            Self::Few { hashes, len } => hashes[..usize::from(*len)].contains(&h),
+            Self::Filter(f) => Self::bits(h)
+                .iter()
+                .all(|b| f[b / 64] & (1 << (b % 64)) != 0),
+        }
+    }
+
+    fn add(&mut self, h: u64) {
+        if let Self::Few { hashes, len } = self {
+            if usize::from(*len) < FEW_GRAMS {
+                hashes[usize::from(*len)] = h;
+                *len += 1;
+                return;
+            }
+            let mut filter = Box::new([0u64; FILTER_BITS / 64]);
+            for old in *hashes {
+                for b in Self::bits(old) {
+                    filter[b / 64] |= 1 << (b % 64);
+                }
+            }
+            *self = Self::Filter(filter);
+        }
+        if let Self::Filter(f) = self {
+            for b in Self::bits(h) {
+                f[b / 64] |= 1 << (b % 64);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Self::Few { len, .. } => *len = 0,
+            Self::Filter(f) => f.fill(0),
+        }
+    }
+}
 
 /// The session key of a call: a keyed hash of the first identity source
 /// present.
@@ -64,12 +125,10 @@ pub struct Session {
     pub seen: HashMap<u16, SystemTime>,
     /// Call times per endpoint that a `max_in_window` rule watches.
     pub windows: HashMap<u16, VecDeque<SystemTime>>,
-    /// A Bloom filter (3 hashes) of the n-grams this sequence already
-    /// counted: 256 bytes per session however long it runs (none before
-    /// its first n-gram). A false
+    /// The n-grams this sequence already counted: exact for the first
+    /// few, then a Bloom filter of 256 bytes however long it runs. A false
     /// positive can miss a sequence in a share; it never counts one twice.
-    /// Allocated at the first n-gram: a session of one call has none.
-    grams: Option<Box<[u64; FILTER_BITS / 64]>>,
+    grams: Grams,
     grams_counted: u32,
     /// Surprise of the most recent transitions.
     pub surprise: VecDeque<f64>,
@@ -88,7 +147,7 @@ impl Session {
             recent: VecDeque::new(),
             seen: HashMap::new(),
             windows: HashMap::new(),
-            grams: None,
+            grams: Grams::EMPTY,
             grams_counted: 0,
             surprise: VecDeque::new(),
             anomalous: false,
@@ -101,9 +160,7 @@ impl Session {
     pub fn new_sequence(&mut self) {
         self.len = 0;
         self.recent.clear();
-        if let Some(g) = &mut self.grams {
-            g.fill(0);
-        }
+        self.grams.clear();
         self.grams_counted = 0;
         self.surprise.clear();
         self.anomalous = false;
@@ -124,18 +181,10 @@ impl Session {
 
     /// True the first time this sequence counts n-gram `h` (a hash).
     pub fn first_gram(&mut self, h: u64) -> bool {
-        let bits = [h, h.rotate_left(21), h.rotate_left(42)].map(|x| (x as usize) % FILTER_BITS);
-        let grams = self
-            .grams
-            .get_or_insert_with(|| Box::new([0; FILTER_BITS / 64]));
-        if bits.iter().all(|b| grams[b / 64] & (1 << (b % 64)) != 0)
-            || self.grams_counted >= MAX_GRAMS_COUNTED
-        {
+        if self.grams.contains(h) || self.grams_counted >= MAX_GRAMS_COUNTED {
             return false;
         }
-        for b in bits {
-            grams[b / 64] |= 1 << (b % 64);
-        }
+        self.grams.add(h);
         self.grams_counted += 1;
         true
     }
@@ -143,5 +192,42 @@ impl Session {
     /// The ids of the most recent calls, oldest first.
     pub fn recent_ids(&self) -> impl DoubleEndedIterator<Item = u16> + ExactSizeIterator + '_ {
         self.recent.iter().map(|(id, _)| *id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each n-gram counts once per sequence, across the switch from the
+    /// exact hashes to the filter and after a new sequence starts.
+    #[test]
+    fn an_ngram_counts_once_per_sequence_before_and_after_the_filter() {
+        let mut s = Session::new(SystemTime::UNIX_EPOCH);
+        let hashes: Vec<u64> = (1..=40u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        for (n, h) in hashes.iter().enumerate() {
+            assert!(s.first_gram(*h), "new gram {n}");
+            // Every gram so far is now known, the few and the filtered.
+            assert!(
+                hashes[..=n].iter().all(|old| !s.first_gram(*old)),
+                "after {n}"
+            );
+        }
+        assert!(matches!(s.grams, Grams::Filter(_)));
+        s.new_sequence();
+        assert!(
+            hashes.iter().all(|h| s.first_gram(*h)),
+            "a new sequence counts again"
+        );
+        let mut few = Session::new(SystemTime::UNIX_EPOCH);
+        for h in &hashes[..FEW_GRAMS] {
+            assert!(few.first_gram(*h));
+        }
+        assert!(
+            matches!(few.grams, Grams::Few { .. }),
+            "no filter for a short sequence"
+        );
     }
 }
