@@ -140,9 +140,10 @@ fn finish(counters: &mut Counters, action: u32, reason: u32) -> u32 {
 
 /// The enforcement decision for a packet of `len` bytes from `addr`: the
 /// action and the counter that explains it. With `KEYED`, `v4` is the IPv4
-/// map key the parser read (else it is derived from `addr`). `generation` is the block generation,
-/// read before any lookup: a change to the maps meanwhile changes it, so a
-/// verdict computed from older maps is never cached as current.
+/// map key the parser read (else it is derived from `addr`). `generation`
+/// is the block generation, read before any lookup: a change to the maps
+/// meanwhile changes it, so a verdict computed from older maps is never
+/// cached as current.
 ///
 /// Steady state is one map lookup: a known source carries its verdict
 /// (pass, drop, allowlisted) and a lease in its counters' value, and the

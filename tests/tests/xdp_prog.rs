@@ -694,18 +694,9 @@ fn the_enforce_role_decides_and_counts_like_role_both() {
             .map(|(name, f)| (*name, h.run_as(role, f)))
             .collect();
         verdicts.push(seen);
-        totals.push(
-            [
-                "passed",
-                "dropped",
-                "dropped_exact",
-                "dropped_cidr",
-                "allowlisted",
-                "non_ip",
-                "parse_error",
-            ]
-            .map(|c| (c, h.counter(c))),
-        );
+        // The verdict and parse counters: the first seven slots.
+        let names = &jwtmon_common::stat::NAMES[..7];
+        totals.push(names.iter().map(|c| (*c, h.counter(c))).collect::<Vec<_>>());
     }
     assert_eq!(verdicts[0], verdicts[1], "role both vs. role enforce");
     assert_eq!(totals[0], totals[1], "role both vs. role enforce");
