@@ -214,15 +214,15 @@ fn ethertype(start: usize, end: usize) -> Result<(u16, usize), ParseError> {
 /// before the lookup.
 #[inline(always)]
 pub fn parse_source(start: usize, end: usize) -> Result<(Address, Option<u32>), ParseError> {
-    const IPV4_MIN_HLEN: usize = 20;
-    const IPV6_HLEN: usize = 40;
     let (proto, off) = ethertype(start, end)?;
     match proto {
         ETH_P_IP => {
             let p = bytes_at(start, end, off, IPV4_MIN_HLEN).ok_or(ParseError::Malformed)?;
             // SAFETY: the 20-byte minimum header is in bounds.
             let (ver_ihl, src) = unsafe { (*p, load::<u32>(p.add(12))) };
-            if ver_ihl >> 4 != 4 || ver_ihl & 0x0f < 5 {
+            // As `parse_ipv4` checks it (written alike there: the
+            // verifier's budget for the sampling program is that tight).
+            if ver_ihl >> 4 != 4 || ((ver_ihl & 0x0f) as usize) * 4 < IPV4_MIN_HLEN {
                 return Err(ParseError::Malformed);
             }
             Ok((Address::v4_mapped(src), Some(src)))
@@ -241,9 +241,12 @@ pub fn parse_source(start: usize, end: usize) -> Result<(Address, Option<u32>), 
     }
 }
 
+/// IPv4's header without options, IPv6's fixed header.
+const IPV4_MIN_HLEN: usize = 20;
+const IPV6_HLEN: usize = 40;
+
 #[inline(always)]
 fn parse_ipv4(start: usize, end: usize, off: usize) -> Result<L3, ParseError> {
-    const IPV4_MIN_HLEN: usize = 20;
     // One checked pointer for every fixed-offset read: the verifier tracks
     // the proven range per pointer.
     let p = bytes_at(start, end, off, IPV4_MIN_HLEN).ok_or(ParseError::Malformed)?;
@@ -279,7 +282,6 @@ fn parse_ipv4(start: usize, end: usize, off: usize) -> Result<L3, ParseError> {
 
 #[inline(always)]
 fn parse_ipv6(start: usize, end: usize, off: usize) -> Result<L3, ParseError> {
-    const IPV6_HLEN: usize = 40;
     let p = bytes_at(start, end, off, IPV6_HLEN).ok_or(ParseError::Malformed)?;
     // SAFETY: the 40-byte header is in bounds.
     let (ver, plen, proto, src, dst) = unsafe {

@@ -25,8 +25,8 @@ pub struct ReaderStats {
     pub records: AtomicU64,
     /// Records that failed to decode.
     pub bad_records: AtomicU64,
-    /// Bytes of records handed to the pipeline and not yet taken
-    /// ([`QUEUE_BYTES`] at most; see [`ReaderStats::taken`]).
+    /// Bytes of records handed to the pipeline and not yet taken (at most
+    /// [`QUEUE_BYTES`] and one record; see [`ReaderStats::taken`]).
     pub queued_bytes: AtomicUsize,
 }
 
